@@ -1,0 +1,50 @@
+// The client side of the control API, used by the CLI and by agent processes on the host.
+import { promises as fs } from 'node:fs'
+import { dataPaths } from './config.js'
+import { NodeError } from './errors.js'
+import type { ApiEndpoint } from './api.js'
+
+export class ApiError extends Error {
+  constructor (readonly code: string, message: string, readonly status: number) {
+    super(message)
+    this.name = 'ApiError'
+  }
+}
+
+export class ControlClient {
+  constructor (readonly url: string, private readonly token: string) {}
+
+  static async forDataDir (dataDir: string): Promise<ControlClient> {
+    const paths = dataPaths(dataDir)
+    let endpoint: ApiEndpoint
+    let token: string
+    try {
+      endpoint = JSON.parse(await fs.readFile(paths.apiEndpoint, 'utf8')) as ApiEndpoint
+      token = (await fs.readFile(paths.apiToken, 'utf8')).trim()
+    } catch {
+      throw new NodeError('DAEMON_NOT_RUNNING', `no fleetmesh daemon is running on ${dataDir} (start one with "fleetmesh start")`)
+    }
+    return new ControlClient(endpoint.url, token)
+  }
+
+  async request<T> (method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined
+      })
+    } catch {
+      throw new NodeError('DAEMON_NOT_RUNNING', `the fleetmesh daemon at ${this.url} does not answer (is it running?)`)
+    }
+    const payload = await res.json().catch(() => null) as { error?: { code: string, message: string } } | null
+    if (!res.ok) {
+      throw new ApiError(payload?.error?.code ?? 'API_ERROR', payload?.error?.message ?? `HTTP ${res.status}`, res.status)
+    }
+    return payload as T
+  }
+
+  async get<T> (path: string): Promise<T> { return this.request<T>('GET', path) }
+  async post<T> (path: string, body?: unknown): Promise<T> { return this.request<T>('POST', path, body ?? {}) }
+}
