@@ -1,0 +1,13 @@
+// The public surface of nixos/: the node imports from here only.
+export { NixosError, NixCommandError, ActivationError, ClosureError, type NixosErrorCode } from './errors.js'
+export type { Backend, Generation } from './types.js'
+export { DEFAULT_NIX_CONFIG, assertStorePath, type NixOptions } from './nix.js'
+export { NixProfileBackend, DEFAULT_PROFILE, DEFAULT_KEEP, type ProfileOptions, type ActivationOptions } from './profile.js'
+export {
+  verify, probe, checkName, validatePolicy, OUTPUT_LIMIT,
+  type HealthCheck, type SystemdCheck, type HttpCheck, type CommandCheck, type HealthPolicy,
+  type HealthVerdict, type CheckFailure, type ProbeResult, type VerifyOptions
+} from './health.js'
+export { Journal, newApplyId, encodeRecord, decodeRecord, type ApplyRecord, type ApplyPhase, type JournalDb } from './journal.js'
+export { DeployEngine, type DeployEvent, type ApplyOutcome, type ApplyRequest, type EngineOptions } from './engine.js'
+export { closureInfo, exportClosure, importClosure, fingerprint, nixBase32, parsePathInfos, type PathInfo, type ImportOptions } from './closure.js'

@@ -1,0 +1,107 @@
+# NixOS module for the fleetmesh daemon: `services.fleetmesh`.
+#
+# Evaluating it needs nixpkgs (lib, pkgs, the NixOS module system): import it from a
+# NixOS configuration (`imports = [ ./nixos/module.nix ];`). Without nixpkgs it can only
+# be parsed (`nix-instantiate --parse nixos/module.nix`, which the tests do).
+#
+# The health check options mirror the TypeScript config types in nixos/health.ts
+# (kind, name, intervalMs, retries, timeoutMs; units / url, expectStatus / command), so
+# the generated JSON is read by the daemon as is.
+{ config, lib, pkgs, ... }:
+
+let
+  cfg = config.services.fleetmesh;
+  inherit (lib) mkEnableOption mkIf mkOption types;
+
+  commonCheckOptions = {
+    name = mkOption { type = types.nullOr types.str; default = null; description = "Name in results and audit events."; };
+    intervalMs = mkOption { type = types.ints.positive; default = 1000; description = "Pause between probes."; };
+    retries = mkOption { type = types.ints.positive; default = 3; description = "Consecutive failed probes that fail the check."; };
+    timeoutMs = mkOption { type = types.ints.positive; default = 5000; description = "Limit of one probe."; };
+  };
+
+  healthCheck = types.submodule {
+    options = commonCheckOptions // {
+      kind = mkOption { type = types.enum [ "systemd" "http" "command" ]; };
+      units = mkOption { type = types.listOf types.str; default = [ ]; description = "systemd: units that must be active."; };
+      url = mkOption { type = types.nullOr types.str; default = null; description = "http: URL to GET."; };
+      expectStatus = mkOption { type = types.ints.between 100 599; default = 200; description = "http: expected status."; };
+      command = mkOption { type = types.nullOr (types.either types.str (types.listOf types.str)); default = null; description = "command: argv, or a string for /bin/sh -c; must exit 0."; };
+    };
+  };
+
+  # Drop the options that do not apply to a check's kind, and unset names.
+  checkToJSON = c: lib.filterAttrs (_: v: v != null) ({
+    inherit (c) kind name intervalMs retries timeoutMs;
+  } // lib.optionalAttrs (c.kind == "systemd") { inherit (c) units; }
+    // lib.optionalAttrs (c.kind == "http") { inherit (c) url expectStatus; }
+    // lib.optionalAttrs (c.kind == "command") { inherit (c) command; });
+
+  healthFile = pkgs.writeText "fleetmesh-health.json" (builtins.toJSON {
+    soakMs = cfg.soakMs;
+    checks = map checkToJSON cfg.healthChecks;
+  });
+in
+{
+  options.services.fleetmesh = {
+    enable = mkEnableOption "the fleetmesh daemon (mesh member, rollout agent)";
+    package = mkOption { type = types.package; description = "The fleetmesh package (provides bin/fleetmesh)."; };
+    dataDir = mkOption { type = types.path; default = "/var/lib/fleetmesh"; description = "Keys, audit chain, journal."; };
+    listenAddresses = mkOption {
+      type = types.listOf types.str;
+      default = [ "/ip4/0.0.0.0/tcp/4001" "/ip6/::/tcp/4001" ];
+      description = "libp2p multiaddrs to listen on.";
+    };
+    bootstrap = mkOption { type = types.listOf types.str; default = [ ]; description = "Multiaddrs of members to dial at start."; };
+    healthChecks = mkOption { type = types.listOf healthCheck; default = [ ]; description = "Checks a new generation must pass."; };
+    soakMs = mkOption { type = types.ints.unsigned; default = 60000; description = "How long checks must stay clean before a generation counts as good."; };
+    extraArgs = mkOption { type = types.listOf types.str; default = [ ]; description = "Extra arguments to `fleetmesh start`."; };
+  };
+
+  config = mkIf cfg.enable {
+    systemd.services.fleetmesh = {
+      description = "fleetmesh: mesh member and rollout agent";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
+      # nix-env and switch-to-configuration must be on PATH for activation.
+      path = [ config.nix.package pkgs.coreutils ];
+      serviceConfig = {
+        ExecStart = lib.escapeShellArgs ([
+          "${cfg.package}/bin/fleetmesh" "start"
+          "--data-dir" cfg.dataDir
+          "--health" "${healthFile}"
+        ] ++ lib.concatMap (a: [ "--listen" a ]) cfg.listenAddresses
+          ++ lib.concatMap (a: [ "--bootstrap" a ]) cfg.bootstrap
+          ++ cfg.extraArgs);
+        # A deploy agent that stays down cannot roll a bad generation back.
+        Restart = "always";
+        RestartSec = "2s";
+        # switch-to-configuration restarts changed units, possibly this one: it must not be
+        # killed half-way through its own activation (the journal would recover, but
+        # finishing is better), so only the main process gets the stop signal.
+        KillMode = "process";
+        StateDirectory = "fleetmesh";
+        StateDirectoryMode = "0700";
+        UMask = "0077";
+
+        # Hardening that still lets the activation command switch the system. It runs as
+        # root and writes /nix/var/nix/profiles (nix-env --set), /nix/store (nix copy),
+        # /boot (bootloader entries), /etc (the new /etc) and talks to systemd to restart
+        # units: so no ProtectSystem=strict/full, no ReadOnlyPaths on /nix, /etc or /boot,
+        # no PrivateTmp/ProtectHome that would hide paths activation scripts use, no
+        # NoNewPrivileges (activation may run setuid wrappers), no SystemCallFilter
+        # (activation runs arbitrary system tools). What remains is what cannot affect it:
+        ProtectKernelTunables = false; # activation applies sysctl settings
+        ProtectKernelModules = false; # and may load kernel modules
+        LockPersonality = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = false; # activation creates setuid wrappers
+        MemoryDenyWriteExecute = false; # Node's JIT needs W+X pages
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK" ];
+        ProtectClock = true;
+        ProtectHostname = false; # activation sets the hostname
+      };
+    };
+  };
+}
