@@ -11,7 +11,19 @@ import { writeFileAtomic } from './fs-atomic.js'
 
 export const MAX_REQUEST_BODY = 1024 * 1024
 
+/** Who is calling: the operator (the data dir's token) or a local agent (its own token). */
+export type Principal = { kind: 'operator' } | { kind: 'agent', agent: string }
+
+/** Resolves a presented token that is not the operator's; undefined refuses the call. */
+export type Authenticator = (token: string) => Promise<Principal | undefined>
+
+export interface RouteOptions {
+  /** agents may call this route with their own token (default: operator only) */
+  agents?: boolean
+}
+
 export interface ApiRequest {
+  principal: Principal
   method: string
   path: string
   query: URLSearchParams
@@ -23,7 +35,7 @@ export interface ApiRequest {
 /** A handler returns a JSON-able value, or takes over the response itself (streams). */
 export type ApiHandler = (req: ApiRequest, res: ServerResponse) => Promise<unknown>
 
-interface Route { method: string, pattern: RegExp, keys: string[], handler: ApiHandler }
+interface Route { method: string, pattern: RegExp, keys: string[], handler: ApiHandler, agents: boolean }
 
 export interface ApiEndpoint { url: string, pid: number }
 
@@ -65,6 +77,7 @@ async function readBody (req: IncomingMessage): Promise<unknown> {
 
 const STATUS_OF: Partial<Record<string, number>> = {
   API_UNAUTHORISED: 401,
+  API_FORBIDDEN: 403,
   API_BAD_REQUEST: 400,
   API_NOT_FOUND: 404
 }
@@ -72,14 +85,26 @@ const STATUS_OF: Partial<Record<string, number>> = {
 export class ApiServer {
   private readonly routes: Route[] = []
   private server?: Server
+  private authenticator: Authenticator = async () => undefined
 
   constructor (private readonly token: string, private readonly log: Logger) {}
 
   /** `path` may hold `:name` segments, handed to the handler in `params`. */
-  route (method: string, path: string, handler: ApiHandler): void {
+  route (method: string, path: string, handler: ApiHandler, opts: RouteOptions = {}): void {
     const keys: string[] = []
     const pattern = new RegExp('^' + path.replace(/:([a-zA-Z]+)/g, (_, k: string) => { keys.push(k); return '([^/]+)' }) + '$')
-    this.routes.push({ method, pattern, keys, handler })
+    this.routes.push({ method, pattern, keys, handler, agents: opts.agents ?? false })
+  }
+
+  setAuthenticator (fn: Authenticator): void {
+    this.authenticator = fn
+  }
+
+  private async principalFor (presented: string): Promise<Principal> {
+    if (tokenMatches(this.token, presented)) return { kind: 'operator' }
+    const p = presented.length > 0 && presented.length <= 256 ? await this.authenticator(presented) : undefined
+    if (p === undefined) throw new NodeError('API_UNAUTHORISED', 'missing or wrong API token')
+    return p
   }
 
   async listen (host: string, port: number): Promise<string> {
@@ -106,15 +131,16 @@ export class ApiServer {
     try {
       const auth = req.headers.authorization ?? ''
       const presented = auth.startsWith('Bearer ') ? auth.slice(7) : (url.searchParams.get('token') ?? '')
-      if (!tokenMatches(this.token, presented)) throw new NodeError('API_UNAUTHORISED', 'missing or wrong API token')
+      const principal = await this.principalFor(presented)
       const method = req.method ?? 'GET'
       for (const r of this.routes) {
         if (r.method !== method) continue
         const m = r.pattern.exec(url.pathname)
         if (m == null) continue
+        if (principal.kind !== 'operator' && !r.agents) throw new NodeError('API_FORBIDDEN', 'this route needs the operator token')
         const params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(m[i + 1])]))
         const body = method === 'GET' ? undefined : await readBody(req)
-        const result = await r.handler({ method, path: url.pathname, query: url.searchParams, params, body, raw: req }, res)
+        const result = await r.handler({ principal, method, path: url.pathname, query: url.searchParams, params, body, raw: req }, res)
         if (!res.headersSent) {
           res.writeHead(200, { 'content-type': 'application/json' })
           res.end(JSON.stringify(result ?? null))

@@ -1,22 +1,62 @@
 // The operator's single entry point. Human output by default, --json on every query, and
-// exit codes scripts can rely on: 0 ok, 1 failed, 2 usage, 3 daemon not running, 4 locked.
+// exit codes scripts can rely on: 0 ok, 1 failed, 2 usage, 3 daemon not running, 4 locked,
+// 5 refused (pairing refused, verification failed).
 import { Command, CommanderError } from 'commander'
-import { promises as fs } from 'node:fs'
-import { createIdentity } from '../crypto/identity.js'
-import { DEFAULT_CONFIG, dataPaths, defaultDataDir, writeConfig } from './config.js'
+import { createReadStream } from 'node:fs'
+import { pino } from 'pino'
+import { defaultDataDir } from './config.js'
 import { ControlClient } from './client.js'
-import { NodeError } from './errors.js'
 import { runDaemon } from './daemon.js'
-import type { NodeStatus, PeerInfo } from './mesh.js'
+import { initHost } from './init.js'
+import { registerRoomCommands } from './cli-rooms.js'
+import { MeshNode } from './mesh.js'
+import { runningDaemon, viaDaemonOrStore } from './offline.js'
+import { entryRow, type EntryRow, type MemberRow, type NodeStatus, type PeerInfo } from './routes.js'
+import type { IssuedInvite, JoinResult } from './pairing.js'
+import { exportJsonl, verifyJsonl, type VerifyAllResult } from '../protocols/audit/index.js'
 
-const EXIT: Record<string, number> = { DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4 }
+const EXIT: Record<string, number> = { DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4, REFUSED: 5 }
+const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'ALREADY_MEMBER', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
+
+class Refused extends Error { readonly code = 'REFUSED' }
 
 interface GlobalOpts { dataDir: string }
 
 function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
+}
+
+/** `--since` takes an ISO time, epoch milliseconds, or a duration back from now (90s, 2h, 7d). */
+function parseSince (text: string): number {
+  const d = /^(\d+)(s|m|h|d)$/.exec(text)
+  if (d !== null) return Date.now() - Number(d[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[d[2] as 's' | 'm' | 'h' | 'd']
+  if (/^\d+$/.test(text)) return Number(text)
+  const t = Date.parse(text)
+  if (Number.isNaN(t)) throw new CommanderError(2, 'fleetmesh.since', `--since: cannot read "${text}" as a time`)
+  return t
+}
+
+function short (id: string): string {
+  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
+}
+
+function printVerify (r: VerifyAllResult | { ok: false, entries: number, feed: string, seq: number, code: string, reason: string }, json: boolean): void {
+  if (json) { out(JSON.stringify(r.ok ? r : { ok: false, entries: r.entries, feed: r.feed, seq: r.seq, code: 'error' in r ? r.error.code : r.code, reason: 'error' in r ? r.error.message : r.reason })); return }
+  if (r.ok) out(`ok: ${r.entries} entries in ${r.feeds} feeds verify (signatures, hash links, sequence)`)
+  else out(`FAILED at feed ${r.feed} seq ${r.seq}: ${'error' in r ? `${r.error.code}: ${r.error.message}` : `${r.code}: ${r.reason}`} (${r.entries} entries checked before it)`)
+  if (!r.ok) throw new Refused(`audit verification failed at ${r.feed}#${r.seq}`)
+}
+
+/** With no daemon running, `join` runs the node just long enough to pair and catch up. */
+async function joinWithoutDaemon (dataDir: string, code: string): Promise<JoinResult> {
+  const node = await MeshNode.start({ dataDir, logger: pino({ level: 'warn' }, pino.destination(2)) })
+  try {
+    return await node.join(code)
+  } finally {
+    await node.stop()
+  }
 }
 
 export function buildCli (): Command {
@@ -31,20 +71,14 @@ export function buildCli (): Command {
 
   program.command('init')
     .description('create the data dir, the host identity and a default config')
+    .option('--mesh <name>', 'found a new mesh with this host as its first admin')
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect)
     .option('--json', 'machine-readable output')
-    .action(async (o: { listen?: string[], json?: boolean }) => {
-      const { dataDir } = globals()
-      const paths = dataPaths(dataDir)
-      await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
-      const identity = await createIdentity(paths.identity).catch((err: { code?: string }) => {
-        if (err.code === 'IDENTITY_EXISTS') throw new NodeError('ALREADY_INITIALISED', `${dataDir} is already initialised`)
-        throw err
-      })
-      await writeConfig(dataDir, { ...DEFAULT_CONFIG, listen: o.listen ?? DEFAULT_CONFIG.listen })
-      const peerId = identity.peerId.toString()
-      if (o.json === true) out(JSON.stringify({ peerId, dataDir }))
-      else out(`initialised ${dataDir}\npeer id: ${peerId}`)
+    .action(async (o: { mesh?: string, listen?: string[], json?: boolean }) => {
+      const r = await initHost(globals().dataDir, { listen: o.listen, mesh: o.mesh })
+      if (o.json === true) return out(JSON.stringify(r))
+      out(`initialised ${r.dataDir}\npeer id: ${r.peerId}`)
+      if (r.mesh !== null) out(`founded mesh ${r.mesh.name} (${r.mesh.id}); this host is its admin`)
     })
 
   program.command('start')
@@ -56,16 +90,19 @@ export function buildCli (): Command {
     })
 
   program.command('status')
-    .description('this host\'s identity, addresses and connections')
+    .description('this host\'s identity, mesh, addresses and connections')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => {
       const s = await (await client()).get<NodeStatus>('/v1/status')
       if (o.json === true) return out(JSON.stringify(s))
       out(`peer id:   ${s.peerId}`)
-      out(`version:   ${s.version}`)
-      out(`data dir:  ${s.dataDir}`)
-      out(`up since:  ${new Date(s.startedAt).toISOString()}`)
+      out(`mesh:      ${s.mesh === null ? '(none: join one with "fleetmesh join CODE")' : `${s.mesh.name} (${s.mesh.id})`}`)
+      out(`role:      ${s.role ?? '-'}`)
+      out(`members:   ${s.members}`)
       out(`peers:     ${s.connectedPeers}`)
+      out(`audit log: ${s.entries} entries in ${s.feeds} feeds`)
+      if (s.equivocatingFeeds.length > 0) out(`ALERT:     equivocating feeds: ${s.equivocatingFeeds.join(', ')}`)
+      out(`up since:  ${new Date(s.startedAt).toISOString()}   version ${s.version}`)
       for (const a of s.addresses) out(`listening: ${a}`)
     })
 
@@ -77,10 +114,121 @@ export function buildCli (): Command {
       if (o.json === true) return out(JSON.stringify(peers))
       if (peers.length === 0) return out('no connected peers')
       for (const p of peers) {
-        out(`${p.peerId}  ${p.direction.padEnd(8)} ${(p.encryption ?? '?').padEnd(26)} ${p.rttMs != null ? `${p.rttMs} ms` : ''}  ${p.addresses.join(' ')}`)
+        out(`${p.peerId}  ${p.member ? 'member  ' : 'stranger'} ${p.direction.padEnd(8)} ${(p.encryption ?? '?').padEnd(26)} ${p.rttMs != null ? `${p.rttMs} ms` : ''}  ${p.addresses.join(' ')}`)
       }
     })
 
+  program.command('members')
+    .description('members of the mesh, as this host\'s copy of the log says')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const rows = await (await client()).get<MemberRow[]>('/v1/members')
+      if (o.json === true) return out(JSON.stringify(rows))
+      if (rows.length === 0) return out('no members (this host is not in a mesh yet)')
+      for (const m of rows) {
+        const seen = m.online ? 'online' : m.lastSeen !== null ? `seen ${new Date(m.lastSeen).toISOString()}` : 'offline'
+        out(`${m.peerId}  ${m.role.padEnd(7)} ${(m.tags.join(',') || '-').padEnd(16)} by ${short(m.admittedBy)} ${new Date(m.admittedAt).toISOString()}  ${seen}`)
+      }
+    })
+
+  program.command('invite')
+    .description('print an invite code for a new host (admins only)')
+    .option('--ttl <duration>', 'how long the code stays valid (90s, 30m, 1h, 7d)', '1h')
+    .option('--uses <n>', 'how many hosts may join with it', '1')
+    .option('--role <role>', 'host or admin', 'host')
+    .option('--tag <tag>', 'tag granted to the new host (repeatable)', collect)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { ttl: string, uses: string, role: string, tag?: string[], json?: boolean }) => {
+      const inv = await (await client()).post<IssuedInvite>('/v1/invites', { ttl: o.ttl, uses: Number(o.uses), role: o.role, tags: o.tag ?? [] })
+      if (o.json === true) return out(JSON.stringify(inv))
+      out(inv.code)
+      process.stderr.write(`invite ${inv.inviteId}: ${inv.role}${inv.tags.length > 0 ? ` [${inv.tags.join(',')}]` : ''}, ${inv.uses} use(s), expires ${new Date(inv.expiresAt * 1000).toISOString()}\n`)
+    })
+
+  program.command('join')
+    .description('join a mesh with an invite code (after "fleetmesh init")')
+    .argument('<code>', 'the invite code printed by "fleetmesh invite"')
+    .option('--json', 'machine-readable output')
+    .action(async (code: string, o: { json?: boolean }) => {
+      const dataDir = globals().dataDir
+      let r: JoinResult
+      try {
+        const daemon = await runningDaemon(dataDir)
+        r = daemon !== undefined ? await daemon.post<JoinResult>('/v1/join', { code }) : await joinWithoutDaemon(dataDir, code)
+      } catch (err) {
+        const c = (err as { code?: string }).code ?? ''
+        if (PAIRING_CODES.has(c)) throw new Refused(`join refused (${c}): ${(err as Error).message}`)
+        throw err
+      }
+      if (o.json === true) return out(JSON.stringify(r))
+      out(`joined mesh ${r.name} (${r.meshId}) through ${r.inviter}`)
+      out(r.admitted ? 'admitted: this host is a member' : 'paired; the admit entry has not reached this host yet (it will on the next sync)')
+    })
+
+  program.command('revoke')
+    .description('revoke a member (admins only); every host disconnects it')
+    .argument('<peer>', 'the member\'s peer id')
+    .option('--reason <text>', 'why, for the audit trail')
+    .option('--json', 'machine-readable output')
+    .action(async (peer: string, o: { reason?: string, json?: boolean }) => {
+      const r = await (await client()).post<{ peer: string, after: number }>('/v1/revoke', { peer, reason: o.reason })
+      if (o.json === true) return out(JSON.stringify(r))
+      out(`revoked ${r.peer} (its entries after seq ${r.after} carry no authority)`)
+    })
+
+  const audit = program.command('audit').description('the signed, replicated audit trail')
+  audit.command('log')
+    .description('entries, oldest first')
+    .option('--feed <peer>', 'only this author\'s feed')
+    .option('--kind <kind>', 'only this kind')
+    .option('--since <time>', 'ISO time, epoch ms, or a duration back (2h)')
+    .option('--limit <n>', 'at most this many')
+    .option('--json', 'one JSON object per line')
+    .action(async (o: { feed?: string, kind?: string, since?: string, limit?: string, json?: boolean }) => {
+      const since = o.since !== undefined ? parseSince(o.since) : undefined
+      const rows = await viaDaemonOrStore<EntryRow[]>(globals().dataDir, async (c) => {
+        const q = new URLSearchParams()
+        if (o.feed !== undefined) q.set('feed', o.feed)
+        if (o.kind !== undefined) q.set('kind', o.kind)
+        if (since !== undefined) q.set('since', String(since))
+        if (o.limit !== undefined) q.set('limit', o.limit)
+        return c.get<EntryRow[]>(`/v1/audit/log?${q.toString()}`)
+      }, async ({ store }) => {
+        const rows: EntryRow[] = []
+        for await (const s of store.log({ kind: o.kind, since, limit: o.limit !== undefined ? Number(o.limit) : undefined })) {
+          if (o.feed === undefined || s.entry.feed === o.feed) rows.push(entryRow(s))
+        }
+        return rows
+      })
+      for (const r of rows) {
+        if (o.json === true) out(JSON.stringify(r))
+        else out(`${new Date(r.ts).toISOString()}  ${short(r.feed)}#${String(r.seq).padEnd(5)} ${r.kind.padEnd(15)} ${JSON.stringify(r.body).slice(0, 120)}`)
+      }
+    })
+
+  audit.command('verify')
+    .description('re-check every entry: signatures, hash links, sequence; names the first bad entry')
+    .option('--file <jsonl>', 'verify an export file instead of this host\'s store')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { file?: string, json?: boolean }) => {
+      if (o.file !== undefined) return printVerify(await verifyJsonl(createReadStream(o.file)), o.json === true)
+      const r = await viaDaemonOrStore(globals().dataDir,
+        async (c) => c.post<VerifyAllResult | { ok: false, entries: number, feed: string, seq: number, code: string, reason: string }>('/v1/audit/verify'),
+        async ({ store }) => store.verifyAll())
+      printVerify(r, o.json === true)
+    })
+
+  audit.command('export')
+    .description('write every entry as JSON lines (see README: verifying an export)')
+    .action(async () => {
+      await viaDaemonOrStore(globals().dataDir, async (c) => {
+        const res = await fetch(`${c.url}/v1/audit/export`, { headers: { authorization: `Bearer ${c.token}` } })
+        if (!res.ok || res.body === null) throw new Error(`export failed: HTTP ${res.status}`)
+        for await (const chunk of res.body) if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve))
+      }, async ({ store }) => { await exportJsonl(store, process.stdout) })
+    })
+
+  registerRoomCommands(program, client)
   return program
 }
 

@@ -12,7 +12,7 @@ export class ApiError extends Error {
 }
 
 export class ControlClient {
-  constructor (readonly url: string, private readonly token: string) {}
+  constructor (readonly url: string, readonly token: string) {}
 
   static async forDataDir (dataDir: string): Promise<ControlClient> {
     const paths = dataPaths(dataDir)

@@ -7,8 +7,10 @@ export type NodeErrorCode =
   | 'ALREADY_INITIALISED'
   | 'DAEMON_NOT_RUNNING'
   | 'API_UNAUTHORISED'
+  | 'API_FORBIDDEN'
   | 'API_BAD_REQUEST'
   | 'API_NOT_FOUND'
+  | 'NOT_ADMIN'
 
 export class NodeError extends Error {
   constructor (readonly code: NodeErrorCode, message: string) {

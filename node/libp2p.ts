@@ -6,7 +6,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { gossipsub } from '@libp2p/gossipsub'
-import { noise } from '@chainsafe/libp2p-noise'
+import { hybridNoise } from '../crypto/noise/index.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { concatBytes } from '@noble/hashes/utils.js'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
@@ -28,6 +28,8 @@ export interface MeshLibp2pOptions {
   privateKey: PrivateKey
   listen: string[]
   gater?: ConnectionGater
+  /** gossipsub's application-specific score: how the membership gate reaches gossip */
+  gossipScore?: (peer: string) => number
 }
 
 const EMPTY = new Uint8Array(0)
@@ -37,7 +39,9 @@ export async function createMeshLibp2p (opts: MeshLibp2pOptions): Promise<MeshLi
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    // Only the hybrid encrypter: offering classic Noise beside it would let an on-path attacker
+    // strip the post-quantum one during plaintext multistream-select.
+    connectionEncrypters: [hybridNoise()],
     streamMuxers: [yamux()],
     connectionGater: opts.gater,
     connectionManager: {
@@ -51,6 +55,7 @@ export async function createMeshLibp2p (opts: MeshLibp2pOptions): Promise<MeshLi
       ping: ping(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
+        ...(opts.gossipScore !== undefined ? { scoreParams: { appSpecificScore: opts.gossipScore } } : {}),
         // Without a fast id gossipsub re-verifies the signature of every duplicate it receives.
         fastMsgIdFn: (msg) => Buffer.from(sha256(concatBytes(msg.from ?? EMPTY, msg.seqno ?? EMPTY, msg.data ?? EMPTY))).toString('base64')
       })

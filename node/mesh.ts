@@ -1,17 +1,31 @@
-// The composition root of a host: identity, store, libp2p and the control API, opened and
-// closed in one order. Features (audit chain, membership, deploys, rooms) attach here.
+// The composition root of a host: identity, store, membership, libp2p, replication and the
+// control API, opened in dependency order and closed in reverse. Features attach here.
 import { Level } from 'level'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { pino, type Logger } from 'pino'
+import type { Connection } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { loadIdentity, type HostIdentity } from '../crypto/identity.js'
+import { AuditStore, AuditSync, Witness, auditSublevel, createKindRegistry, type KindRegistry } from '../protocols/audit/index.js'
+import { registerMembershipKinds } from '../protocols/membership/index.js'
+import { rolloutSchemas } from '../protocols/rollout/index.js'
+import { registerRoomKinds } from '../protocols/rooms/index.js'
+import { attachRooms, type Rooms } from './rooms.js'
 import { readConfig, dataPaths, type NodeConfig } from './config.js'
-import { lockDataDir, type DataDirLock } from './lock.js'
+import { lockDataDir } from './lock.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
 import { ApiServer, loadOrCreateToken, writeEndpoint } from './api.js'
+import { MetaStore } from './meta.js'
+import { Membership } from './membership.js'
+import { Pairing, type JoinResult } from './pairing.js'
+import { NodeError } from './errors.js'
+import { NodeMetrics } from './metrics.js'
+import { registerCoreRoutes } from './routes.js'
 import { promises as fs } from 'node:fs'
 
-export const VERSION = '0.1.0'
 const REDIAL_MS = 5_000
+/** Members this host keeps connections to beyond its bootstrap peers; gossip does the rest. */
+const TARGET_MEMBER_CONNECTIONS = 8
 
 /** The /p2p/ID component of an address, if it has one. */
 export function peerIdOf (ma: Multiaddr): string | undefined {
@@ -26,39 +40,49 @@ export interface MeshNodeOptions {
   logger?: Logger
 }
 
-export interface PeerInfo {
-  peerId: string
-  addresses: string[]
-  direction: string
-  encryption: string | null
-  rttMs: number | null
+/** Every kind of entry this build interprets, registered once for the store to validate. */
+export function createNodeKindRegistry (): KindRegistry {
+  const kinds = createKindRegistry()
+  registerMembershipKinds(kinds)
+  for (const [kind, validator] of Object.entries(rolloutSchemas)) kinds.register(kind, validator)
+  registerRoomKinds(kinds)
+  return kinds
 }
 
-export interface NodeStatus {
-  version: string
-  peerId: string
-  addresses: string[]
-  dataDir: string
-  startedAt: number
-  connectedPeers: number
+/** Opens the audit store of a data dir's db: shared by the daemon and offline commands. */
+export async function openAuditStore (db: Level<string, Uint8Array>, identity: HostIdentity): Promise<AuditStore> {
+  return AuditStore.open({ db: auditSublevel(db), privateKey: identity.privateKey, kinds: createNodeKindRegistry() })
 }
 
 export class MeshNode {
   readonly startedAt = Date.now()
+  readonly metrics = new NodeMetrics()
   private redialTimer?: NodeJS.Timeout
   private stopping?: Promise<void>
+  private readonly closers: Array<() => Promise<void> | void> = []
+  readonly bootstrap: Set<string>
+  libp2p!: MeshLibp2p
+  sync!: AuditSync
+  witness!: Witness
+  pairing!: Pairing
+  rooms!: Rooms
+  api!: ApiServer
+  apiUrl = ''
 
   private constructor (
     readonly dataDir: string,
     readonly config: NodeConfig,
     readonly identity: HostIdentity,
     readonly db: Level<string, Uint8Array>,
-    readonly libp2p: MeshLibp2p,
-    readonly api: ApiServer,
-    readonly log: Logger,
-    private readonly lock: DataDirLock,
-    readonly apiUrl: string
-  ) {}
+    readonly store: AuditStore,
+    readonly meta: MetaStore,
+    readonly membership: Membership,
+    readonly log: Logger
+  ) {
+    this.bootstrap = new Set(config.bootstrap)
+  }
+
+  get peerId (): string { return this.identity.peerId.toString() }
 
   static async start (opts: MeshNodeOptions): Promise<MeshNode> {
     const paths = dataPaths(opts.dataDir)
@@ -70,87 +94,165 @@ export class MeshNode {
       bootstrap: [...fileConfig.bootstrap, ...(opts.bootstrap ?? [])]
     }
     const lock = await lockDataDir(paths.lock, opts.dataDir)
-    const opened: Array<() => Promise<void>> = [lock.release]
+    const undo: Array<() => Promise<void> | void> = [lock.release]
     try {
       const identity = await loadIdentity(paths.identity)
       const db = new Level<string, Uint8Array>(paths.db, { valueEncoding: 'view' })
       await db.open()
-      opened.unshift(async () => { await db.close() })
-      const libp2p = await createMeshLibp2p({ privateKey: identity.privateKey, listen: config.listen })
-      opened.unshift(async () => { await libp2p.stop() })
-      const api = new ApiServer(await loadOrCreateToken(paths.apiToken), log)
-      const apiUrl = await api.listen(config.api.host, config.api.port)
-      opened.unshift(async () => { await api.close() })
-      const node = new MeshNode(opts.dataDir, config, identity, db, libp2p, api, log, lock, apiUrl)
-      node.registerRoutes()
-      await writeEndpoint(paths.apiEndpoint, { url: apiUrl, pid: process.pid })
-      node.startRedial()
-      log.info({ peer: identity.peerId.toString(), addresses: node.addresses(), api: apiUrl }, 'node started')
+      undo.unshift(async () => { await db.close() })
+      const store = await openAuditStore(db, identity)
+      undo.unshift(async () => { await store.close() })
+      const meta = new MetaStore(db)
+      const membership = await Membership.open(store, meta, identity.peerId.toString(), log)
+      const node = new MeshNode(opts.dataDir, config, identity, db, store, meta, membership, log)
+      node.closers.push(...undo.reverse())
+      undo.length = 0
+      try {
+        await node.open(paths)
+      } catch (err) {
+        await node.stop().catch(() => {})
+        throw err
+      }
       return node
     } catch (err) {
-      for (const close of opened) await close().catch(() => {})
+      for (const close of undo) await close()
       throw err
     }
+  }
+
+  /** Everything after the store: each step registers its own closer before the next. */
+  private async open (paths: ReturnType<typeof dataPaths>): Promise<void> {
+    const libp2p = await createMeshLibp2p({
+      privateKey: this.identity.privateKey,
+      listen: this.config.listen,
+      gater: this.membership.gater(),
+      gossipScore: (peer) => this.membership.gossipScore(peer)
+    })
+    this.libp2p = libp2p
+    this.closers.push(async () => { await libp2p.stop() })
+
+    libp2p.addEventListener('connection:open', (evt) => {
+      this.membership.watchConnection(evt.detail, (conn: Connection) => { void conn.close().catch(() => {}) })
+    })
+    libp2p.addEventListener('peer:identify', (evt) => {
+      const id = evt.detail.peerId.toString()
+      if (!this.membership.isMember(id)) return
+      const addrs = evt.detail.listenAddrs.map((a) => `${a.toString()}/p2p/${id}`)
+      if (addrs.length > 0) void this.meta.setAddresses(id, addrs).catch(() => {})
+    })
+    this.membership.on('revoked', (peer) => {
+      void libp2p.hangUp(peerIdFromString(peer)).catch(() => {})
+    })
+
+    this.sync = new AuditSync({ libp2p, store: this.store, logger: this.log, allowPeer: (peer: string) => this.membership.isMember(peer) })
+    await this.sync.start()
+    this.closers.push(async () => { await this.sync.stop() })
+    this.witness = new Witness({ store: this.store })
+    await this.witness.start()
+    this.closers.push(() => { this.witness.stop() })
+
+    this.pairing = new Pairing(libp2p, this.store, this.membership, this.identity, this.db, this.log, () => this.memberAddresses())
+    await this.pairing.start()
+
+    this.api = new ApiServer(await loadOrCreateToken(paths.apiToken), this.log)
+    this.apiUrl = await this.api.listen(this.config.api.host, this.config.api.port)
+    this.closers.push(async () => { await this.api.close() })
+    registerCoreRoutes(this)
+    this.rooms = await attachRooms({
+      libp2p,
+      store: this.store,
+      identity: this.identity,
+      membership: {
+        isMember: (peer) => this.membership.isMember(peer),
+        isAdmin: (peer) => this.membership.isAdmin(peer),
+        xwingOf: (peer) => this.membership.view()?.members.get(peer)?.xwing
+      },
+      db: this.db,
+      api: this.api,
+      log: this.log
+    })
+    this.closers.push(async () => { await this.rooms.service.stop() })
+    await writeEndpoint(paths.apiEndpoint, { url: this.apiUrl, pid: process.pid })
+    this.closers.push(async () => { await fs.rm(paths.apiEndpoint, { force: true }) })
+
+    this.startRedial()
+    this.log.info({ peer: this.peerId, addresses: this.addresses(), api: this.apiUrl, mesh: this.membership.mesh()?.meshId }, 'node started')
   }
 
   addresses (): string[] {
     return this.libp2p.getMultiaddrs().map(String)
   }
 
-  status (): NodeStatus {
-    return {
-      version: VERSION,
-      peerId: this.identity.peerId.toString(),
-      addresses: this.addresses(),
-      dataDir: this.dataDir,
-      startedAt: this.startedAt,
-      connectedPeers: this.libp2p.getPeers().length
-    }
-  }
-
-  peers (): PeerInfo[] {
-    const byPeer = new Map<string, PeerInfo>()
+  /** Addresses (with /p2p/ID) a joiner or a returning host can dial: ours and known members'. */
+  memberAddresses (): string[] {
+    const out = [...this.addresses()]
     for (const c of this.libp2p.getConnections()) {
       const id = c.remotePeer.toString()
-      const info = byPeer.get(id) ?? { peerId: id, addresses: [], direction: c.direction, encryption: c.encryption ?? null, rttMs: c.rtt ?? null }
-      info.addresses.push(c.remoteAddr.toString())
-      byPeer.set(id, info)
+      if (this.membership.isMember(id)) out.push(c.remoteAddr.toString().includes('/p2p/') ? c.remoteAddr.toString() : `${c.remoteAddr.toString()}/p2p/${id}`)
     }
-    return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
+    return [...new Set(out)]
   }
 
-  private registerRoutes (): void {
-    this.api.route('GET', '/v1/status', async () => this.status())
-    this.api.route('GET', '/v1/peers', async () => this.peers())
-  }
-
-  /** Bootstrap peers are redialled while disconnected, so a restarted peer is found again. */
+  /** Bootstrap peers and known members are redialled while disconnected. */
   private startRedial (): void {
-    const targets: Multiaddr[] = this.config.bootstrap.map((a) => multiaddr(a))
-    if (targets.length === 0) return
-    const tick = (): void => {
-      for (const ma of targets) {
-        const id = peerIdOf(ma)
-        if (id != null && id === this.identity.peerId.toString()) continue
-        if (id != null && this.libp2p.getPeers().some((p) => p.toString() === id)) continue
-        this.libp2p.dial(ma).catch((err: Error) => {
-          this.log.debug({ addr: ma.toString(), err: err.message }, 'bootstrap dial failed')
-        })
-      }
-    }
+    const tick = (): void => { void this.redial().catch((err: Error) => { this.log.debug({ err: err.message }, 'redial failed') }) }
     tick()
     this.redialTimer = setInterval(tick, REDIAL_MS)
     this.redialTimer.unref()
   }
 
+  /** Dials what should be connected and is not; `now` is exposed for after a join. */
+  async redial (): Promise<void> {
+    const connected = new Set(this.libp2p.getPeers().map(String))
+    const targets: Multiaddr[] = []
+    for (const a of this.bootstrap) {
+      const ma = multiaddr(a)
+      const id = peerIdOf(ma)
+      if (id !== this.peerId && (id === undefined || !connected.has(id))) targets.push(ma)
+    }
+    const view = this.membership.view()
+    if (view !== undefined) {
+      const connectedMembers = [...connected].filter((p) => this.membership.isMember(p)).length
+      let budget = TARGET_MEMBER_CONNECTIONS - connectedMembers
+      const known = await this.meta.addresses()
+      for (const [peer, addrs] of known) {
+        if (budget <= 0) break
+        if (peer === this.peerId || connected.has(peer) || !this.membership.isMember(peer)) continue
+        targets.push(...addrs.map((a) => multiaddr(a)))
+        budget--
+      }
+    }
+    await Promise.all(targets.map(async (ma) => {
+      await this.libp2p.dial(ma).catch((err: Error) => { this.log.debug({ addr: ma.toString(), err: err.message }, 'dial failed') })
+    }))
+  }
+
+  /** `fleetmesh join`: pair through an invite code, adopt its mesh, catch up its log. */
+  async join (code: string): Promise<JoinResult> {
+    return this.pairing.join(code, (addrs) => {
+      for (const a of addrs) this.bootstrap.add(a)
+      void this.redial().then(async () => {
+        for (const p of this.libp2p.getPeers()) await this.sync.syncWith(p).catch(() => {})
+      })
+    })
+  }
+
+  /** `fleetmesh revoke`: an admin's signed revoke; every host then hangs up on the peer. */
+  async revoke (peer: string, reason?: string): Promise<{ peer: string, after: number }> {
+    if (!this.membership.isAdmin(this.peerId)) throw new NodeError('NOT_ADMIN', 'only admins may revoke')
+    const view = this.membership.view()
+    if (view === undefined || (!view.members.has(peer) && !view.revoked.has(peer))) throw new NodeError('API_NOT_FOUND', `${peer} is not a member`)
+    if (peer === this.peerId) throw new NodeError('API_BAD_REQUEST', 'a host cannot revoke itself')
+    // Entries the peer wrote up to what this host holds keep their authority; later ones lose it.
+    const after = this.store.head(peer)?.seq ?? -1
+    await this.store.append('revoke', { peer, after, ...(reason !== undefined ? { reason } : {}) })
+    return { peer, after }
+  }
+
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.redialTimer)
-      await fs.rm(dataPaths(this.dataDir).apiEndpoint, { force: true })
-      await this.api.close()
-      await this.libp2p.stop()
-      await this.db.close()
-      await this.lock.release()
+      for (const close of this.closers.reverse()) await close()
       this.log.info('node stopped')
     })()
     return this.stopping

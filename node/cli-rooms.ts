@@ -1,0 +1,114 @@
+// `fleetmesh room …`: the operator's view of rooms, through the local API with the operator
+// token. `tail --follow` long-polls the messages route, so it needs nothing beyond JSON calls.
+import type { Command } from 'commander'
+import type { RoomInfo, RoomMember, RoomMessageOut } from '../protocols/rooms/index.js'
+import type { ControlClient } from './client.js'
+import { NodeError } from './errors.js'
+
+/** The agent a member names when HOST has no `:AGENT`, and `send` uses without --agent. */
+export const DEFAULT_AGENT = 'default'
+const FOLLOW_WAIT_MS = 30_000
+const PAGE = 1000
+
+const out = (line: string): void => { process.stdout.write(line + '\n') }
+
+function collect (value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+export function parseMember (spec: string): RoomMember {
+  const at = spec.indexOf(':')
+  const host = at === -1 ? spec : spec.slice(0, at)
+  const agent = at === -1 ? DEFAULT_AGENT : spec.slice(at + 1)
+  if (host === '' || agent === '') throw new NodeError('API_BAD_REQUEST', `"${spec}" is not HOST[:AGENT]`)
+  return { host, agent }
+}
+
+function describe (r: RoomInfo): string {
+  const flags = [r.member ? 'member' : '', r.manager ? 'manager' : '', r.stale ? 'rekey-due' : ''].filter(f => f !== '').join(',')
+  return `${r.id}  ${r.name}  epoch ${r.epoch}  ${r.members.length} member(s)${flags !== '' ? `  [${flags}]` : ''}`
+}
+
+function line (m: RoomMessageOut): string {
+  return `${new Date(m.ts).toISOString()} ${m.agent}@${m.sender.slice(-8)}: ${m.text}`
+}
+
+function messagesPath (room: string, since: number, wait: number): string {
+  return `/v1/rooms/${encodeURIComponent(room)}/messages?since=${since}&limit=${PAGE}&wait=${wait}`
+}
+
+export function registerRoomCommands (program: Command, client: () => Promise<ControlClient>): void {
+  const room = program.command('room').description('end-to-end encrypted rooms for agents')
+
+  room.command('create <name>')
+    .description('create a room; this host must be a mesh member, members are HOST[:AGENT]')
+    .requiredOption('--member <host[:agent]>', 'a member (repeatable)', collect)
+    .option('--history <mode>', '"joined" (default: members read from when they join) or "shared"')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { member: string[], history?: string, json?: boolean }) => {
+      const r = await (await client()).post<RoomInfo>('/v1/rooms', { name, members: o.member.map(parseMember), history: o.history })
+      out(o.json === true ? JSON.stringify(r) : `created ${describe(r)}`)
+    })
+
+  room.command('add <room> <member>')
+    .description('add HOST[:AGENT] to a room (creator or mesh admin)')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, spec: string, o: { json?: boolean }) => {
+      const r = await (await client()).post<RoomInfo>(`/v1/rooms/${encodeURIComponent(id)}/members`, parseMember(spec))
+      out(o.json === true ? JSON.stringify(r) : `added; ${describe(r)}`)
+    })
+
+  room.command('remove <room> <member>')
+    .description('remove HOST[:AGENT] from a room; a host left without agents gets no later key')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, spec: string, o: { json?: boolean }) => {
+      const m = parseMember(spec)
+      const r = await (await client()).request<RoomInfo>('DELETE', `/v1/rooms/${encodeURIComponent(id)}/members/${encodeURIComponent(m.host)}/${encodeURIComponent(m.agent)}`)
+      out(o.json === true ? JSON.stringify(r) : `removed; ${describe(r)}`)
+    })
+
+  room.command('send <room> <text>')
+    .description('send a message as an agent of this host')
+    .option('--agent <name>', 'the agent to speak as', DEFAULT_AGENT)
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, text: string, o: { agent: string, json?: boolean }) => {
+      const m = await (await client()).post<RoomMessageOut>(`/v1/rooms/${encodeURIComponent(id)}/messages`, { text, agent: o.agent })
+      out(o.json === true ? JSON.stringify(m) : `sent #${m.seq} (cursor ${m.cursor})`)
+    })
+
+  room.command('tail <room>')
+    .description('print the room\'s kept messages; with --follow, keep printing new ones')
+    .option('--follow', 'wait for new messages')
+    .option('--since <cursor>', 'only messages after this cursor', '0')
+    .option('--json', 'one JSON object per line')
+    .action(async (id: string, o: { follow?: boolean, since: string, json?: boolean }) => {
+      const api = await client()
+      let since = Number(o.since)
+      if (!Number.isSafeInteger(since) || since < 0) throw new NodeError('API_BAD_REQUEST', '--since must be a cursor')
+      for (;;) {
+        const page = await api.get<{ messages: RoomMessageOut[], cursor: number }>(messagesPath(id, since, o.follow === true ? FOLLOW_WAIT_MS : 0))
+        for (const m of page.messages) out(o.json === true ? JSON.stringify(m) : line(m))
+        since = page.cursor
+        // a full page means more is kept: keep reading before waiting or stopping
+        if (page.messages.length < PAGE && o.follow !== true) break
+      }
+    })
+
+  room.command('list')
+    .description('rooms this host knows of')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const rooms = await (await client()).get<RoomInfo[]>('/v1/rooms')
+      if (o.json === true) return out(JSON.stringify(rooms))
+      if (rooms.length === 0) return out('no rooms')
+      for (const r of rooms) out(describe(r))
+    })
+
+  room.command('token <agent>')
+    .description('issue a token that lets a local agent process use rooms as AGENT (shown once)')
+    .option('--json', 'machine-readable output')
+    .action(async (agent: string, o: { json?: boolean }) => {
+      const t = await (await client()).post<{ agent: string, token: string }>('/v1/agents', { agent })
+      out(o.json === true ? JSON.stringify(t) : t.token)
+    })
+}

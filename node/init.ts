@@ -1,0 +1,30 @@
+// `fleetmesh init`: a data dir with an identity and a default config; with --mesh, this host
+// also founds a mesh: the first entry of its feed is the signed genesis naming it admin.
+import { promises as fs } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { createIdentity } from '../crypto/identity.js'
+import { DEFAULT_CONFIG, dataPaths, writeConfig } from './config.js'
+import { NodeError } from './errors.js'
+import { withOfflineStore } from './offline.js'
+
+export interface InitResult { peerId: string, dataDir: string, mesh: { id: string, name: string } | null }
+
+export async function initHost (dataDir: string, opts: { listen?: string[], mesh?: string }): Promise<InitResult> {
+  const paths = dataPaths(dataDir)
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
+  const identity = await createIdentity(paths.identity).catch((err: { code?: string }) => {
+    if (err.code === 'IDENTITY_EXISTS') throw new NodeError('ALREADY_INITIALISED', `${dataDir} is already initialised`)
+    throw err
+  })
+  await writeConfig(dataDir, { ...DEFAULT_CONFIG, listen: opts.listen ?? DEFAULT_CONFIG.listen })
+  const peerId = identity.peerId.toString()
+  if (opts.mesh === undefined) return { peerId, dataDir, mesh: null }
+  const name = opts.mesh
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new NodeError('API_BAD_REQUEST', 'a mesh name is 1-64 letters, digits, ".", "_" or "-"')
+  const meshId = `${name}-${randomBytes(8).toString('hex')}`
+  await withOfflineStore(dataDir, async ({ store, meta }) => {
+    await store.append('genesis', { mesh: meshId, name, founder: peerId, xwing: identity.xwingPublicKey })
+    await meta.setMesh({ meshId, name, founder: peerId, trusted: [] })
+  })
+  return { peerId, dataDir, mesh: { id: meshId, name } }
+}

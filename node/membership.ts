@@ -1,0 +1,138 @@
+// Membership on a running host: keeps the member view (a pure fold of the audit log) current,
+// turns it into the connection gate and the gossip score, hangs up on revoked peers, and
+// runs the inviter's side of pairing. The decisions themselves live in protocols/membership.
+import { EventEmitter } from 'node:events'
+import type { Connection, ConnectionGater, PeerId } from '@libp2p/interface'
+import type { MultiaddrConnection } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
+import { applyEntry, createMembershipState, isAdmin, isMember, viewOf, type MemberView, type MembershipState } from '../protocols/membership/index.js'
+import { RateLimiter } from '../protocols/pairing/index.js'
+import type { MeshMeta, MetaStore } from './meta.js'
+
+export const MEMBERSHIP_KINDS = ['genesis', 'admit', 'grant', 'revoke'] as const
+/** How long a stranger may stay connected to run the pairing protocol. */
+export const STRANGER_DEADLINE_MS = 15_000
+/** Non-members are scored far below gossipsub's graylist threshold: all their RPCs are ignored
+ *  and nothing is published or gossiped to them. */
+const NON_MEMBER_SCORE = -1_000
+
+interface MembershipEvents {
+  changed: [MemberView]
+  revoked: [string]
+}
+
+export class Membership extends EventEmitter<MembershipEvents> {
+  private state: MembershipState | undefined
+  private meta: MeshMeta | undefined
+  private readonly strangerLimiter = new RateLimiter({ burst: 10, perMinute: 30 })
+  readonly lastSeen = new Map<string, number>()
+  private revokedSeen = new Set<string>()
+
+  private constructor (
+    private readonly store: AuditStore,
+    private readonly metaStore: MetaStore,
+    readonly self: string,
+    private readonly log: Logger
+  ) {
+    super()
+  }
+
+  static async open (store: AuditStore, metaStore: MetaStore, self: string, log: Logger): Promise<Membership> {
+    const m = new Membership(store, metaStore, self, log)
+    const meta = await metaStore.mesh()
+    if (meta !== undefined) await m.adopt(meta)
+    store.on('entry', (s) => { m.onEntry(s) })
+    return m
+  }
+
+  /** Joins this host to a mesh (after init --mesh or a successful pairing) and folds the log. */
+  async adopt (meta: MeshMeta): Promise<void> {
+    await this.metaStore.setMesh(meta)
+    this.meta = meta
+    this.state = createMembershipState({ meshId: meta.meshId, founder: meta.founder })
+    for (const kind of MEMBERSHIP_KINDS) {
+      for await (const s of this.store.log({ kind })) applyEntry(this.state, s.entry)
+    }
+    this.revokedSeen = new Set(viewOf(this.state).revoked.keys())
+    this.emit('changed', viewOf(this.state))
+  }
+
+  private onEntry (s: StoredEntry): void {
+    if (this.state === undefined || !applyEntry(this.state, s.entry)) return
+    const view = viewOf(this.state)
+    for (const peer of view.revoked.keys()) {
+      if (this.revokedSeen.has(peer)) continue
+      this.revokedSeen.add(peer)
+      this.log.warn({ peer }, 'member revoked')
+      this.emit('revoked', peer)
+    }
+    this.emit('changed', view)
+  }
+
+  mesh (): MeshMeta | undefined { return this.meta }
+
+  view (): MemberView | undefined {
+    return this.state === undefined ? undefined : viewOf(this.state)
+  }
+
+  /**
+   * Members per the log. Until this host's copy of the log shows itself admitted (right after
+   * pairing), the inviter it paired with is trusted so the log can reach it at all.
+   */
+  isMember (peer: string): boolean {
+    const view = this.view()
+    if (view === undefined) return false
+    if (view.revoked.has(peer)) return false
+    if (isMember(view, peer)) return true
+    return !isMember(view, this.self) && (this.meta?.trusted.includes(peer) ?? false)
+  }
+
+  isAdmin (peer: string): boolean {
+    const view = this.view()
+    return view !== undefined && isAdmin(view, peer)
+  }
+
+  isRevoked (peer: string): boolean {
+    return this.view()?.revoked.has(peer) ?? false
+  }
+
+  gossipScore (peer: string): number {
+    return this.isMember(peer) ? 0 : NON_MEMBER_SCORE
+  }
+
+  /**
+   * The gate: members pass; revoked peers never do; a stranger is let in only to pair, only
+   * inbound, rate-limited per address, and is hung up on after STRANGER_DEADLINE_MS unless
+   * it has become a member by then (see watchStranger).
+   */
+  gater (): ConnectionGater {
+    return {
+      denyDialPeer: (peer: PeerId) => this.isRevoked(peer.toString()),
+      denyInboundEncryptedConnection: (peer: PeerId, maConn: MultiaddrConnection) => {
+        const id = peer.toString()
+        if (this.isRevoked(id)) return true
+        if (this.isMember(id)) return false
+        const ip = maConn.remoteAddr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value ?? 'unknown'
+        const refused = !this.strangerLimiter.take(ip, Date.now())
+        if (refused) this.log.warn({ peer: id, ip }, 'gate: stranger rate-limited')
+        return refused
+      },
+      denyOutboundEncryptedConnection: (peer: PeerId) => this.isRevoked(peer.toString())
+    }
+  }
+
+  /** Called for every new connection: strangers get a deadline to finish pairing. */
+  watchConnection (conn: Connection, hangUp: (conn: Connection) => void): void {
+    const id = conn.remotePeer.toString()
+    this.lastSeen.set(id, Date.now())
+    if (this.isMember(id)) return
+    const timer = setTimeout(() => {
+      if (!this.isMember(id) && conn.status === 'open') {
+        this.log.info({ peer: id }, 'gate: closing a stranger\'s connection at its pairing deadline')
+        hangUp(conn)
+      }
+    }, STRANGER_DEADLINE_MS)
+    timer.unref()
+  }
+}

@@ -1,0 +1,109 @@
+// Invites and pairing on a running host: the admin side creates codes and admits joiners
+// through its own audit feed; the joiner side proves a code and adopts the mesh it names.
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import type { AbstractLevel } from 'abstract-level'
+import { createInvite, decodeInvite, isExpired, type InviteRole } from '../crypto/invite.js'
+import type { HostIdentity } from '../crypto/identity.js'
+import type { AuditStore } from '../protocols/audit/index.js'
+import { InviteBook, PAIRING_PROTOCOL, PairingError, requestPairing, servePairing, type InviteDb } from '../protocols/pairing/index.js'
+import { RateLimiter } from '../protocols/pairing/index.js'
+import { NodeError } from './errors.js'
+import type { MeshLibp2p } from './libp2p.js'
+import type { Membership } from './membership.js'
+
+export interface InviteOptions { ttlSeconds: number, uses: number, role: InviteRole, tags: string[] }
+export interface IssuedInvite { code: string, inviteId: string, expiresAt: number, uses: number, role: InviteRole, tags: string[] }
+export interface JoinResult { meshId: string, name: string, inviter: string, admitted: boolean }
+
+/** How long a joiner waits for its own admit entry to arrive through the log. */
+const ADMIT_WAIT_MS = 20_000
+
+export class Pairing {
+  readonly invites: InviteBook
+  private readonly limiter = new RateLimiter({ burst: 5, perMinute: 10 })
+
+  constructor (
+    private readonly libp2p: MeshLibp2p,
+    private readonly store: AuditStore,
+    private readonly membership: Membership,
+    private readonly identity: HostIdentity,
+    db: AbstractLevel<any, any, any>,
+    private readonly log: Logger,
+    /** known dialable member addresses (with /p2p/ID) to hand a joiner */
+    private readonly memberAddrs: () => string[]
+  ) {
+    this.invites = new InviteBook(db.sublevel<string, Uint8Array>('invites', { keyEncoding: 'utf8', valueEncoding: 'view' }) as unknown as InviteDb)
+  }
+
+  private get self (): string { return this.identity.peerId.toString() }
+
+  async start (): Promise<void> {
+    await this.libp2p.handle(PAIRING_PROTOCOL, (stream, connection) => {
+      void servePairing(stream, connection, {
+        selfPeerId: this.self,
+        invites: this.invites,
+        limiter: this.limiter,
+        mesh: () => {
+          const m = this.membership.mesh()
+          return m === undefined ? undefined : { id: m.meshId, name: m.name, founder: m.founder }
+        },
+        isAdmin: () => this.membership.isAdmin(this.self),
+        isMember: (peer) => this.membership.isMember(peer),
+        admit: async (req) => { await this.store.append('admit', { peer: req.peer, role: req.role, tags: req.tags, invite: req.invite, xwing: req.xwing }) },
+        bootstrap: () => this.memberAddrs().slice(0, 16),
+        nowMs: Date.now,
+        log: (event, msg) => { this.log.info(event, msg) }
+      })
+    }, { maxInboundStreams: 4 })
+  }
+
+  async createInvite (opts: InviteOptions): Promise<IssuedInvite> {
+    const mesh = this.membership.mesh()
+    if (mesh === undefined) throw new NodeError('NOT_INITIALISED', 'this host is not in a mesh: run "fleetmesh init --mesh NAME" or join one first')
+    if (!this.membership.isAdmin(this.self)) throw new NodeError('NOT_ADMIN', 'only admins may invite')
+    const addrs = this.libp2p.getMultiaddrs().map((a) => a.decapsulateCode(multiaddr(`/p2p/${this.self}`).getComponents()[0].code).toString())
+    const expiresAt = Math.floor(Date.now() / 1000) + opts.ttlSeconds
+    const made = createInvite({ meshId: mesh.meshId, inviterPeerId: this.self, addrs, expiresAt, uses: opts.uses, role: opts.role, tags: opts.tags })
+    await this.invites.add({ id: made.inviteId, meshId: mesh.meshId, secretHash: made.secretHash, role: opts.role, tags: opts.tags, expiresAt, usesLeft: opts.uses, createdAt: Math.floor(Date.now() / 1000) })
+    // The trail records that an invite exists and what it grants, never its secret.
+    await this.store.append('invite', { invite: made.inviteId, role: opts.role, tags: opts.tags, uses: opts.uses, expiresAt })
+    this.log.info({ invite: made.inviteId, role: opts.role, tags: opts.tags, uses: opts.uses, expiresAt }, 'invite created')
+    return { code: made.code, inviteId: made.inviteId, expiresAt, uses: opts.uses, role: opts.role, tags: opts.tags }
+  }
+
+  /** Pairs with the inviter named in `code`, adopts the mesh, and waits for the admit entry. */
+  async join (code: string, onAdopted: (bootstrap: string[]) => void): Promise<JoinResult> {
+    if (this.membership.mesh() !== undefined) throw new NodeError('ALREADY_INITIALISED', `this host is already in mesh ${this.membership.mesh()!.meshId}`)
+    const invite = decodeInvite(code)
+    if (isExpired(invite, Math.floor(Date.now() / 1000))) throw new PairingError('INVITE_EXPIRED', `the invite expired at ${new Date(invite.expiresAt * 1000).toISOString()}`)
+    const welcome = await requestPairing(invite, {
+      selfPeerId: this.self,
+      xwingPublicKey: this.identity.xwingPublicKey,
+      dial: async (peer, addrs, signal) => {
+        const targets = addrs.map((a) => multiaddr(`${a}/p2p/${peer}`))
+        return this.libp2p.dialProtocol(targets, PAIRING_PROTOCOL, { signal })
+      }
+    })
+    await this.membership.adopt({ meshId: welcome.mesh, name: welcome.name, founder: welcome.founder, trusted: [invite.inviterPeerId] })
+    onAdopted(welcome.addrs)
+    const admitted = await this.waitForAdmission(ADMIT_WAIT_MS)
+    this.log.info({ mesh: welcome.mesh, inviter: invite.inviterPeerId, admitted }, 'joined mesh')
+    return { meshId: welcome.mesh, name: welcome.name, inviter: invite.inviterPeerId, admitted }
+  }
+
+  private async waitForAdmission (timeoutMs: number): Promise<boolean> {
+    const admitted = (): boolean => this.membership.view()?.members.has(this.self) ?? false
+    if (admitted()) return true
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer)
+        this.membership.off('changed', check)
+        resolve(ok)
+      }
+      const check = (): void => { if (admitted()) done(true) }
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.membership.on('changed', check)
+    })
+  }
+}

@@ -1,0 +1,257 @@
+// Rooms on a host: starts the room service and gives local agents its API.
+//   POST   /v1/agents                          {agent} → {agent, token}   (operator only)
+//   POST   /v1/rooms                           {name, members: [{host, agent}], history?}
+//   GET    /v1/rooms
+//   POST   /v1/rooms/:id/members               {host, agent}
+//   DELETE /v1/rooms/:id/members/:host/:agent
+//   POST   /v1/rooms/:id/messages              {text, agent?}
+//   GET    /v1/rooms/:id/messages?since=&limit=&wait=&agent=
+//   GET    /v1/rooms/:id/stream?since=&agent=  server-sent events, one `data:` JSON line each
+// Who acts: the operator token may act as any agent named in the request; an agent token
+// (issued by POST /v1/agents, kept only as a hash) acts as its own agent and no other. The
+// ApiServer resolves agent tokens through the authenticator attachRooms installs.
+import { createHash, randomBytes } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { AbstractLevel } from 'abstract-level'
+import type { Libp2p } from 'libp2p'
+import type { Logger } from 'pino'
+import type { HostIdentity } from '../crypto/identity.js'
+import type { AuditStore } from '../protocols/audit/index.js'
+import {
+  RoomError, RoomService, isAgentName, isHostId, roomsSublevel,
+  type RoomErrorCode, type RoomInfo, type RoomMember, type RoomMembershipView, type RoomMessageOut
+} from '../protocols/rooms/index.js'
+import type { ApiHandler, ApiRequest, ApiServer } from './api.js'
+
+export interface AttachRoomsDeps {
+  libp2p: Libp2p<{ pubsub: GossipSub }>
+  store: AuditStore
+  identity: HostIdentity
+  membership: RoomMembershipView
+  /** the host's root level db: rooms take the sublevels "rooms" and "room-agents" */
+  db: AbstractLevel<any, any, any>
+  api: ApiServer
+  log: Logger
+  history?: { maxMessages?: number, maxAgeMs?: number }
+}
+
+export interface Rooms {
+  service: RoomService
+  agents: AgentTokens
+}
+
+const KEEPALIVE_MS = 15_000
+const MAX_WAIT_MS = 60_000
+const MAX_TEXT_CHARS = 60_000
+
+const STATUS: Partial<Record<RoomErrorCode, number>> = {
+  ROOM_UNKNOWN: 404,
+  ROOM_NOT_AUTHORISED: 403,
+  ROOM_NOT_MEMBER: 403,
+  ROOM_BAD_REQUEST: 400,
+  ROOM_BODY_INVALID: 400,
+  ROOM_HOST_UNKNOWN: 400,
+  ROOM_TOO_MANY_HOSTS: 400
+}
+
+/**
+ * Agent tokens: 32 random bytes, shown once, kept as their SHA-256. A lookup by hash needs no
+ * secret comparison at all: knowing a stored key is knowing a preimage of it.
+ */
+export class AgentTokens {
+  private readonly db: AbstractLevel<any, string, string>
+
+  constructor (root: AbstractLevel<any, any, any>) {
+    this.db = root.sublevel<string, string>('room-agents', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as AbstractLevel<any, string, string>
+  }
+
+  private static hash (token: string): string {
+    return createHash('sha256').update(token).digest('hex')
+  }
+
+  async issue (agent: string): Promise<string> {
+    if (!isAgentName(agent)) throw new RoomError('ROOM_BAD_REQUEST', 'agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
+    const token = randomBytes(32).toString('hex')
+    await this.db.put(AgentTokens.hash(token), agent)
+    return token
+  }
+
+  /** The agent a token speaks for, or undefined. */
+  async resolve (token: string): Promise<string | undefined> {
+    return this.db.get(AgentTokens.hash(token))
+  }
+}
+
+function bad (message: string): never {
+  throw new RoomError('ROOM_BAD_REQUEST', message)
+}
+
+function objectBody (body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) bad('the request body must be a JSON object')
+  return body as Record<string, unknown>
+}
+
+function member (v: unknown): RoomMember {
+  const m = objectBody(v)
+  if (!isHostId(m.host)) bad('host must be a host\'s peer id')
+  if (!isAgentName(m.agent)) bad('agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
+  return { host: m.host, agent: m.agent }
+}
+
+function cursorParam (v: string | null): number {
+  if (v === null || v === '') return 0
+  const n = Number(v)
+  if (!Number.isSafeInteger(n) || n < 0) bad('since must be a cursor (a non-negative integer)')
+  return n
+}
+
+/** The agent a request acts as: an agent token's own, or the one the operator names. */
+function actingAgent (req: ApiRequest, claimed: unknown): string {
+  const p = req.principal
+  if (p.kind === 'agent') {
+    if (claimed !== undefined && claimed !== null && claimed !== p.agent) throw new RoomError('ROOM_NOT_AUTHORISED', `this token acts as agent ${p.agent} only`)
+    return p.agent
+  }
+  if (!isAgentName(claimed)) bad('name the agent to act as ("agent")')
+  return claimed
+}
+
+/** Writes RoomErrors as the ApiServer writes its own: status and {error: {code, message}}. */
+function guarded (handler: ApiHandler): ApiHandler {
+  return async (req, res) => {
+    try {
+      return await handler(req, res)
+    } catch (err) {
+      if (!(err instanceof RoomError) || res.headersSent) throw err
+      res.writeHead(STATUS[err.code] ?? 409, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: { code: err.code, message: err.message } }))
+      return undefined
+    }
+  }
+}
+
+function sse (res: ServerResponse, m: RoomMessageOut): void {
+  res.write(`id: ${m.cursor}\ndata: ${JSON.stringify(m)}\n\n`)
+}
+
+export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
+  const service = new RoomService({
+    libp2p: deps.libp2p,
+    store: deps.store,
+    identity: deps.identity,
+    membership: deps.membership,
+    db: roomsSublevel(deps.db),
+    history: deps.history,
+    log: deps.log
+  })
+  await service.start()
+  const agents = new AgentTokens(deps.db)
+  const api = deps.api
+  api.setAuthenticator(async (token) => {
+    const agent = await agents.resolve(token)
+    return agent === undefined ? undefined : { kind: 'agent', agent }
+  })
+  const route = (method: string, path: string, handler: ApiHandler): void => { api.route(method, path, guarded(handler), { agents: true }) }
+
+  /** An agent principal sees and changes only rooms it is in; the operator sees everything. */
+  const mayUse = (req: ApiRequest, id: string): void => {
+    const p = req.principal
+    if (service.room(id) === undefined) throw new RoomError('ROOM_UNKNOWN', `no room ${id}`)
+    if (p.kind === 'agent' && !service.isLocalMember(id, p.agent)) throw new RoomError('ROOM_NOT_MEMBER', `agent ${p.agent} is not a member of room ${id}`)
+  }
+
+  route('POST', '/v1/agents', async (req) => {
+    if (req.principal.kind !== 'operator') throw new RoomError('ROOM_NOT_AUTHORISED', 'only the operator token issues agent tokens')
+    const agent = objectBody(req.body).agent
+    if (!isAgentName(agent)) bad('agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
+    return { agent, token: await agents.issue(agent) }
+  })
+
+  route('POST', '/v1/rooms', async (req) => {
+    const b = objectBody(req.body)
+    if (typeof b.name !== 'string' || b.name.length === 0 || b.name.length > 128) bad('name must be 1..128 characters')
+    if (!Array.isArray(b.members) || b.members.length === 0) bad('members must be a non-empty list of {host, agent}')
+    if (b.history !== undefined && b.history !== 'joined' && b.history !== 'shared') bad('history must be "joined" or "shared"')
+    return service.create({ name: b.name, members: b.members.map(member), history: b.history })
+  })
+
+  route('GET', '/v1/rooms', async (req): Promise<RoomInfo[]> => {
+    const p = req.principal
+    return p.kind === 'agent' ? service.rooms().filter(r => service.isLocalMember(r.id, p.agent)) : service.rooms()
+  })
+
+  route('POST', '/v1/rooms/:id/members', async (req) => {
+    mayUse(req, req.params.id!)
+    return service.addMember(req.params.id!, member(req.body))
+  })
+
+  route('DELETE', '/v1/rooms/:id/members/:host/:agent', async (req) => {
+    mayUse(req, req.params.id!)
+    return service.removeMember(req.params.id!, member({ host: req.params.host, agent: req.params.agent }))
+  })
+
+  route('POST', '/v1/rooms/:id/messages', async (req) => {
+    const b = objectBody(req.body)
+    if (typeof b.text !== 'string' || b.text.length > MAX_TEXT_CHARS) bad(`text must be a string of at most ${MAX_TEXT_CHARS} characters`)
+    mayUse(req, req.params.id!)
+    return service.send(req.params.id!, actingAgent(req, b.agent), b.text)
+  })
+
+  route('GET', '/v1/rooms/:id/messages', async (req) => {
+    const id = req.params.id!
+    mayUse(req, id)
+    const since = cursorParam(req.query.get('since'))
+    const limit = Math.min(1000, Math.max(1, Number(req.query.get('limit') ?? 1000) || 1000))
+    const wait = Math.min(MAX_WAIT_MS, Math.max(0, Number(req.query.get('wait') ?? 0) || 0))
+    const first = await service.read(id, { since, limit })
+    if (first.messages.length > 0 || wait === 0) return first
+    // long poll: listen before re-reading, so a message landing in between is not missed
+    const ac = new AbortController()
+    const timer = setTimeout(() => { ac.abort() }, wait)
+    req.raw.once('close', () => { ac.abort() })
+    const live = service.live(id, ac.signal)
+    try {
+      const again = await service.read(id, { since, limit })
+      if (again.messages.length > 0) return again
+      await live.next()
+      return await service.read(id, { since, limit })
+    } finally {
+      clearTimeout(timer)
+      ac.abort()
+      await live.return(undefined)
+    }
+  })
+
+  route('GET', '/v1/rooms/:id/stream', async (req, res) => {
+    const id = req.params.id!
+    mayUse(req, id)
+    const lastEventId = req.raw.headers['last-event-id']
+    let cursor = cursorParam(req.query.get('since') ?? (typeof lastEventId === 'string' ? lastEventId : null))
+    const ac = new AbortController()
+    res.once('close', () => { ac.abort() })
+    const live = service.live(id, ac.signal)
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+    res.write(': connected\n\n')
+    const keepalive = setInterval(() => { res.write(': keep-alive\n\n') }, KEEPALIVE_MS)
+    try {
+      for (;;) {
+        const backlog = await service.read(id, { since: cursor })
+        for (const m of backlog.messages) sse(res, m)
+        cursor = backlog.cursor
+        if (backlog.messages.length < 1000) break
+      }
+      for await (const m of live) {
+        if (m.cursor <= cursor) continue
+        sse(res, m)
+        cursor = m.cursor
+      }
+    } finally {
+      clearInterval(keepalive)
+      res.end()
+    }
+    return undefined
+  })
+
+  return { service, agents }
+}

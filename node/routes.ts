@@ -1,0 +1,165 @@
+// The control API's core routes: identity, peers, members, invites, joining, revocation and
+// the audit trail. Each maps one CLI command onto the node's own objects.
+import { PassThrough } from 'node:stream'
+import type { MeshNode } from './mesh.js'
+import { NodeError } from './errors.js'
+import { toJson } from './json.js'
+import { VERSION } from './version.js'
+import type { StoredEntry } from '../protocols/audit/index.js'
+import { exportJsonl } from '../protocols/audit/index.js'
+import type { InviteRole } from '../crypto/invite.js'
+
+export interface NodeStatus {
+  version: string
+  peerId: string
+  addresses: string[]
+  dataDir: string
+  startedAt: number
+  connectedPeers: number
+  mesh: { id: string, name: string, founder: string } | null
+  role: string | null
+  members: number
+  feeds: number
+  entries: number
+  equivocatingFeeds: string[]
+}
+
+export interface PeerInfo {
+  peerId: string
+  addresses: string[]
+  direction: string
+  encryption: string | null
+  rttMs: number | null
+  member: boolean
+}
+
+export interface MemberRow {
+  peerId: string
+  role: string
+  tags: string[]
+  admittedBy: string
+  admittedAt: number
+  online: boolean
+  lastSeen: number | null
+  revoked: boolean
+}
+
+export interface EntryRow { feed: string, seq: number, ts: number, kind: string, hash: string, body: unknown }
+
+export function entryRow (s: StoredEntry): EntryRow {
+  const e = s.entry
+  return { feed: e.feed, seq: e.seq, ts: e.ts, kind: e.kind, hash: Buffer.from(s.hash).toString('hex'), body: toJson(e.body) }
+}
+
+function status (node: MeshNode): NodeStatus {
+  const mesh = node.membership.mesh()
+  const view = node.membership.view()
+  const heads = node.store.heads()
+  return {
+    version: VERSION,
+    peerId: node.peerId,
+    addresses: node.addresses(),
+    dataDir: node.dataDir,
+    startedAt: node.startedAt,
+    connectedPeers: node.libp2p.getPeers().length,
+    mesh: mesh === undefined ? null : { id: mesh.meshId, name: mesh.name, founder: mesh.founder },
+    role: view?.members.get(node.peerId)?.role ?? null,
+    members: view?.members.size ?? 0,
+    feeds: heads.length,
+    entries: heads.reduce((n, h) => n + h.seq + 1, 0),
+    equivocatingFeeds: [...node.store.forkedFeeds().keys()]
+  }
+}
+
+function peers (node: MeshNode): PeerInfo[] {
+  const byPeer = new Map<string, PeerInfo>()
+  for (const c of node.libp2p.getConnections()) {
+    const id = c.remotePeer.toString()
+    const info = byPeer.get(id) ?? { peerId: id, addresses: [], direction: c.direction, encryption: c.encryption ?? null, rttMs: c.rtt ?? null, member: node.membership.isMember(id) }
+    info.addresses.push(c.remoteAddr.toString())
+    byPeer.set(id, info)
+  }
+  return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
+}
+
+function members (node: MeshNode): MemberRow[] {
+  const view = node.membership.view()
+  if (view === undefined) return []
+  const online = new Set(node.libp2p.getPeers().map(String))
+  const rows: MemberRow[] = [...view.members].map(([peerId, m]) => ({
+    peerId,
+    role: m.role,
+    tags: m.tags,
+    admittedBy: m.admittedBy,
+    admittedAt: m.admittedAt,
+    online: peerId === node.peerId || online.has(peerId),
+    lastSeen: peerId === node.peerId ? Date.now() : (node.membership.lastSeen.get(peerId) ?? null),
+    revoked: false
+  }))
+  for (const [peerId, r] of view.revoked) {
+    rows.push({ peerId, role: 'revoked', tags: [], admittedBy: r.by, admittedAt: r.at, online: online.has(peerId), lastSeen: node.membership.lastSeen.get(peerId) ?? null, revoked: true })
+  }
+  return rows.sort((a, b) => a.admittedAt - b.admittedAt || a.peerId.localeCompare(b.peerId))
+}
+
+function parseDuration (text: unknown, field: string): number {
+  if (typeof text === 'number' && Number.isSafeInteger(text) && text > 0) return text
+  const m = typeof text === 'string' ? /^(\d+)(s|m|h|d)$/.exec(text) : null
+  if (m === null) throw new NodeError('API_BAD_REQUEST', `${field} must be a duration like 90s, 30m, 1h or 7d`)
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd']
+}
+
+export function registerCoreRoutes (node: MeshNode): void {
+  const api = node.api
+  api.route('GET', '/v1/status', async () => status(node))
+  api.route('GET', '/v1/peers', async () => peers(node))
+  api.route('GET', '/v1/members', async () => members(node))
+
+  api.route('POST', '/v1/invites', async (req) => {
+    const b = (req.body ?? {}) as Record<string, unknown>
+    const role = (b.role ?? 'host') as InviteRole
+    if (role !== 'host' && role !== 'admin') throw new NodeError('API_BAD_REQUEST', 'role must be host or admin')
+    const uses = b.uses ?? 1
+    if (!Number.isSafeInteger(uses) || (uses as number) < 1) throw new NodeError('API_BAD_REQUEST', 'uses must be a positive integer')
+    const tags = b.tags ?? []
+    if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new NodeError('API_BAD_REQUEST', 'tags must be a list of strings')
+    return node.pairing.createInvite({ ttlSeconds: parseDuration(b.ttl ?? '1h', 'ttl'), uses: uses as number, role, tags })
+  })
+
+  api.route('POST', '/v1/join', async (req) => {
+    const code = (req.body as { code?: unknown } | undefined)?.code
+    if (typeof code !== 'string') throw new NodeError('API_BAD_REQUEST', 'code is required')
+    return node.join(code)
+  })
+
+  api.route('POST', '/v1/revoke', async (req) => {
+    const b = (req.body ?? {}) as { peer?: unknown, reason?: unknown }
+    if (typeof b.peer !== 'string') throw new NodeError('API_BAD_REQUEST', 'peer is required')
+    return node.revoke(b.peer, typeof b.reason === 'string' ? b.reason : undefined)
+  })
+
+  api.route('GET', '/v1/audit/log', async (req) => {
+    const q = req.query
+    const since = q.get('since')
+    const limit = q.get('limit')
+    const rows: EntryRow[] = []
+    for await (const s of node.store.log({ kind: q.get('kind') ?? undefined, since: since === null ? undefined : Number(since), limit: limit === null ? undefined : Number(limit), reverse: q.get('reverse') === '1' })) {
+      if (q.get('feed') !== null && s.entry.feed !== q.get('feed')) continue
+      rows.push(entryRow(s))
+    }
+    return rows
+  })
+
+  api.route('POST', '/v1/audit/verify', async () => {
+    const r = await node.store.verifyAll()
+    return r.ok ? r : { ok: false, entries: r.entries, feed: r.feed, seq: r.seq, code: r.error.code, reason: r.error.message }
+  })
+
+  api.route('GET', '/v1/audit/export', async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+    const pass = new PassThrough()
+    pass.pipe(res)
+    await exportJsonl(node.store, pass)
+    pass.end()
+  })
+}

@@ -1,0 +1,34 @@
+// A release names where its generation can be fetched: substituter URLs and the word `peers`.
+// This turns that list into the deploy backend's fetch, trying each source in the given order.
+import { NixosError, type Backend } from '../../nixos/index.js'
+import type { ClosureService } from './service.js'
+
+export const PEERS_SOURCE = 'peers'
+
+export interface SourcesFetcherOptions {
+  /** Fetches from substituter URLs (the Nix profile backend). */
+  backend: Pick<Backend, 'fetch'>
+  closures: Pick<ClosureService, 'fetch'>
+  /** Peer ids to ask for `path`, best first (e.g. connected members that applied it). */
+  peers: (path: string) => string[] | Promise<string[]>
+}
+
+/**
+ * A `Backend['fetch']` over a release's sources. Failures of every source are reported together
+ * as PATH_NOT_FETCHED, the code the deploy engine already reports for a fetch that failed.
+ */
+export function sourcesFetcher (opts: SourcesFetcherOptions): Backend['fetch'] {
+  return async (path: string, sources: string[]): Promise<void> => {
+    const failures: string[] = []
+    for (const source of sources) {
+      try {
+        if (source === PEERS_SOURCE) await opts.closures.fetch(path, await opts.peers(path))
+        else await opts.backend.fetch(path, [source])
+        return
+      } catch (err) {
+        failures.push(`${source}: ${(err as Error).message}`)
+      }
+    }
+    throw new NixosError('PATH_NOT_FETCHED', `could not fetch ${path} from ${sources.length} source(s)${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`)
+  }
+}

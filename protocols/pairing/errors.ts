@@ -1,0 +1,28 @@
+// Every way pairing can fail has its own code, so `fleetmesh join` can print one distinct
+// line for each and tests can tell them apart.
+export type PairingErrorCode =
+  | 'INVITE_UNKNOWN'
+  | 'INVITE_EXPIRED'
+  | 'INVITE_USED_UP'
+  | 'PROOF_INVALID'
+  | 'WRONG_MESH'
+  | 'RATE_LIMITED'
+  | 'INVITER_NOT_ADMIN'
+  | 'INVITER_UNREACHABLE'
+  | 'ALREADY_MEMBER'
+  | 'PAIRING_MALFORMED'
+  | 'PAIRING_TIMEOUT'
+  | 'PAIRING_FAILED'
+
+export class PairingError extends Error {
+  constructor (readonly code: PairingErrorCode, message: string) {
+    super(message)
+    this.name = 'PairingError'
+  }
+}
+
+/** The codes an inviter may send back on the wire; anything else is a malformed reply. */
+export const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<PairingErrorCode>([
+  'INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH',
+  'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'ALREADY_MEMBER', 'PAIRING_MALFORMED', 'PAIRING_FAILED'
+])

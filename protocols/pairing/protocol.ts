@@ -1,0 +1,142 @@
+// The pairing protocol: a joiner proves it holds an invite's secret, bound to both
+// authenticated peer ids and a fresh nonce of this stream, without ever sending the secret;
+// the inviter then admits it through its own audit feed and hands back where the mesh lives.
+import { randomBytes } from 'node:crypto'
+import { lpStream } from '@libp2p/utils'
+import type { Connection, Stream } from '@libp2p/interface'
+import { inviteIdOf, inviteSecretHash, pairingProof, verifyPairingProof, type Invite } from '../../crypto/invite.js'
+import { decodePairing, encodePairing, MAX_PAIRING_MESSAGE_BYTES, NONCE_BYTES, PAIRING_VERSION, type PairingMessage, type Welcome } from './codec.js'
+import { PairingError } from './errors.js'
+import type { InviteBook, InviteRecord } from './invites.js'
+import type { RateLimiter } from './rate-limit.js'
+
+export const PAIRING_PROTOCOL = '/fleetmesh/pairing/1.0.0'
+/** A pairing exchange is four small messages; anything slower is abandoned. */
+export const PAIRING_TIMEOUT_MS = 10_000
+
+export interface AdmitRequest {
+  peer: string
+  role: 'host' | 'admin'
+  tags: string[]
+  invite: string
+  xwing: Uint8Array
+}
+
+export interface InviterContext {
+  selfPeerId: string
+  invites: InviteBook
+  limiter: RateLimiter
+  /** the mesh this host belongs to, with its display name */
+  mesh: () => { id: string, name: string, founder: string } | undefined
+  isAdmin: () => boolean
+  isMember: (peer: string) => boolean
+  /** writes the signed admit entry; resolves once it is stored */
+  admit: (req: AdmitRequest) => Promise<void>
+  /** dialable addresses of members (with /p2p/ID) for the joiner to bootstrap from */
+  bootstrap: () => string[]
+  nowMs: () => number
+  log: (event: Record<string, unknown>, msg: string) => void
+}
+
+const inviteIdFor = (invite: Invite): string => inviteIdOf(inviteSecretHash(invite.secret))
+
+type Lp = ReturnType<typeof lpStream<Stream>>
+
+async function readMessage (lp: Lp, signal: AbortSignal): Promise<PairingMessage> {
+  return decodePairing((await lp.read({ signal })).subarray())
+}
+
+async function send (lp: Lp, msg: PairingMessage, signal: AbortSignal): Promise<void> {
+  await lp.write(encodePairing(msg), { signal })
+}
+
+function remoteIp (connection: Connection): string {
+  const parts = connection.remoteAddr.getComponents()
+  return parts.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value ?? connection.remoteAddr.toString()
+}
+
+/** Inviter side: one stream, one attempt. Failures are answered with a typed error reply. */
+export async function servePairing (stream: Stream, connection: Connection, ctx: InviterContext): Promise<void> {
+  const signal = AbortSignal.timeout(PAIRING_TIMEOUT_MS)
+  const lp = lpStream(stream, { maxDataLength: MAX_PAIRING_MESSAGE_BYTES })
+  const joiner = connection.remotePeer.toString()
+  const ip = remoteIp(connection)
+  let invite: string | undefined
+  try {
+    if (!ctx.limiter.take(ip, ctx.nowMs())) throw new PairingError('RATE_LIMITED', 'too many pairing attempts from this address; try again later')
+    const hello = await readMessage(lp, signal)
+    if (hello.t !== 'hello') throw new PairingError('PAIRING_MALFORMED', `expected hello, got ${hello.t}`)
+    invite = hello.invite
+    const mesh = ctx.mesh()
+    if (mesh === undefined || hello.mesh !== mesh.id) throw new PairingError('WRONG_MESH', `this host is in mesh ${mesh?.id ?? '(none)'}, not ${hello.mesh}`)
+    if (!ctx.isAdmin()) throw new PairingError('INVITER_NOT_ADMIN', 'the inviter is no longer an admin of the mesh')
+    if (ctx.isMember(joiner)) throw new PairingError('ALREADY_MEMBER', 'this host is already a member')
+    const known = await ctx.invites.get(hello.invite)
+    if (known === undefined) throw new PairingError('INVITE_UNKNOWN', 'no such invite (wrong or revoked code)')
+    const nonce = new Uint8Array(randomBytes(NONCE_BYTES))
+    await send(lp, { t: 'challenge', nonce }, signal)
+    const proof = await readMessage(lp, signal)
+    if (proof.t !== 'proof') throw new PairingError('PAIRING_MALFORMED', `expected proof, got ${proof.t}`)
+    const record: InviteRecord = await ctx.invites.consume(hello.invite, Math.floor(ctx.nowMs() / 1000), (r) => {
+      const ok = verifyPairingProof(r.secretHash, { meshId: mesh.id, joinerPeerId: joiner, inviterPeerId: ctx.selfPeerId, channelBinding: nonce }, proof.proof)
+      if (!ok) throw new PairingError('PROOF_INVALID', 'the pairing proof does not match the invite (wrong secret)')
+    })
+    await ctx.admit({ peer: joiner, role: record.role, tags: record.tags, invite: record.id, xwing: proof.xwing })
+    await send(lp, { t: 'welcome', mesh: mesh.id, name: mesh.name, founder: mesh.founder, addrs: ctx.bootstrap() }, signal)
+    ctx.log({ peer: joiner, invite: record.id, role: record.role, ip }, 'pairing: admitted')
+    await stream.close({ signal }).catch(() => {})
+  } catch (err) {
+    const code = err instanceof PairingError ? err.code : (signal.aborted ? 'PAIRING_TIMEOUT' : 'PAIRING_FAILED')
+    ctx.log({ peer: joiner, invite, ip, code, err: (err as Error).message }, 'pairing: refused')
+    if (code !== 'PAIRING_TIMEOUT' && code !== 'PAIRING_MALFORMED') {
+      const message = err instanceof PairingError ? err.message : 'pairing failed on the inviter'
+      await send(lp, { t: 'error', code, message }, signal).catch(() => {})
+      await stream.close({ signal }).catch(() => {})
+    } else {
+      stream.abort(err as Error)
+    }
+  }
+}
+
+export interface JoinerContext {
+  selfPeerId: string
+  xwingPublicKey: Uint8Array
+  /** opens a pairing stream to the inviter at one of the invite's addresses */
+  dial: (peerId: string, addrs: string[], signal: AbortSignal) => Promise<Stream>
+}
+
+/** Joiner side: proves the invite to its inviter and returns where the mesh lives. */
+export async function requestPairing (invite: Invite, ctx: JoinerContext): Promise<Welcome> {
+  const signal = AbortSignal.timeout(PAIRING_TIMEOUT_MS)
+  let stream: Stream
+  try {
+    stream = await ctx.dial(invite.inviterPeerId, invite.addrs, signal)
+  } catch (err) {
+    throw new PairingError('INVITER_UNREACHABLE', `cannot reach the inviter ${invite.inviterPeerId} at ${invite.addrs.join(', ')}: ${(err as Error).message}`)
+  }
+  const lp = lpStream(stream, { maxDataLength: MAX_PAIRING_MESSAGE_BYTES })
+  const expect = async <T extends PairingMessage['t']>(t: T): Promise<Extract<PairingMessage, { t: T }>> => {
+    let msg: PairingMessage
+    try {
+      msg = await readMessage(lp, signal)
+    } catch (err) {
+      if (err instanceof PairingError) throw err
+      throw new PairingError(signal.aborted ? 'PAIRING_TIMEOUT' : 'PAIRING_FAILED', `the inviter closed the pairing stream: ${(err as Error).message}`)
+    }
+    if (msg.t === 'error') throw new PairingError(msg.code, msg.message)
+    if (msg.t !== t) throw new PairingError('PAIRING_MALFORMED', `expected ${t}, got ${msg.t}`)
+    return msg as Extract<PairingMessage, { t: T }>
+  }
+  try {
+    await send(lp, { t: 'hello', v: PAIRING_VERSION, mesh: invite.meshId, invite: inviteIdFor(invite) }, signal)
+    const challenge = await expect('challenge')
+    const proof = pairingProof(invite.secret, { meshId: invite.meshId, joinerPeerId: ctx.selfPeerId, inviterPeerId: invite.inviterPeerId, channelBinding: challenge.nonce })
+    await send(lp, { t: 'proof', proof, xwing: ctx.xwingPublicKey }, signal)
+    const welcome = await expect('welcome')
+    await stream.close({ signal }).catch(() => {})
+    return welcome
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}

@@ -1,0 +1,68 @@
+// Deterministic wave assignment. Every host computes the same plan from the release body and
+// the membership view alone; count/percent waves take hosts in the order of
+// SHA-256(release id || 0x00 || host id), so the canary is a pseudo-random host that every
+// host agrees on and that differs between releases (no host is always the canary).
+import { createHash } from 'node:crypto'
+import type { MembershipView, ReleaseBody, Target } from './types.js'
+
+export interface Plan {
+  /** host ids per wave, in the order they were assigned */
+  waves: string[][]
+  /** host → wave index, for every targeted host */
+  waveOf: Map<string, number>
+  /** host → the first target that matched it (its path and sources) */
+  targetOf: Map<string, Target>
+  /** hosts a target matched but no wave selected: not targeted, reported so the operator sees them */
+  unassigned: string[]
+}
+
+function matches (t: Target, host: string, tags: string[]): boolean {
+  if (t.host !== undefined) return t.host === host
+  if (t.tag !== undefined) return tags.includes(t.tag)
+  return true
+}
+
+/** The sort key of `host` for count/percent waves of release `id`. */
+export function assignmentKey (id: string, host: string): string {
+  return createHash('sha256').update(id).update(new Uint8Array([0])).update(host).digest('hex')
+}
+
+export function planRelease (release: ReleaseBody, membership: MembershipView): Plan {
+  const targetOf = new Map<string, Target>()
+  for (const host of membership.members()) {
+    if (!membership.isMember(host)) continue
+    const tags = membership.tagsOf(host)
+    const t = release.targets.find(t => matches(t, host, tags))
+    if (t !== undefined) targetOf.set(host, t)
+  }
+  const keys = new Map<string, string>()
+  for (const host of targetOf.keys()) keys.set(host, assignmentKey(release.id, host))
+  // ties are impossible in practice; the host id breaks them so the order is total anyway
+  const ordered = [...targetOf.keys()].sort((a, b) => {
+    const ka = keys.get(a) as string
+    const kb = keys.get(b) as string
+    return ka < kb ? -1 : ka > kb ? 1 : a < b ? -1 : a > b ? 1 : 0
+  })
+  const total = ordered.length
+  const waveOf = new Map<string, number>()
+  const waves: string[][] = []
+  release.waves.forEach((w, i) => {
+    const free = ordered.filter(h => !waveOf.has(h))
+    let chosen: string[]
+    if (w.hosts !== undefined) {
+      const wanted = new Set(w.hosts)
+      chosen = free.filter(h => wanted.has(h))
+    } else if (w.tag !== undefined) {
+      const tag = w.tag
+      chosen = free.filter(h => membership.tagsOf(h).includes(tag))
+    } else if (w.count !== undefined) {
+      chosen = free.slice(0, w.count)
+    } else {
+      const cumulative = Math.ceil((w.percent as number) * total / 100)
+      chosen = free.slice(0, Math.max(0, cumulative - waveOf.size))
+    }
+    for (const h of chosen) waveOf.set(h, i)
+    waves.push(chosen)
+  })
+  return { waves, waveOf, targetOf, unassigned: ordered.filter(h => !waveOf.has(h)) }
+}

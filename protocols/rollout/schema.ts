@@ -1,0 +1,204 @@
+// Body schemas of the rollout kinds. Each parser checks a body that the audit codec has already
+// decoded into the canonical data model, throws a RolloutError naming the offending field, and
+// returns the SAME object typed: unknown optional fields are preserved, never stripped, so
+// entries written by newer code (planned features) keep their meaning when re-read.
+import { RolloutError } from './errors.js'
+import type {
+  ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, ReleaseBody,
+  ReleaseControlBody, RollbackBody, Target, Wave
+} from './types.js'
+import type { BodyValidator } from '../audit/types.js'
+
+// Bounds keep a hostile admin (or a corrupt store) from making every host fold a giant plan.
+export const MAX_TARGETS = 1024
+export const MAX_WAVES = 64
+export const MAX_WAVE_HOSTS = 100_000
+export const MAX_SOURCES = 16
+const MAX_ID_CHARS = 128
+const MAX_PEER_CHARS = 128
+const MAX_TAG_CHARS = 64
+const MAX_URL_CHARS = 1024
+const MAX_REASON_CHARS = 1024
+const MAX_OUTPUT_CHARS = 4096
+
+// Release ids appear in CLI arguments and log lines: no whitespace or control characters.
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]*$/
+// A Nix store path: the hash part is 32 chars of Nix's base32 alphabet (no e, o, u, t); the
+// name part is Nix's allowed name characters and may not start with a dot.
+const STORE_PATH_RE = /^\/nix\/store\/[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-_?=][A-Za-z0-9+\-._?=]{0,210}$/
+const PEER_RE = /^[1-9A-HJ-NP-Za-km-z]+$/
+const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/
+const CONTROL_ACTIONS: readonly ControlAction[] = ['pause', 'resume', 'abort']
+
+function invalid (path: string, why: string): RolloutError {
+  return new RolloutError('ROLLOUT_BODY_INVALID', `${path}: ${why}`)
+}
+
+function record (v: unknown, path: string): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) throw invalid(path, 'must be a map')
+  return v as Record<string, unknown>
+}
+
+function str (v: unknown, path: string, max: number, re?: RegExp): string {
+  if (typeof v !== 'string' || v.length === 0) throw invalid(path, 'must be a non-empty string')
+  if (v.length > max) throw new RolloutError('ROLLOUT_BODY_TOO_LARGE', `${path}: longer than ${max} characters`)
+  if (re !== undefined && !re.test(v)) throw invalid(path, `must match ${re}`)
+  return v
+}
+
+function optStr (v: unknown, path: string, max: number, re?: RegExp): void {
+  if (v !== undefined) str(v, path, max, re)
+}
+
+function int (v: unknown, path: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw invalid(path, 'must be an integer')
+  if (v < min || v > max) throw invalid(path, `must be in ${min}..${max}`)
+  return v
+}
+
+function optInt (v: unknown, path: string, min: number, max?: number): void {
+  if (v !== undefined) int(v, path, min, max)
+}
+
+function bool (v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw invalid(path, 'must be a boolean')
+  return v
+}
+
+function list (v: unknown, path: string, min: number, max: number): unknown[] {
+  if (!Array.isArray(v)) throw invalid(path, 'must be a list')
+  if (v.length > max) throw new RolloutError('ROLLOUT_BODY_TOO_LARGE', `${path}: more than ${max} items`)
+  if (v.length < min) throw invalid(path, `needs at least ${min} item${min === 1 ? '' : 's'}`)
+  return v
+}
+
+export function parseStorePath (v: unknown, path = 'path'): string {
+  return str(v, path, 255, STORE_PATH_RE)
+}
+
+export function parseReleaseId (v: unknown, path = 'release'): string {
+  return str(v, path, MAX_ID_CHARS, ID_RE)
+}
+
+function source (v: unknown, path: string): void {
+  const s = str(v, path, MAX_URL_CHARS)
+  if (s !== 'peers' && !URL.canParse(s)) throw invalid(path, "must be a substituter URL or 'peers'")
+}
+
+function target (v: unknown, path: string): Target {
+  const t = record(v, path)
+  optStr(t.host, `${path}.host`, MAX_PEER_CHARS, PEER_RE)
+  optStr(t.tag, `${path}.tag`, MAX_TAG_CHARS, TAG_RE)
+  // both would be an AND nobody asked for; neither means "every member"
+  if (t.host !== undefined && t.tag !== undefined) throw invalid(path, 'names a host or a tag, not both')
+  parseStorePath(t.path, `${path}.path`)
+  list(t.sources, `${path}.sources`, 1, MAX_SOURCES).forEach((s, i) => source(s, `${path}.sources[${i}]`))
+  return t as Target
+}
+
+function gate (v: unknown, path: string): Gate {
+  const g = record(v, path)
+  int(g.healthy, `${path}.healthy`, 0, 100)
+  int(g.soakMs, `${path}.soakMs`, 0)
+  return g as Gate
+}
+
+function wave (v: unknown, path: string): Wave {
+  const w = record(v, path)
+  const selectors = ['hosts', 'tag', 'count', 'percent'].filter(k => w[k] !== undefined)
+  if (selectors.length !== 1) throw invalid(path, 'needs exactly one of hosts, tag, count, percent')
+  if (w.hosts !== undefined) {
+    const hosts = list(w.hosts, `${path}.hosts`, 1, MAX_WAVE_HOSTS)
+    hosts.forEach((h, i) => str(h, `${path}.hosts[${i}]`, MAX_PEER_CHARS, PEER_RE))
+  }
+  optStr(w.tag, `${path}.tag`, MAX_TAG_CHARS, TAG_RE)
+  optInt(w.count, `${path}.count`, 1)
+  optInt(w.percent, `${path}.percent`, 1, 100)
+  gate(w.gate, `${path}.gate`)
+  optInt(w.waitOfflineMs, `${path}.waitOfflineMs`, 0)
+  return w as Wave
+}
+
+export function parseRelease (body: unknown): ReleaseBody {
+  const r = record(body, 'release')
+  parseReleaseId(r.id, 'release.id')
+  int(r.number, 'release.number', 1)
+  list(r.targets, 'release.targets', 1, MAX_TARGETS).forEach((t, i) => target(t, `release.targets[${i}]`))
+  list(r.waves, 'release.waves', 1, MAX_WAVES).forEach((w, i) => wave(w, `release.waves[${i}]`))
+  int(r.maxFailures, 'release.maxFailures', 0)
+  if (r.autoRevert !== undefined) bool(r.autoRevert, 'release.autoRevert')
+  optInt(r.notBefore, 'release.notBefore', 0)
+  optInt(r.expiresAt, 'release.expiresAt', 0)
+  if (r.budget !== undefined) record(r.budget, 'release.budget')
+  return r as ReleaseBody
+}
+
+export function parseReleaseControl (body: unknown): ReleaseControlBody {
+  const c = record(body, 'release-control')
+  parseReleaseId(c.release, 'release-control.release')
+  if (!CONTROL_ACTIONS.includes(c.action as ControlAction)) throw invalid('release-control.action', `must be one of ${CONTROL_ACTIONS.join(', ')}`)
+  return c as ReleaseControlBody
+}
+
+export function parseApplyStart (body: unknown): ApplyStartBody {
+  const b = record(body, 'apply-start')
+  parseReleaseId(b.release, 'apply-start.release')
+  parseStorePath(b.path, 'apply-start.path')
+  int(b.wave, 'apply-start.wave', 0, MAX_WAVES - 1)
+  return b as ApplyStartBody
+}
+
+export function parseApplyOk (body: unknown): ApplyOkBody {
+  const b = record(body, 'apply-ok')
+  parseReleaseId(b.release, 'apply-ok.release')
+  parseStorePath(b.path, 'apply-ok.path')
+  int(b.healthyAt, 'apply-ok.healthyAt', 0)
+  return b as ApplyOkBody
+}
+
+export function parseApplyFailed (body: unknown): ApplyFailedBody {
+  const b = record(body, 'apply-failed')
+  parseReleaseId(b.release, 'apply-failed.release')
+  parseStorePath(b.path, 'apply-failed.path')
+  str(b.reason, 'apply-failed.reason', MAX_REASON_CHARS)
+  optStr(b.check, 'apply-failed.check', MAX_ID_CHARS)
+  return b as ApplyFailedBody
+}
+
+export function parseRollback (body: unknown): RollbackBody {
+  const b = record(body, 'rollback')
+  parseReleaseId(b.release, 'rollback.release')
+  parseStorePath(b.from, 'rollback.from')
+  parseStorePath(b.to, 'rollback.to')
+  bool(b.ok, 'rollback.ok')
+  return b as RollbackBody
+}
+
+export function parseHealth (body: unknown): HealthBody {
+  const b = record(body, 'health')
+  if (b.release !== undefined) parseReleaseId(b.release, 'health.release')
+  parseStorePath(b.path, 'health.path')
+  bool(b.ok, 'health.ok')
+  optStr(b.check, 'health.check', MAX_ID_CHARS)
+  if (b.output !== undefined && typeof b.output !== 'string') throw invalid('health.output', 'must be a string')
+  if (typeof b.output === 'string' && b.output.length > MAX_OUTPUT_CHARS) throw new RolloutError('ROLLOUT_BODY_TOO_LARGE', `health.output: longer than ${MAX_OUTPUT_CHARS} characters`)
+  return b as HealthBody
+}
+
+/** One parser per rollout kind; state.ts folds only bodies that pass. */
+export const rolloutParsers = {
+  release: parseRelease,
+  'release-control': parseReleaseControl,
+  'apply-start': parseApplyStart,
+  'apply-ok': parseApplyOk,
+  'apply-failed': parseApplyFailed,
+  rollback: parseRollback,
+  health: parseHealth
+} as const
+
+export type RolloutKind = keyof typeof rolloutParsers
+
+/** For the audit codec's KindRegistry: a validator throws the RolloutError, which it reports as BODY_INVALID. */
+export const rolloutSchemas: Record<RolloutKind, BodyValidator> = Object.fromEntries(
+  Object.entries(rolloutParsers).map(([kind, parse]) => [kind, (body: unknown) => { parse(body); return true }])
+) as Record<RolloutKind, BodyValidator>

@@ -1,0 +1,129 @@
+// The rollout fold: applyEntry(state, entry) files each rollout entry where the decisions look
+// for it. It does not judge authority (who is admin) — membership is itself a fold of the same
+// log and may arrive later than a release — so it keeps every well-formed entry and decide.ts
+// judges them against the membership view at query time. Everything kept is keyed by
+// (feed, seq) or "highest seq wins", so entries from different feeds, and duplicates, give the
+// same state in any delivery order.
+//
+// The state is updated in place: copying per-host maps on every entry would make folding a
+// 10,000-host log quadratic. The caller owns it; nothing else mutates it.
+import { rolloutParsers } from './schema.js'
+import type { RolloutKind } from './schema.js'
+import type { Entry } from '../audit/types.js'
+import type { ControlAction, ReleaseBody } from './types.js'
+
+export interface ReleaseCandidate { feed: string, seq: number, ts: number, body: ReleaseBody }
+export interface ControlRecord { feed: string, seq: number, ts: number, action: ControlAction }
+
+/** A rollout entry the fold refused: its body broke the schema. */
+export interface Flag { feed: string, seq: number, kind: string, reason: string }
+
+/** A host whose record for a release changed, with what it held before (for incremental readers). */
+export interface OutcomeChange {
+  host: string
+  before: Entry | undefined
+  after: Entry | undefined
+  beforeHealth: Entry | undefined
+  afterHealth: Entry | undefined
+  newlyFailed: boolean
+}
+
+export interface ReleaseOutcomes {
+  /** host → its highest-seq apply-start / apply-ok / apply-failed / rollback entry for this release */
+  latest: Map<string, Entry>
+  /** hosts that ever wrote apply-failed or rollback for this release: the failure budget counts them */
+  failed: Set<string>
+  /** host → its highest-seq health entry naming this release */
+  health: Map<string, Entry>
+  /**
+   * Changes not yet read by the release's gate evaluator (decide.ts is the single reader and
+   * drains it), so a decision costs O(new entries), not O(hosts).
+   */
+  pending: OutcomeChange[]
+}
+
+export interface RolloutState {
+  /** release id → every well-formed release entry using that id (normally one) */
+  releases: Map<string, ReleaseCandidate[]>
+  controls: Map<string, ControlRecord[]>
+  outcomes: Map<string, ReleaseOutcomes>
+  flagged: Flag[]
+}
+
+// Bodies that passed their kind's schema, by identity: parsing is pure, so its result can be memoised.
+const validBodies = new WeakMap<object, RolloutKind>()
+
+export function emptyState (): RolloutState {
+  return { releases: new Map(), controls: new Map(), outcomes: new Map(), flagged: [] }
+}
+
+export function isRolloutKind (kind: string): kind is RolloutKind {
+  return Object.hasOwn(rolloutParsers, kind)
+}
+
+export function outcomesOf (state: RolloutState, release: string): ReleaseOutcomes {
+  let o = state.outcomes.get(release)
+  if (o === undefined) {
+    o = { latest: new Map(), failed: new Set(), health: new Map(), pending: [] }
+    state.outcomes.set(release, o)
+  }
+  return o
+}
+
+function pushOnce<T extends { feed: string, seq: number }> (map: Map<string, T[]>, key: string, item: T): void {
+  const list = map.get(key)
+  if (list === undefined) map.set(key, [item])
+  // a duplicate delivery of one entry; two different entries at one (feed, seq) are an
+  // equivocation that the audit layer catches before anything reaches this fold
+  else if (!list.some(x => x.feed === item.feed && x.seq === item.seq)) list.push(item)
+}
+
+/** Files one entry (signature and chain already verified by the caller); other kinds pass through untouched. */
+export function applyEntry (state: RolloutState, entry: Entry): RolloutState {
+  if (!isRolloutKind(entry.kind)) return state
+  try {
+    // one body object is often folded by many states (a simulator's hosts share entries)
+    if (validBodies.get(entry.body as object) !== entry.kind) {
+      rolloutParsers[entry.kind](entry.body)
+      // only reached for maps: every parser refuses anything else first
+      validBodies.set(entry.body as object, entry.kind)
+    }
+  } catch (err) {
+    // the audit codec normally refuses these already; a store written before the schema was
+    // registered can still hold them, and they must not count for anything
+    if (!state.flagged.some(f => f.feed === entry.feed && f.seq === entry.seq)) {
+      state.flagged.push({ feed: entry.feed, seq: entry.seq, kind: entry.kind, reason: (err as Error).message })
+    }
+    return state
+  }
+  const body = entry.body as Record<string, unknown>
+  switch (entry.kind) {
+    case 'release':
+      pushOnce(state.releases, body.id as string, { feed: entry.feed, seq: entry.seq, ts: entry.ts, body: entry.body as ReleaseBody })
+      break
+    case 'release-control':
+      pushOnce(state.controls, body.release as string, { feed: entry.feed, seq: entry.seq, ts: entry.ts, action: body.action as ControlAction })
+      break
+    case 'health': {
+      if (body.release === undefined) break
+      const o = outcomesOf(state, body.release as string)
+      const prev = o.health.get(entry.feed)
+      if (prev !== undefined && prev.seq >= entry.seq) break
+      o.health.set(entry.feed, entry)
+      const latest = o.latest.get(entry.feed)
+      o.pending.push({ host: entry.feed, before: latest, after: latest, beforeHealth: prev, afterHealth: entry, newlyFailed: false })
+      break
+    }
+    default: {
+      const o = outcomesOf(state, body.release as string)
+      const newlyFailed = (entry.kind === 'apply-failed' || entry.kind === 'rollback') && !o.failed.has(entry.feed)
+      if (newlyFailed) o.failed.add(entry.feed)
+      const prev = o.latest.get(entry.feed)
+      const replaces = prev === undefined || prev.seq < entry.seq
+      if (replaces) o.latest.set(entry.feed, entry)
+      const health = o.health.get(entry.feed)
+      if (replaces || newlyFailed) o.pending.push({ host: entry.feed, before: prev, after: o.latest.get(entry.feed), beforeHealth: health, afterHealth: health, newlyFailed })
+    }
+  }
+  return state
+}

@@ -1,0 +1,211 @@
+// Peer fetch of closures over real libp2p on loopback, between separate real Nix store roots.
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
+import { closureInfo, exportClosure, NixProfileBackend, type NixOptions } from '../../nixos/index.js'
+import { runNix } from '../../nixos/nix.js'
+import {
+  CLOSURE_PROTOCOL, ClosureService, ClosuresError, MAX_REQUEST_BYTES, decodeRequest, encodeHeader, frame, sourcesFetcher, type ClosureServiceOptions
+} from '../../protocols/closures/index.js'
+import { FrameReader, readPaced, send } from '../../protocols/closures/stream.js'
+import { buildGeneration, ensureNix } from '../fixtures/nix/fixtures.js'
+
+async function isValid (store: string, path: string): Promise<boolean> {
+  return await runNix('nix-store', ['--store', store, '--check-validity', path]).then(() => true, () => false)
+}
+
+async function node (): Promise<MeshLibp2p> {
+  return await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+}
+
+interface Logged { level: 'info' | 'warn', obj: Record<string, unknown>, msg: string }
+
+function recorder (): { log: NonNullable<ClosureServiceOptions['log']>, lines: Logged[] } {
+  const lines: Logged[] = []
+  return {
+    lines,
+    log: {
+      info: (obj, msg) => { lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }) },
+      warn: (obj, msg) => { lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }) }
+    }
+  }
+}
+
+/** The single reason a one-peer fetch failed. */
+async function failure (p: Promise<unknown>): Promise<ClosuresError | Error & { code: string }> {
+  const err = await p.then(() => assert.fail('fetch should have failed'), (e: unknown) => e)
+  assert.ok(err instanceof ClosuresError, `expected a ClosuresError, got ${String(err)}`)
+  assert.equal(err.code, 'FETCH_FAILED')
+  assert.equal(err.attempts.length, 1)
+  return err.attempts[0]?.error as ClosuresError
+}
+
+describe('closure service over libp2p', () => {
+  let dir: string
+  let path: string
+  let storeA: string
+  let a: MeshLibp2p // serves from storeA
+  let b: MeshLibp2p // fetches
+  let e: MeshLibp2p // serves from an empty store
+  let m: MeshLibp2p // a member whose handler tampers with what it sends
+  let stranger: MeshLibp2p // not a member
+  let serviceA: ClosureService
+  let serviceE: ClosureService
+  let members: Set<string>
+  let mMode: 'flip' | 'truncate' = 'flip'
+  let stores = 0
+  const freshStore = (): string => join(dir, `store-${++stores}`)
+  const id = (n: MeshLibp2p): string => n.peerId.toString()
+  const fetcher = (nix: NixOptions, extra: Partial<ClosureServiceOptions> = {}): ClosureService =>
+    new ClosureService({ libp2p: b, nix, allowPeer: p => members.has(p), ...extra })
+
+  before(async () => {
+    await ensureNix()
+    dir = await mkdtemp(join(tmpdir(), 'fleetmesh-closures-'))
+    path = await buildGeneration('peer-1', 'good')
+    storeA = join(dir, 'a')
+    await runNix('nix', ['copy', '--no-check-sigs', '--to', storeA, path])
+    ;[a, b, e, m, stranger] = await Promise.all([node(), node(), node(), node(), node()])
+    members = new Set([a, b, e, m].map(id))
+    serviceA = new ClosureService({ libp2p: a, nix: { store: storeA }, allowPeer: p => members.has(p) })
+    serviceE = new ClosureService({ libp2p: e, nix: { store: join(dir, 'empty') }, allowPeer: p => members.has(p) })
+    await serviceA.start()
+    await serviceE.start()
+    await m.handle(CLOSURE_PROTOCOL, (stream) => {
+      void (async () => {
+        const req = decodeRequest(await new FrameReader(readPaced(stream)).frame(MAX_REQUEST_BYTES))
+        const infos = await closureInfo(req.path, { store: storeA })
+        const chunks: Uint8Array[] = []
+        for await (const c of exportClosure(req.path, { store: storeA })) chunks.push(c)
+        const nar = Buffer.concat(chunks)
+        await send(stream, frame(encodeHeader({ ok: true, infos, bytes: nar.length })))
+        if (mMode === 'flip') {
+          const at = nar.indexOf('createServer')
+          nar[at] = 'X'.charCodeAt(0)
+          await send(stream, nar)
+        } else {
+          await send(stream, nar.subarray(0, nar.length - 100))
+        }
+        await stream.close()
+      })().catch((err: Error) => { stream.abort(err) })
+    })
+    for (const n of [a, e, m]) {
+      await b.dial(n.getMultiaddrs()[0] as never)
+      await stranger.dial(n.getMultiaddrs()[0] as never)
+    }
+  })
+
+  after(async () => {
+    await serviceA?.stop()
+    await serviceE?.stop()
+    await Promise.all([a, b, e, m, stranger].map(async n => await n?.stop()))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('fetches a closure from a peer into a separate store', async () => {
+    const store = freshStore()
+    const served = await closureInfo(path, { store: storeA })
+    const got = await fetcher({ store }).fetch(path, [id(a)])
+    assert.deepEqual(got.map(i => i.path).sort(), served.map(i => i.path).sort())
+    for (const i of served) assert.equal(await isValid(store, i.path), true)
+    const [mine] = await closureInfo(path, { store })
+    assert.equal(mine?.narHash, served.find(i => i.path === path)?.narHash)
+    // Already valid: answered from the local store, without asking anyone.
+    const again = await fetcher({ store }).fetch(path, [])
+    assert.deepEqual(again.map(i => i.path).sort(), got.map(i => i.path).sort())
+  })
+
+  it('rejects a corrupted closure and registers nothing', async () => {
+    mMode = 'flip'
+    const store = freshStore()
+    const err = await failure(fetcher({ store }).fetch(path, [id(m)]))
+    assert.equal(err.code, 'CLOSURE_HASH_MISMATCH')
+    for (const i of await closureInfo(path, { store: storeA })) assert.equal(await isValid(store, i.path), false)
+  })
+
+  it('rejects a stream shorter than announced and registers nothing', async () => {
+    mMode = 'truncate'
+    const store = freshStore()
+    const err = await failure(fetcher({ store }).fetch(path, [id(m)]))
+    assert.equal(err.code, 'STREAM_TRUNCATED')
+    assert.equal(await isValid(store, path), false)
+  })
+
+  it('serves members only, and fetches from members only', async () => {
+    const store = freshStore()
+    const outsider = new ClosureService({ libp2p: stranger, nix: { store }, allowPeer: () => true })
+    const refused = await failure(outsider.fetch(path, [id(a)]))
+    assert.equal(refused.code, 'PEER_REFUSED')
+    const picky = await failure(fetcher({ store }, { allowPeer: p => p !== id(a) }).fetch(path, [id(a)]))
+    assert.equal(picky.code, 'PEER_NOT_ALLOWED')
+    assert.equal(await isValid(store, path), false)
+  })
+
+  it('says clearly when the peer lacks the path', async () => {
+    const unknown = '/nix/store/00000000000000000000000000000000-not-built-anywhere'
+    const err = await failure(fetcher({ store: freshStore() }).fetch(unknown, [id(a)]))
+    assert.equal(err.code, 'PATH_NOT_FOUND')
+    assert.match(err.message, /not valid in this host's store/)
+    await assert.rejects(fetcher({ store: freshStore() }).fetch('/etc/passwd', [id(a)]), { code: 'INVALID_STORE_PATH' })
+  })
+
+  it('falls over to the next peer', async () => {
+    const store = freshStore()
+    const { log, lines } = recorder()
+    const got = await fetcher({ store }, { log }).fetch(path, [id(e), id(stranger), id(a)])
+    assert.ok(got.some(i => i.path === path))
+    assert.equal(await isValid(store, path), true)
+    const failed = lines.filter(l => l.level === 'warn').map(l => [l.obj.peer, l.obj.code])
+    assert.deepEqual(failed, [[id(e), 'PATH_NOT_FOUND'], [id(stranger), 'PEER_NOT_ALLOWED']])
+    assert.deepEqual(lines.filter(l => l.level === 'info').map(l => l.obj.peer), [id(a)])
+  })
+
+  it('stops when aborted', async () => {
+    const store = freshStore()
+    const err = await fetcher({ store }).fetch(path, [id(a)], AbortSignal.abort()).then(() => assert.fail('fetch should have been aborted'), (e: unknown) => e)
+    assert.ok(err instanceof ClosuresError)
+    assert.equal(err.code, 'ABORTED')
+    assert.equal(await isValid(store, path), false)
+  })
+
+  it('answers PEER_BUSY beyond its transfer limit', async () => {
+    await serviceE.stop()
+    const busy = new ClosureService({ libp2p: e, nix: { store: storeA }, allowPeer: () => true, maxTransfers: 0 })
+    await busy.start()
+    try {
+      const err = await failure(fetcher({ store: freshStore() }).fetch(path, [id(e)]))
+      assert.equal(err.code, 'PEER_BUSY')
+    } finally {
+      await busy.stop()
+      await serviceE.start()
+    }
+  })
+
+  it('tries a release\'s sources in order: substituters, then peers', async () => {
+    const cache = join(dir, 'cache')
+    await runNix('nix', ['copy', '--no-check-sigs', '--from', storeA, '--to', `file://${cache}`, path])
+    const sources = (store: string): ReturnType<typeof sourcesFetcher> => sourcesFetcher({
+      backend: new NixProfileBackend({ store }),
+      closures: fetcher({ store }),
+      peers: () => [id(e), id(a)]
+    })
+    const viaCache = freshStore()
+    await sources(viaCache)(path, [`file://${join(dir, 'no-such-cache')}`, `file://${cache}`, 'peers'])
+    assert.equal(await isValid(viaCache, path), true)
+    const viaPeers = freshStore()
+    await sources(viaPeers)(path, [`file://${join(dir, 'no-such-cache')}`, 'peers'])
+    assert.equal(await isValid(viaPeers, path), true)
+    const nowhere = freshStore()
+    const unknown = '/nix/store/00000000000000000000000000000000-not-built-anywhere'
+    await assert.rejects(sources(nowhere)(unknown, [`file://${join(dir, 'no-such-cache')}`, 'peers']), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'PATH_NOT_FETCHED')
+      assert.match(err.message, /no-such-cache/)
+      assert.match(err.message, /PATH_NOT_FOUND/)
+      return true
+    })
+  })
+})

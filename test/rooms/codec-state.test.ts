@@ -1,0 +1,83 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { encodeCanonical } from '../../protocols/audit/codec.js'
+import { SEALED_EPOCH_KEY_BYTES } from '../../crypto/seal.js'
+import {
+  decodeFrame, encodeFrame, validateRoomCreate, validateRoomMember, applyRoomEntry, createRoomsState, foldRoom, admitMessage,
+  MAX_KEYS_PER_ENTRY, type SignedRoomMessage
+} from '../../protocols/rooms/index.js'
+import { decodeHistoryRequest, decodeHistoryResponse, MAX_FRAME_BYTES } from '../../protocols/rooms/codec.js'
+import { entry, peers, rng, shuffled } from '../membership/helpers.js'
+import type { Entry } from '../../protocols/audit/types.js'
+
+const ROOM = 'ab'.repeat(16)
+const kid = (n: number): Uint8Array => new Uint8Array(16).fill(n)
+const sealed = (host: string, epoch: number): { host: string, epoch: number, sealed: Uint8Array } => ({ host, epoch, sealed: new Uint8Array(SEALED_EPOCH_KEY_BYTES) })
+
+test('frames: round trip; truncated, oversize, non-canonical and malformed input each refused with a typed code', () => {
+  const [host] = ['12D3KooWLRPJAA5o6Z6e1Fv1vcmc3oi5WfKoAm1wQTr5YYBcpbnN']
+  const msg: SignedRoomMessage = { room: ROOM, epoch: 2, sender: host!, agent: 'bot', seq: 7, ts: 1_700_000_000_000, ciphertext: new Uint8Array(80), sig: new Uint8Array(64) }
+  const bytes = encodeFrame(msg)
+  assert.deepEqual(decodeFrame(bytes), msg)
+  assert.throws(() => decodeFrame(bytes.subarray(0, bytes.length - 1)), { code: 'ROOM_FRAME_MALFORMED' })
+  assert.throws(() => decodeFrame(new Uint8Array(MAX_FRAME_BYTES + 1)), { code: 'ROOM_FRAME_TOO_LARGE' })
+  assert.throws(() => decodeFrame(Uint8Array.of(0xff)), { code: 'ROOM_FRAME_MALFORMED' })
+  const fields = { v: 1, room: ROOM, epoch: 2, sender: host, agent: 'bot', seq: 7, ts: 1, ct: new Uint8Array(80), sig: new Uint8Array(64) }
+  for (const broken of [
+    { ...fields, extra: 1 }, { ...fields, v: 2 }, { ...fields, room: 'ROOM' }, { ...fields, agent: 'a/b' }, { ...fields, seq: -1 },
+    { ...fields, ct: new Uint8Array(10) }, { ...fields, sig: new Uint8Array(63) }, { ...fields, sender: 'QmNotEd25519' }
+  ]) assert.throws(() => decodeFrame(encodeCanonical(broken)), { code: 'ROOM_FRAME_MALFORMED' })
+  // one byte of trailing garbage after a valid frame
+  assert.throws(() => decodeFrame(Uint8Array.of(...bytes, 0)), { code: 'ROOM_FRAME_MALFORMED' })
+  assert.throws(() => decodeHistoryRequest(encodeCanonical({ room: ROOM, since: -5 })), { code: 'ROOM_FRAME_MALFORMED' })
+  assert.throws(() => decodeHistoryResponse(encodeCanonical({ t: 'msgs', msgs: [] })), { code: 'ROOM_FRAME_MALFORMED' })
+  assert.throws(() => decodeHistoryResponse(encodeCanonical({ t: 'what' })), { code: 'ROOM_FRAME_MALFORMED' })
+})
+
+test('entry bodies: schemas refuse unknown fields, bad keys, too many keys and duplicate members', async () => {
+  const [a, b] = await peers(2)
+  const good = { room: ROOM, name: 'ops', history: 'joined', members: [{ host: a!, agent: 'x' }], epoch: 0, kid: kid(1), keys: [sealed(a!, 0)] }
+  assert.equal(validateRoomCreate(good).name, 'ops')
+  for (const bad of [
+    { ...good, extra: true }, { ...good, epoch: 1 }, { ...good, history: 'all' }, { ...good, members: [] },
+    { ...good, members: [{ host: a!, agent: 'x' }, { host: a!, agent: 'x' }] }, { ...good, kid: kid(1).subarray(1) },
+    { ...good, keys: [{ ...sealed(a!, 0), sealed: new Uint8Array(10) }] }, { ...good, keys: [sealed(a!, 0), sealed(a!, 0)] },
+    { ...good, keys: Array.from({ length: MAX_KEYS_PER_ENTRY + 1 }, () => sealed(a!, 0)).map((k, i) => ({ ...k, epoch: i })) }
+  ]) assert.throws(() => validateRoomCreate(bad), { code: 'ROOM_BODY_INVALID' })
+  assert.throws(() => validateRoomMember({ room: ROOM, op: 'kick', member: { host: b!, agent: 'y' }, epoch: 1, kid: kid(2), keys: [] }), { code: 'ROOM_BODY_INVALID' })
+  assert.throws(() => validateRoomMember({ room: ROOM, op: 'add', member: { host: b!, agent: 'y' }, epoch: 0, kid: kid(2), keys: [sealed(b!, 1)] }), { code: 'ROOM_BODY_INVALID' })
+})
+
+test('the fold is order-independent; concurrent changes are kept, flagged stale, and non-managers count for nothing', async () => {
+  const [creator, b, c, d, outsider] = await peers(5)
+  const log: Entry[] = [
+    entry(creator!, 0, 1000, 'room-create', { room: ROOM, name: 'ops', history: 'joined', members: [{ host: creator!, agent: 'a' }, { host: b!, agent: 'b' }, { host: c!, agent: 'c' }], epoch: 0, kid: kid(0), keys: [sealed(creator!, 0), sealed(b!, 0), sealed(c!, 0)] }),
+    // the creator removes c (epoch 1) while an admin, b, concurrently adds d at epoch 1 too
+    entry(creator!, 1, 2000, 'room-member', { room: ROOM, op: 'remove', member: { host: c!, agent: 'c' }, epoch: 1, kid: kid(1), keys: [sealed(creator!, 1), sealed(b!, 1)] }),
+    entry(b!, 0, 2001, 'room-member', { room: ROOM, op: 'add', member: { host: d!, agent: 'd' }, epoch: 1, kid: kid(2), keys: [sealed(creator!, 1), sealed(b!, 1), sealed(c!, 1), sealed(d!, 1)] }),
+    // a non-manager's change is ignored
+    entry(outsider!, 0, 1500, 'room-member', { room: ROOM, op: 'add', member: { host: outsider!, agent: 'o' }, epoch: 1, kid: kid(9), keys: [sealed(outsider!, 1)] })
+  ]
+  const isAdmin = (p: string): boolean => p === b
+  const folds = [0, 1, 2, 3, 4, 5].map(seed => {
+    const state = createRoomsState()
+    for (const e of shuffled(log, rng(seed))) applyRoomEntry(state, e)
+    return foldRoom(state, ROOM, isAdmin)!
+  })
+  const r = folds[0]!
+  for (const f of folds) assert.deepEqual({ ...f, epochs: [...f.epochs] }, { ...r, epochs: [...r.epochs] })
+  assert.equal(r.epoch, 1)
+  assert.deepEqual(r.epochs.get(1)!.kid, kid(1), 'the first change of an epoch in (ts, feed, seq) order names its key')
+  assert.deepEqual(r.members.map(m => m.agent).sort(), ['a', 'b', 'd'])
+  assert.equal(r.members.some(m => m.host === c), false, 'the concurrent removal is not lost')
+  assert.equal(r.members.some(m => m.host === outsider), false)
+  assert.deepEqual(r.missing, [d].sort(), 'd was added but holds no key of the winning epoch 1')
+  assert.deepEqual(r.leaked, [])
+  // c was a member of epoch 0 only; its epoch-0 messages after epoch 1 began are stale past the grace
+  assert.equal(admitMessage(r, { epoch: 0, sender: c!, agent: 'c', ts: 1999 }, 0), undefined)
+  assert.equal(admitMessage(r, { epoch: 0, sender: c!, agent: 'c', ts: 2500 }, 0), 'ROOM_STALE_EPOCH')
+  assert.equal(admitMessage(r, { epoch: 1, sender: c!, agent: 'c', ts: 2500 }, 0), 'ROOM_NOT_MEMBER')
+  assert.equal(admitMessage(r, { epoch: 1, sender: b!, agent: 'b', ts: 2500 }, 0), undefined)
+  assert.equal(admitMessage(r, { epoch: 2, sender: b!, agent: 'b', ts: 2500 }, 0), 'ROOM_UNKNOWN_EPOCH')
+  assert.equal(admitMessage(r, { epoch: 1, sender: b!, agent: 'z', ts: 2500 }, 0), 'ROOM_NOT_MEMBER')
+})
