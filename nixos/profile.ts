@@ -139,7 +139,14 @@ export class NixProfileBackend implements Backend {
     assertStorePath(path)
     const cur = await this.current()
     if (cur === null) return `new system: ${path}`
-    const { stdout } = await runNix('nix', ['store', 'diff-closures', ...storeArgs(this.opts), cur.path, path], this.opts)
+    return this.diff(cur.path, path)
+  }
+
+  /** `nix store diff-closures` between two store paths: what changes from `from` to `to`. */
+  async diff (from: string, to: string): Promise<string> {
+    assertStorePath(from)
+    assertStorePath(to)
+    const { stdout } = await runNix('nix', ['store', 'diff-closures', ...storeArgs(this.opts), from, to], this.opts)
     return stdout
   }
 

@@ -6,8 +6,38 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { NodeError } from './errors.js'
 import { writeFileAtomic } from './fs-atomic.js'
+import { validatePolicy, type HealthCheck } from '../nixos/index.js'
 
 export const CONFIG_VERSION = 1
+
+/** How this host applies generations (nixos/); the names match services.fleetmesh in module.nix. */
+export interface DeployConfig {
+  /** the Nix profile holding system generations */
+  profile: string
+  /** argv run to activate a generation; "{path}" stands for its store path */
+  activation: string[]
+  /** extra environment of the activation command */
+  activationEnv: Record<string, string>
+  activationTimeoutMs: number
+  /** checks every new generation must pass, and how long it must stay healthy */
+  healthChecks: HealthCheck[]
+  soakMs: number
+  /** generations kept when old ones are deleted */
+  keep: number
+  /** when set, fetched closures must be signed by one of these Nix keys (name:base64) */
+  trustedPublicKeys: string[]
+}
+
+export const DEFAULT_DEPLOY: DeployConfig = {
+  profile: '/nix/var/nix/profiles/system',
+  activation: ['{path}/bin/switch-to-configuration', 'switch'],
+  activationEnv: {},
+  activationTimeoutMs: 5 * 60_000,
+  healthChecks: [],
+  soakMs: 0,
+  keep: 20,
+  trustedPublicKeys: []
+}
 
 export interface NodeConfig {
   version: number
@@ -17,13 +47,15 @@ export interface NodeConfig {
   bootstrap: string[]
   /** the control API: loopback only unless an operator says otherwise */
   api: { host: string, port: number }
+  deploy: DeployConfig
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
   version: CONFIG_VERSION,
   listen: ['/ip4/127.0.0.1/tcp/0'],
   bootstrap: [],
-  api: { host: '127.0.0.1', port: 0 }
+  api: { host: '127.0.0.1', port: 0 },
+  deploy: DEFAULT_DEPLOY
 }
 
 export function defaultDataDir (env: NodeJS.ProcessEnv = process.env): string {
@@ -80,8 +112,40 @@ export function parseConfig (path: string, text: string): NodeConfig {
     version: CONFIG_VERSION,
     listen: multiaddrList(path, 'listen', obj.listen ?? DEFAULT_CONFIG.listen),
     bootstrap: multiaddrList(path, 'bootstrap', obj.bootstrap ?? DEFAULT_CONFIG.bootstrap),
-    api: { host: api.host as string, port: api.port as number }
+    api: { host: api.host as string, port: api.port as number },
+    deploy: parseDeploy(path, obj.deploy ?? {})
   }
+}
+
+function parseDeploy (path: string, raw: unknown): DeployConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(path, '"deploy" must be an object')
+  const d = { ...DEFAULT_DEPLOY, ...(raw as Partial<DeployConfig>) }
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string')
+  if (typeof d.profile !== 'string' || !d.profile.startsWith('/')) fail(path, '"deploy.profile" must be an absolute path')
+  if (!strings(d.activation) || d.activation.length === 0) fail(path, '"deploy.activation" must be a non-empty argv list')
+  if (d.activationEnv === null || typeof d.activationEnv !== 'object' || !Object.values(d.activationEnv).every((v) => typeof v === 'string')) fail(path, '"deploy.activationEnv" must map names to strings')
+  for (const k of ['activationTimeoutMs', 'soakMs', 'keep'] as const) {
+    if (!Number.isSafeInteger(d[k]) || d[k] < 0) fail(path, `"deploy.${k}" must be a non-negative integer`)
+  }
+  if (!strings(d.trustedPublicKeys)) fail(path, '"deploy.trustedPublicKeys" must be a list of strings')
+  if (!Array.isArray(d.healthChecks)) fail(path, '"deploy.healthChecks" must be a list')
+  const shapes: Record<string, (c: Record<string, unknown>) => boolean> = {
+    systemd: (c) => strings(c.units),
+    http: (c) => typeof c.url === 'string',
+    command: (c) => typeof c.command === 'string' || strings(c.command)
+  }
+  d.healthChecks.forEach((c: unknown, i: number) => {
+    const check = c as Record<string, unknown>
+    if (check === null || typeof check !== 'object' || !(String(check.kind) in shapes) || !shapes[String(check.kind)](check)) {
+      fail(path, `"deploy.healthChecks[${i}]" must be {kind: "systemd", units} | {kind: "http", url} | {kind: "command", command}`)
+    }
+  })
+  try {
+    validatePolicy({ soakMs: d.soakMs, checks: d.healthChecks })
+  } catch (err) {
+    fail(path, (err as Error).message)
+  }
+  return d
 }
 
 export async function readConfig (dataDir: string): Promise<NodeConfig> {

@@ -11,6 +11,7 @@ export type NodeErrorCode =
   | 'API_BAD_REQUEST'
   | 'API_NOT_FOUND'
   | 'NOT_ADMIN'
+  | 'DEPLOY_DISABLED'
 
 export class NodeError extends Error {
   constructor (readonly code: NodeErrorCode, message: string) {

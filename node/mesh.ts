@@ -11,6 +11,8 @@ import { registerMembershipKinds } from '../protocols/membership/index.js'
 import { rolloutSchemas } from '../protocols/rollout/index.js'
 import { registerRoomKinds } from '../protocols/rooms/index.js'
 import { attachRooms, type Rooms } from './rooms.js'
+import { DeployAgent } from './deploy.js'
+import { registerDeployRoutes } from './deploy-routes.js'
 import { readConfig, dataPaths, type NodeConfig } from './config.js'
 import { lockDataDir } from './lock.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
@@ -22,6 +24,8 @@ import { NodeError } from './errors.js'
 import { NodeMetrics } from './metrics.js'
 import { registerCoreRoutes } from './routes.js'
 import { promises as fs } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 
 const REDIAL_MS = 5_000
 /** Members this host keeps connections to beyond its bootstrap peers; gossip does the rest. */
@@ -30,6 +34,15 @@ const TARGET_MEMBER_CONNECTIONS = 8
 /** The /p2p/ID component of an address, if it has one. */
 export function peerIdOf (ma: Multiaddr): string | undefined {
   return ma.getComponents().findLast((c) => c.name === 'p2p')?.value
+}
+
+async function nixInstalled (): Promise<boolean> {
+  try {
+    await promisify(execFile)('nix-env', ['--version'])
+    return true
+  } catch {
+    return false
+  }
 }
 
 export interface MeshNodeOptions {
@@ -66,6 +79,8 @@ export class MeshNode {
   witness!: Witness
   pairing!: Pairing
   rooms!: Rooms
+  /** absent where Nix is not installed: the host still meshes, it just applies nothing */
+  deploy?: DeployAgent
   api!: ApiServer
   apiUrl = ''
 
@@ -172,6 +187,16 @@ export class MeshNode {
       log: this.log
     })
     this.closers.push(async () => { await this.rooms.service.stop() })
+
+    if (await nixInstalled()) {
+      const deploy = new DeployAgent(this.peerId, this.store, this.membership, libp2p, this.config.deploy, this.db, this.metrics, this.log)
+      await deploy.start()
+      this.deploy = deploy
+      this.closers.push(async () => { await deploy.stop() })
+    } else {
+      this.log.warn('Nix is not installed: this host will not apply releases (apt-get install nix-bin)')
+    }
+    registerDeployRoutes(this)
     await writeEndpoint(paths.apiEndpoint, { url: this.apiUrl, pid: process.pid })
     this.closers.push(async () => { await fs.rm(paths.apiEndpoint, { force: true }) })
 
