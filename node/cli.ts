@@ -9,6 +9,7 @@ import { ControlClient } from './client.js'
 import { runDaemon } from './daemon.js'
 import { initHost } from './init.js'
 import { registerRoomCommands } from './cli-rooms.js'
+import { registerDeployCommands } from './cli-deploy.js'
 import { MeshNode } from './mesh.js'
 import { runningDaemon, viaDaemonOrStore } from './offline.js'
 import { entryRow, type EntryRow, type MemberRow, type NodeStatus, type PeerInfo } from './routes.js'
@@ -72,10 +73,12 @@ export function buildCli (): Command {
   program.command('init')
     .description('create the data dir, the host identity and a default config')
     .option('--mesh <name>', 'found a new mesh with this host as its first admin')
+    .option('--tag <tag>', 'with --mesh: a tag of the founding host (repeatable)', collect)
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect)
     .option('--json', 'machine-readable output')
-    .action(async (o: { mesh?: string, listen?: string[], json?: boolean }) => {
-      const r = await initHost(globals().dataDir, { listen: o.listen, mesh: o.mesh })
+    .action(async (o: { mesh?: string, tag?: string[], listen?: string[], json?: boolean }) => {
+      if (o.tag !== undefined && o.mesh === undefined) throw new CommanderError(2, 'fleetmesh.usage', '--tag needs --mesh (other hosts get their tags from their invite)')
+      const r = await initHost(globals().dataDir, { listen: o.listen, mesh: o.mesh, tags: o.tag })
       if (o.json === true) return out(JSON.stringify(r))
       out(`initialised ${r.dataDir}\npeer id: ${r.peerId}`)
       if (r.mesh !== null) out(`founded mesh ${r.mesh.name} (${r.mesh.id}); this host is its admin`)
@@ -101,6 +104,12 @@ export function buildCli (): Command {
       out(`members:   ${s.members}`)
       out(`peers:     ${s.connectedPeers}`)
       out(`audit log: ${s.entries} entries in ${s.feeds} feeds`)
+      if (s.deploy === null) out('deploys:   disabled (Nix is not installed)')
+      else {
+        out(`current:   ${s.deploy.current !== null ? `generation ${s.deploy.current.number} ${s.deploy.current.path}` : '-'}`)
+        out(`desired:   ${s.deploy.desired !== null ? `${s.deploy.desired.path} (release ${s.deploy.desired.release})` : '-'}`)
+        if (s.deploy.decision !== null) out(`decision:  ${s.deploy.decision.action}${'reason' in s.deploy.decision ? `: ${s.deploy.decision.reason}` : ''}`)
+      }
       if (s.equivocatingFeeds.length > 0) out(`ALERT:     equivocating feeds: ${s.equivocatingFeeds.join(', ')}`)
       out(`up since:  ${new Date(s.startedAt).toISOString()}   version ${s.version}`)
       for (const a of s.addresses) out(`listening: ${a}`)
@@ -228,6 +237,7 @@ export function buildCli (): Command {
       }, async ({ store }) => { await exportJsonl(store, process.stdout) })
     })
 
+  registerDeployCommands(program, client)
   registerRoomCommands(program, client)
   return program
 }

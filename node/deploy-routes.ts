@@ -34,6 +34,7 @@ export function registerDeployRoutes (node: MeshNode): void {
   })
   api.route('POST', '/v1/releases/:id/:action', async (req) => {
     const action = req.params.action
+    if (action === 'rollback') return agentOf(node).rollbackRelease(req.params.id)
     if (action !== 'pause' && action !== 'resume' && action !== 'abort') throw new NodeError('API_NOT_FOUND', `no release action ${action}`)
     await agentOf(node).control(req.params.id, action)
     return { release: req.params.id, action }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { DeployEngine, Journal, NixProfileBackend, newApplyId, verify, type ApplyOutcome, type Backend, type DeployEvent, type Generation, type HealthPolicy, type JournalDb } from '../nixos/index.js'
 import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
 import { ClosureService, sourcesFetcher } from '../protocols/closures/index.js'
-import { applyEntry, decide, emptyState, flagged, isRolloutKind, releaseStatus, type Decision, type MembershipView, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../protocols/rollout/index.js'
+import { applyEntry, decide, effectiveRelease, emptyState, flagged, planOf, isRolloutKind, releaseStatus, type Decision, type MembershipView, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../protocols/rollout/index.js'
 import type { DeployConfig } from './config.js'
 import { NodeError } from './errors.js'
 import type { MeshLibp2p } from './libp2p.js'
@@ -264,9 +264,13 @@ export class DeployAgent {
   async status (): Promise<DeployStatus> {
     const current = await this.profile.current().catch(() => null)
     const d = this.lastDecision
-    const desired = d !== null && (d.action === 'apply' || d.action === 'wait') && d.release !== undefined
-      ? { release: d.release, path: this.state.releases.get(d.release)?.[0]?.body.targets[0]?.path ?? '' }
-      : null
+    let desired: DeployStatus['desired'] = null
+    if (d?.action === 'apply') desired = { release: d.release, path: d.path }
+    else if (d?.release !== undefined) {
+      const body = effectiveRelease(this.state, this.view, d.release)?.body
+      const target = body !== undefined ? planOf(body, this.view).targetOf.get(this.self) : undefined
+      if (target !== undefined) desired = { release: d.release, path: target.path }
+    }
     return { enabled: true, current, desired, applying: this.intent, decision: d }
   }
 
@@ -304,6 +308,26 @@ export class DeployAgent {
     await this.store.append('release', body)
     this.log.info({ release: body.id, number }, 'release published')
     return body
+  }
+
+  /**
+   * `fleetmesh rollback --release ID`: a new release (so no host ever moves backwards by
+   * replaying an old entry) that sends ID's targets back to the paths the newest earlier
+   * release gave the same selectors, with ID's waves and gates.
+   */
+  async rollbackRelease (id: string): Promise<ReleaseBody> {
+    const bad = this.state.releases.get(id)?.find((c) => this.membership.isAdmin(c.feed))?.body
+    if (bad === undefined) throw new NodeError('API_NOT_FOUND', `no release ${id}`)
+    const selector = (t: ReleaseBody['targets'][number]): string => `${t.tag ?? ''}|${t.host ?? ''}`
+    const earlier = [...this.state.releases.values()].flat()
+      .filter((c) => c.body.number < bad.number && this.membership.isAdmin(c.feed))
+      .sort((a, b) => b.body.number - a.body.number)
+    const targets = bad.targets.map((t) => {
+      const prev = earlier.flatMap((c) => c.body.targets).find((p) => selector(p) === selector(t) && p.path !== t.path)
+      if (prev === undefined) throw new NodeError('API_NOT_FOUND', `no earlier release gave ${t.tag !== undefined ? `tag ${t.tag}` : t.host !== undefined ? `host ${t.host}` : 'every host'} another path to return to`)
+      return { ...prev }
+    })
+    return this.publish({ targets, waves: bad.waves, maxFailures: bad.maxFailures, autoRevert: bad.autoRevert })
   }
 
   async control (release: string, action: 'pause' | 'resume' | 'abort'): Promise<void> {

@@ -9,7 +9,7 @@ import { withOfflineStore } from './offline.js'
 
 export interface InitResult { peerId: string, dataDir: string, mesh: { id: string, name: string } | null }
 
-export async function initHost (dataDir: string, opts: { listen?: string[], mesh?: string }): Promise<InitResult> {
+export async function initHost (dataDir: string, opts: { listen?: string[], mesh?: string, tags?: string[] }): Promise<InitResult> {
   const paths = dataPaths(dataDir)
   await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
   const identity = await createIdentity(paths.identity).catch((err: { code?: string }) => {
@@ -24,6 +24,8 @@ export async function initHost (dataDir: string, opts: { listen?: string[], mesh
   const meshId = `${name}-${randomBytes(8).toString('hex')}`
   await withOfflineStore(dataDir, async ({ store, meta }) => {
     await store.append('genesis', { mesh: meshId, name, founder: peerId, xwing: identity.xwingPublicKey })
+    // The genesis names no tags; the founder grants its own, like any admin would.
+    if (opts.tags !== undefined && opts.tags.length > 0) await store.append('grant', { peer: peerId, tags: opts.tags })
     await meta.setMesh({ meshId, name, founder: peerId, trusted: [] })
   })
   return { peerId, dataDir, mesh: { id: meshId, name } }

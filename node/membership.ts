@@ -13,9 +13,14 @@ import type { MeshMeta, MetaStore } from './meta.js'
 export const MEMBERSHIP_KINDS = ['genesis', 'admit', 'grant', 'revoke'] as const
 /** How long a stranger may stay connected to run the pairing protocol. */
 export const STRANGER_DEADLINE_MS = 15_000
-/** Non-members are scored far below gossipsub's graylist threshold: all their RPCs are ignored
- *  and nothing is published or gossiped to them. */
-const NON_MEMBER_SCORE = -1_000
+/**
+ * gossipsub score of a non-member (times the default app weight of 10: -60). Below the publish
+ * (-50) and gossip (-10) thresholds, so nothing is sent to it and it is never grafted; above
+ * the graylist (-80), so its subscriptions are still recorded: a stranger that is admitted a
+ * moment later receives gossip at once instead of being ignored for the life of the
+ * connection. What it publishes is dropped by the topics' own membership validators.
+ */
+const NON_MEMBER_SCORE = -6
 
 interface MembershipEvents {
   changed: [MemberView]

@@ -256,6 +256,7 @@ export class MeshNode {
   async join (code: string): Promise<JoinResult> {
     return this.pairing.join(code, (addrs) => {
       for (const a of addrs) this.bootstrap.add(a)
+      // Syncs refused while this host was a stranger are retried now that it is trusted.
       void this.redial().then(async () => {
         for (const p of this.libp2p.getPeers()) await this.sync.syncWith(p).catch(() => {})
       })

@@ -5,6 +5,7 @@ import type { MeshNode } from './mesh.js'
 import { NodeError } from './errors.js'
 import { toJson } from './json.js'
 import { VERSION } from './version.js'
+import type { DeployStatus } from './deploy.js'
 import type { StoredEntry } from '../protocols/audit/index.js'
 import { exportJsonl } from '../protocols/audit/index.js'
 import type { InviteRole } from '../crypto/invite.js'
@@ -22,6 +23,7 @@ export interface NodeStatus {
   feeds: number
   entries: number
   equivocatingFeeds: string[]
+  deploy: DeployStatus | null
 }
 
 export interface PeerInfo {
@@ -51,7 +53,7 @@ export function entryRow (s: StoredEntry): EntryRow {
   return { feed: e.feed, seq: e.seq, ts: e.ts, kind: e.kind, hash: Buffer.from(s.hash).toString('hex'), body: toJson(e.body) }
 }
 
-function status (node: MeshNode): NodeStatus {
+async function status (node: MeshNode): Promise<NodeStatus> {
   const mesh = node.membership.mesh()
   const view = node.membership.view()
   const heads = node.store.heads()
@@ -67,7 +69,8 @@ function status (node: MeshNode): NodeStatus {
     members: view?.members.size ?? 0,
     feeds: heads.length,
     entries: heads.reduce((n, h) => n + h.seq + 1, 0),
-    equivocatingFeeds: [...node.store.forkedFeeds().keys()]
+    equivocatingFeeds: [...node.store.forkedFeeds().keys()],
+    deploy: node.deploy === undefined ? null : await node.deploy.status()
   }
 }
 
