@@ -13,6 +13,7 @@ import { registerRoomKinds } from '../protocols/rooms/index.js'
 import { attachRooms, type Rooms } from './rooms.js'
 import { DeployAgent } from './deploy.js'
 import { registerDeployRoutes } from './deploy-routes.js'
+import { attachObservability } from './observe.js'
 import { readConfig, dataPaths, type NodeConfig } from './config.js'
 import { lockDataDir } from './lock.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
@@ -197,6 +198,7 @@ export class MeshNode {
       this.log.warn('Nix is not installed: this host will not apply releases (apt-get install nix-bin)')
     }
     registerDeployRoutes(this)
+    attachObservability(this)
     await writeEndpoint(paths.apiEndpoint, { url: this.apiUrl, pid: process.pid })
     this.closers.push(async () => { await fs.rm(paths.apiEndpoint, { force: true }) })
 
