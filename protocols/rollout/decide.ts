@@ -120,30 +120,33 @@ function soakEnd (latest: Entry | undefined, health: Entry | undefined, soakMs: 
 
 function heapPush (h: number[], cap: number, v: number): void {
   if (cap === 0) return
+  let i: number
   if (h.length < cap) {
+    // sift the hole up from the new last slot
+    i = h.length
     h.push(v)
-    let i = h.length - 1
     while (i > 0) {
       const p = (i - 1) >> 1
-      if (h[p] >= h[i]) break;
-      [h[p], h[i]] = [h[i], h[p]]
+      if (h[p] >= v) break
+      h[i] = h[p]
       i = p
     }
+    h[i] = v
     return
   }
   if (v >= h[0]) return
-  h[0] = v
-  let i = 0
+  // replace the largest: sift the hole down from the root
+  const n = h.length
+  i = 0
   for (;;) {
     const l = 2 * i + 1
-    const r = l + 1
-    let m = i
-    if (l < h.length && h[l] > h[m]) m = l
-    if (r < h.length && h[r] > h[m]) m = r
-    if (m === i) break;
-    [h[m], h[i]] = [h[i], h[m]]
-    i = m
+    if (l >= n) break
+    const c = l + 1 < n && h[l + 1] > h[l] ? l + 1 : l
+    if (h[c] <= v) break
+    h[i] = h[c]
+    i = c
   }
+  h[i] = v
 }
 
 function rebuildWave (state: RolloutState, releaseId: string, agg: WaveAgg, cap: number): void {
@@ -259,6 +262,9 @@ function haltOf (ev: Evaluator, opens: GateView[]): Halt {
   return { halted: false }
 }
 
+/** The opening time of a wave whose predecessor has not met its gate: it has no clock yet. */
+const NOT_OPEN = Number.MAX_SAFE_INTEGER
+
 function secs (ms: number): string {
   return `${Math.ceil(ms / 1000)} s`
 }
@@ -281,7 +287,7 @@ function progressOf (state: RolloutState, ev: Evaluator, now: number): Progress 
     gates.push(g)
     if (!g.met && firstUnmet === ev.waves.length) firstUnmet = j
     // a later wave opens when this one's gate is met; before that its own clock has not started
-    openAt = g.metAt ?? Number.MAX_SAFE_INTEGER
+    openAt = g.metAt ?? NOT_OPEN
   })
   return { gates, firstUnmet, halt: haltOf(ev, gates) }
 }
@@ -436,7 +442,7 @@ export function releaseStatus (state: RolloutState, membership: MembershipView, 
     const g = progress.gates[i]
     if (!g.met) {
       w.waits = `${agg.healthy}/${g.counted} healthy, needs ${agg.wave.gate.healthy} % (${g.need})` +
-        (g.soakUntil !== undefined ? `, soak ${secs(g.soakUntil - now)} left` : '')
+        (g.soakUntil !== undefined && g.soakUntil < NOT_OPEN ? `, soak ${secs(g.soakUntil - now)} left` : '')
     }
     return w
   })

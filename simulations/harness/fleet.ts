@@ -6,7 +6,7 @@ import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { HostProcess, runCli, tempDir, type CliResult } from './processes.js'
 import { readConfig, writeConfig } from '../../node/config.js'
-import { freePort } from '../../test/fixtures/nix/fixtures.js'
+import { createServer } from 'node:net'
 
 export interface HostSpec {
   name: string
@@ -23,6 +23,22 @@ export interface FleetOptions {
   /** extra environment of every host process */
   env?: NodeJS.ProcessEnv
   onProgress?: (line: string) => void
+}
+
+/**
+ * A port for a host's fixture service, below Linux's ephemeral range (32768+) so that no
+ * libp2p or API listener on port 0 can take it between now and the service's start.
+ */
+async function servicePort (): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer()
+      srv.once('error', () => resolve(false))
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+    })
+    if (free) return port
+  }
 }
 
 export class FleetHost {
@@ -85,7 +101,7 @@ export class Fleet {
   static async create (opts: FleetOptions): Promise<Fleet> {
     const fleet = new Fleet(opts.dir ?? await tempDir('fleetmesh-fleet-'), opts)
     for (const [i, spec] of opts.hosts.entries()) {
-      const host = new FleetHost(spec.name, join(fleet.dir, spec.name), await freePort(), spec)
+      const host = new FleetHost(spec.name, join(fleet.dir, spec.name), await servicePort(), spec)
       const init = await runCli(['--data-dir', host.dataDir, 'init', '--json', ...(i === 0 ? ['--mesh', opts.mesh ?? 'fleet', ...(spec.tags ?? []).flatMap((t) => ['--tag', t])] : [])])
       if (init.code !== 0) throw new Error(`init ${spec.name}: ${init.stderr}`)
       host.peerId = (JSON.parse(init.stdout) as { peerId: string }).peerId
@@ -97,7 +113,8 @@ export class Fleet {
           profile: join(host.dataDir, 'nix', 'profiles', 'system'),
           activationEnv: { FLEETMESH_FIXTURE_STATE: host.serviceDir, FLEETMESH_FIXTURE_PORT: String(host.port) },
           activationTimeoutMs: 30_000,
-          healthChecks: [{ kind: 'http', name: 'service', url: host.healthUrl, intervalMs: 100, retries: 3, timeoutMs: 1000 }],
+          // A fresh service process needs a moment to listen on a loaded machine: ten misses 200 ms apart.
+          healthChecks: [{ kind: 'http', name: 'service', url: host.healthUrl, intervalMs: 200, retries: 10, timeoutMs: 1000 }],
           soakMs: opts.soakMs ?? 500
         }
       })

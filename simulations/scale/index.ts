@@ -8,16 +8,24 @@
 // rollback) into the gossip, and so on. Hosts that return from offline catch up by the
 // head-vector exchange on connect (a range pull from one connected peer).
 //
-// Memory: each host folds only the entries that can change its own decision — releases,
-// controls, failures, health, and the outcomes of hosts in EARLIER waves (decide.ts reads
-// nothing else). The outcomes of its own and later waves are still delivered and counted, just
-// not folded; `--fold-all` folds everything (a test checks both give the same decisions).
+// Every entry still reaches every host (all members replicate the whole log) and is counted;
+// each host FOLDS only the entries that can change its own decision — releases, controls,
+// failures, health, its own outcomes, and the apply-ok of hosts in EARLIER waves (decide.ts
+// reads nothing else: an earlier wave's apply-start only counts through waitOfflineMs, so it
+// is folded only for waves that set it). `--fold-all` folds everything; `acts_digest` hashes
+// every apply/revert decision with its host and time, and a test checks both runs give the
+// same digest.
+//
+// Cost: every entry crosses every mesh edge, so a run is O(entries × hosts × D) ≈ 1.3·10⁹
+// transmissions at 10,000 hosts; see network.ts (bucket-queue spread) and inbox.ts (deliveries
+// into one typed slab) for what keeps each one at a few nanoseconds.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { applyEntry, decide, emptyState, planRelease } from '../../protocols/rollout/index.js'
 import type { MembershipView, ReleaseBody, RolloutState } from '../../protocols/rollout/index.js'
 import type { Entry } from '../../protocols/audit/types.js'
 import { Network, mulberry32 } from './network.js'
+import { Inboxes } from './inbox.js'
 import { gossipsubDefaults } from './params.js'
 import { pushGossipCurve, timeToReach } from './model.js'
 import { linePlot } from './svg.js'
@@ -75,39 +83,52 @@ export function parseArgs (args: string[]): ScaleOptions {
 
 const enum Ev { Heartbeat, ApplyDone, Offline, Online, SyncDone }
 
+/** A binary heap of events in typed arrays; `pop` leaves the event in the public fields. */
 class EventQueue {
-  private readonly t: number[] = []
-  private readonly ev: Array<[Ev, number, number]> = []
-  get size (): number { return this.t.length }
+  private t = new Float64Array(1024)
+  private ev = new Int32Array(1024)
+  private host = new Int32Array(1024)
+  private arg = new Int32Array(1024)
+  size = 0
+  time = 0
+  kind = Ev.Heartbeat
+  who = 0
+  with = 0
+
   push (time: number, e: Ev, host: number, arg = 0): void {
-    const { t, ev } = this
-    let i = t.length
-    t.push(time); ev.push([e, host, arg])
+    if (this.size === this.t.length) this.grow()
+    const { t, ev, host: hs, arg: as } = this
+    let i = this.size++
     while (i > 0) {
       const p = (i - 1) >> 1
       if (t[p] <= time) break
-      t[i] = t[p]; ev[i] = ev[p]; i = p
+      t[i] = t[p]; ev[i] = ev[p]; hs[i] = hs[p]; as[i] = as[p]; i = p
     }
-    t[i] = time; ev[i] = [e, host, arg]
+    t[i] = time; ev[i] = e; hs[i] = host; as[i] = arg
   }
 
-  pop (): [number, Ev, number, number] {
-    const { t, ev } = this
-    const top: [number, Ev, number, number] = [t[0], ...ev[0]]
-    const lt = t.pop() as number
-    const le = ev.pop() as [Ev, number, number]
-    if (t.length > 0) {
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        if (l >= t.length) break
-        const c = l + 1 < t.length && t[l + 1] < t[l] ? l + 1 : l
-        if (t[c] >= lt) break
-        t[i] = t[c]; ev[i] = ev[c]; i = c
-      }
-      t[i] = lt; ev[i] = le
+  pop (): void {
+    const { t, ev, host: hs, arg: as } = this
+    this.time = t[0]; this.kind = ev[0]; this.who = hs[0]; this.with = as[0]
+    const n = --this.size
+    const lt = t[n]; const le = ev[n]; const lh = hs[n]; const la = as[n]
+    let i = 0
+    for (;;) {
+      const l = 2 * i + 1
+      if (l >= n) break
+      const c = l + 1 < n && t[l + 1] < t[l] ? l + 1 : l
+      if (t[c] >= lt) break
+      t[i] = t[c]; ev[i] = ev[c]; hs[i] = hs[c]; as[i] = as[c]; i = c
     }
-    return top
+    t[i] = lt; ev[i] = le; hs[i] = lh; as[i] = la
+  }
+
+  private grow (): void {
+    const n = 2 * this.t.length
+    const t = new Float64Array(n); t.set(this.t); this.t = t
+    const ev = new Int32Array(n); ev.set(this.ev); this.ev = ev
+    const h = new Int32Array(n); h.set(this.host); this.host = h
+    const a = new Int32Array(n); a.set(this.arg); this.arg = a
   }
 }
 
@@ -119,18 +140,17 @@ function fleetMembership (ids: string[]): MembershipView {
 
 interface HostSim {
   state: RolloutState
-  /** message indices delivered but not yet read, with their arrival times */
-  inboxMsg: number[]
-  inboxAt: number[]
+  /** bit m: message m has been read */
   have: Uint8Array
   dirty: boolean
-  /** earliest arrival still in the inbox */
-  nextArrival: number
   /** when the last decision said to look again (a soak ending) */
   untilAt: number
   applying: boolean
   lastArrival: number
 }
+
+/** How an entry matters to the fold shortcut (see the header). */
+const enum MsgClass { Other, ApplyStart, ApplyOk }
 
 function percentile (sorted: number[], p: number): number {
   if (sorted.length === 0) return 0
@@ -170,10 +190,19 @@ export function simulate (opts: ScaleOptions): ScaleResult {
 
   const messages: Entry[] = []
   const msgFrom: number[] = []
+  const msgClass: MsgClass[] = []
   const seqs = new Int32Array(N)
-  const hosts: HostSim[] = ids.map(() => ({ state: emptyState(), inboxMsg: [], inboxAt: [], have: new Uint8Array(0), dirty: false, nextArrival: Number.POSITIVE_INFINITY, untilAt: Number.POSITIVE_INFINITY, applying: false, lastArrival: Number.NEGATIVE_INFINITY }))
+  const inbox = new Inboxes(N)
+  // every host writes about two entries: size the bitsets once
+  const haveBytes = (2 * N + 64) >> 3
+  const hosts: HostSim[] = ids.map(() => ({ state: emptyState(), have: new Uint8Array(haveBytes), dirty: false, untilAt: Number.POSITIVE_INFINITY, applying: false, lastArrival: Number.NEGATIVE_INFINITY }))
+  // apply-start counts for a gate only through its silent-host rule (waitOfflineMs)
+  const startCounts = release.waves.map(w => w.waitOfflineMs !== undefined)
   const q = new EventQueue()
   let folds = 0
+  let decisions = 0
+  // FNV-1a over (host, time, action) of every decision that acts: equal digests, equal rollouts
+  let digest = 0x811c9dc5
   let lastPublish = 0
   let applyingNow = 0
   let releaseArrivals: number[] = []
@@ -188,14 +217,15 @@ export function simulate (opts: ScaleOptions): ScaleResult {
   const catchups: number[] = []
   const offlineAtPublish = new Uint8Array(N)
 
-  const relevant = (h: number, m: number): boolean => {
-    if (opts.foldAll) return true
-    const e = messages[m]
-    if (e.kind !== 'apply-start' && e.kind !== 'apply-ok') return true
-    return waveOf[msgFrom[m]] < waveOf[h] || msgFrom[m] === h
+  function relevant (h: number, m: number): boolean {
+    const c = msgClass[m]
+    if (opts.foldAll || c === MsgClass.Other) return true
+    const from = msgFrom[m]
+    if (from === h) return true
+    const w = waveOf[from]
+    return w < waveOf[h] && (c === MsgClass.ApplyOk || startCounts[w])
   }
-  const hasMsg = (h: number, m: number): boolean => m < hosts[h].have.length * 8 && (hosts[h].have[m >> 3] & (1 << (m & 7))) !== 0
-  const markHave = (h: number, m: number): boolean => {
+  function markHave (h: number, m: number): boolean {
     const s = hosts[h]
     if (m >= s.have.length * 8) {
       const grown = new Uint8Array(Math.max(64, s.have.length * 2, (m >> 3) + 1))
@@ -206,7 +236,7 @@ export function simulate (opts: ScaleOptions): ScaleResult {
     s.have[m >> 3] |= 1 << (m & 7)
     return true
   }
-  const receive = (h: number, m: number, at: number): void => {
+  function receive (h: number, m: number, at: number): void {
     if (!markHave(h, m)) return
     const s = hosts[h]
     s.lastArrival = Math.max(s.lastArrival, at)
@@ -217,46 +247,43 @@ export function simulate (opts: ScaleOptions): ScaleResult {
     }
   }
   // reads every delivered message that has arrived by `now`
-  const drain = (h: number, now: number): void => {
-    const s = hosts[h]
-    let keep = 0
-    s.nextArrival = Number.POSITIVE_INFINITY
-    for (let i = 0; i < s.inboxMsg.length; i++) {
-      if (s.inboxAt[i] <= now) receive(h, s.inboxMsg[i], s.inboxAt[i])
-      else {
-        s.inboxMsg[keep] = s.inboxMsg[i]; s.inboxAt[keep] = s.inboxAt[i]; keep++
-        s.nextArrival = Math.min(s.nextArrival, s.inboxAt[i])
-      }
-    }
-    s.inboxMsg.length = keep
-    s.inboxAt.length = keep
+  function drain (h: number, now: number): void {
+    const due = inbox.takeDue(h, now)
+    const { dueMsg, dueAt } = inbox
+    for (let i = 0; i < due; i++) receive(h, dueMsg[i], dueAt[i])
   }
 
   /** Publishes an entry of host h; returns the arrival times at the other hosts when `track`. */
-  const publish = (h: number, t: number, kind: string, body: unknown, track = false): number[] => {
+  function publish (h: number, t: number, kind: string, body: unknown, track = false): number[] {
     const entry: Entry = { feed: ids[h], seq: seqs[h]++, prev: new Uint8Array(32), ts: Math.round(t), kind, body, sig: new Uint8Array(64) }
     const m = messages.length
     messages.push(entry)
     msgFrom.push(h)
+    msgClass.push(kind === 'apply-ok' ? MsgClass.ApplyOk : kind === 'apply-start' ? MsgClass.ApplyStart : MsgClass.Other)
     lastPublish = t
     receive(h, m, t)
+    inbox.published(m, t)
+    net.spread(h, t)
+    const { reached, arrival } = net
     const arrivals: number[] = []
-    net.spread(h, t, (v, at) => {
-      const r = hosts[v]
-      r.inboxMsg.push(m)
-      r.inboxAt.push(at)
-      if (track) arrivals.push(at)
-      if (r.nextArrival > at) r.nextArrival = at
-    })
+    for (let i = 0; i < net.reachedCount; i++) {
+      const v = reached[i]
+      inbox.deliver(v, m, arrival[v])
+      if (track) arrivals.push(arrival[v])
+    }
     return arrivals.sort((a, b) => a - b)
   }
 
-  const act = (h: number, t: number): void => {
+  function act (h: number, t: number): void {
     const s = hosts[h]
     s.dirty = false
     s.untilAt = Number.POSITIVE_INFINITY
     if (s.applying) return
     const d = decide(s.state, membership, ids[h], t, { trace: false })
+    decisions++
+    if (d.action === 'apply' || d.action === 'revert') {
+      for (const x of [h, Math.round(t), d.action === 'apply' ? 1 : 2]) digest = Math.imul(digest ^ x, 0x01000193)
+    }
     if (d.action === 'apply') {
       s.applying = true
       applyingNow++
@@ -286,7 +313,11 @@ export function simulate (opts: ScaleOptions): ScaleResult {
 
   let now = 0
   while (q.size > 0) {
-    const [t, e, h, arg] = q.pop()
+    q.pop()
+    const t = q.time
+    const e = q.kind
+    const h = q.who
+    const arg = q.with
     now = t
     if (!published && t >= PUBLISH_AT) {
       published = true
@@ -301,7 +332,7 @@ export function simulate (opts: ScaleOptions): ScaleResult {
         q.push(t + gossip.heartbeatMs, Ev.Heartbeat, h)
         if (net.online[h] === 0) break
         net.graft(h)
-        if (s.nextArrival <= t) drain(h, t)
+        if (inbox.nextArrival[h] <= t) drain(h, t)
         // IHAVE to this heartbeat's gossip targets while the message cache window holds something
         if (s.lastArrival >= t - gossip.historyGossip * gossip.heartbeatMs) net.ihave[h] += net.gossipTargets(h)
         if (s.dirty || s.untilAt <= t) act(h, t)
@@ -345,13 +376,19 @@ export function simulate (opts: ScaleOptions): ScaleResult {
         drain(arg, t)
         drain(h, t)
         let pulled = 0
-        for (let m = 0; m < messages.length; m++) {
-          if (hasMsg(arg, m) && !hasMsg(h, m)) { receive(h, m, t); pulled++ }
+        const mine = s.have
+        const theirs = hosts[arg].have
+        for (let i = 0; i < theirs.length; i++) {
+          // what the peer has beyond this host's head vector: missing bits, a byte at a time
+          const missing = theirs[i] & ~(i < mine.length ? mine[i] : 0)
+          if (missing === 0) continue
+          for (let b = 0; b < 8; b++) {
+            if ((missing & (1 << b)) !== 0) { receive(h, 8 * i + b, t); pulled++ }
+          }
         }
         net.sent[h] += 1
         net.sent[arg] += 1
-        net.received[h] += 1
-        net.received[arg] += 1
+        net.received += 2
         catchups.push(t - onlineAt[h])
         s.dirty = pulled > 0 || s.dirty
         break
@@ -373,7 +410,7 @@ export function simulate (opts: ScaleOptions): ScaleResult {
   const laterWaveStarts = ids.reduce((n, _, i) => n + (applyStarted[i] >= 0 && waveOf[i] > 0 ? 1 : 0), 0)
   const okTimes = [...applyOk].filter(x => x >= 0)
   const totalSent = net.sent.reduce((a, b) => a + b, 0)
-  const totalRecv = net.received.reduce((a, b) => a + b, 0)
+  const totalRecv = net.received
   catchups.sort((a, b) => a - b)
 
   const result: ScaleResult = {
@@ -406,6 +443,8 @@ export function simulate (opts: ScaleOptions): ScaleResult {
     msgs_received_per_host: Number((totalRecv / N).toFixed(1)),
     entries: messages.length,
     folds,
+    decisions,
+    acts_digest: (digest >>> 0).toString(16),
     wall_ms: Math.round(performance.now() - wall)
   }
   if (failureAt >= 0) {

@@ -1,0 +1,175 @@
+// Fleet-wide rollouts with seven real daemon processes, real libp2p and real Nix: every host
+// decides from the replicated log alone. Timing claims are checked from the audit log's own
+// timestamps (all hosts share this machine's clock), never from the test's wall clock.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Fleet, type FleetHost } from '../../simulations/harness/fleet.js'
+import { buildGeneration } from '../fixtures/nix/fixtures.js'
+import { withOfflineStore } from '../../node/offline.js'
+import type { EntryRow } from '../../node/routes.js'
+import type { ReleaseBody, ReleaseStatus, Flag } from '../../protocols/rollout/index.js'
+
+const GATE_SOAK_MS = 1000
+const WAIT_MS = 120_000
+
+interface Outcome { feed: string, ts: number, kind: string, release: string, path: string, wave?: number, healthyAt?: number }
+
+async function outcomes (host: FleetHost, release: string): Promise<Outcome[]> {
+  const r = await host.cli(['audit', 'log', '--json'])
+  assert.equal(r.code, 0, r.stderr)
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EntryRow)
+    .filter((e) => ['apply-start', 'apply-ok', 'apply-failed', 'rollback'].includes(e.kind) && (e.body as { release?: string }).release === release)
+    .map((e) => ({ feed: e.feed, ts: e.ts, kind: e.kind, ...(e.body as { release: string, path: string, wave?: number, healthyAt?: number }) }))
+}
+
+async function status (host: FleetHost, id: string): Promise<ReleaseStatus> {
+  return host.json<ReleaseStatus>(['release', 'status', id])
+}
+
+async function publish (host: FleetHost, args: string[]): Promise<ReleaseBody> {
+  return host.json<ReleaseBody>(['release', 'publish', ...args])
+}
+
+test('seven hosts roll releases out in waves, decided by each host from the log', { timeout: 15 * 60_000 }, async (t) => {
+  const fleet = await Fleet.create({
+    hosts: [
+      { name: 'a', role: 'admin', tags: ['web'] },
+      { name: 'b', role: 'admin', tags: ['web'] },
+      { name: 'c', tags: ['web'] },
+      { name: 'd', tags: ['web'] },
+      { name: 'e', tags: ['web'] },
+      { name: 'f', tags: ['web'] },
+      { name: 'g', tags: ['web'] }
+    ],
+    soakMs: 300
+  })
+  const waitState = async (id: string, state: string, on: FleetHost = fleet.founder): Promise<void> => {
+    await fleet.waitFor(`release ${id} to be ${state}`, async () => (await status(on, id)).state === state, WAIT_MS)
+  }
+  const byPeer = (peer: string): FleetHost => fleet.hosts.find((h) => h.peerId === peer)!
+  const stamp = Date.now()
+  try {
+    await fleet.pairAll()
+    const [v1, bad, v2, v3, v4a, v4b] = await Promise.all([
+      buildGeneration(`r-v1-${stamp}`, 'good'),
+      buildGeneration(`r-bad-${stamp}`, 'crash'),
+      buildGeneration(`r-v2-${stamp}`, 'good'),
+      buildGeneration(`r-v3-${stamp}`, 'good'),
+      buildGeneration(`r-v4a-${stamp}`, 'good'),
+      buildGeneration(`r-v4b-${stamp}`, 'good')
+    ])
+    const plan = ['--tag', 'web', '--waves', '1,50%,100%', '--gate', `healthy=100%,soak=${GATE_SOAK_MS}ms`]
+
+    await t.test('a good release progresses wave by wave, each wave only after the previous met its gate', async () => {
+      const r = await publish(fleet.founder, [...plan, '--path', v1])
+      await waitState(r.id, 'done')
+      const log = await outcomes(fleet.founder, r.id)
+      const starts = log.filter((o) => o.kind === 'apply-start')
+      const oks = log.filter((o) => o.kind === 'apply-ok')
+      assert.equal(starts.length, 7)
+      assert.equal(oks.length, 7)
+      assert.deepEqual([0, 1, 2].map((w) => starts.filter((s) => s.wave === w).length), [1, 3, 3])
+      for (const w of [1, 2]) {
+        const firstStart = Math.min(...starts.filter((s) => s.wave === w).map((s) => s.ts))
+        const prevHosts = new Set(starts.filter((s) => s.wave === w - 1).map((s) => s.feed))
+        const gateMetAt = Math.max(...oks.filter((o) => prevHosts.has(o.feed)).map((o) => o.healthyAt! + GATE_SOAK_MS))
+        assert.ok(firstStart >= gateMetAt, `wave ${w} started at ${firstStart}, before wave ${w - 1} met its gate at ${gateMetAt}`)
+      }
+      for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v1-${stamp}`)
+    })
+
+    await t.test('a bad canary rolls back, the release halts, and no other host ever applies it', async () => {
+      const r = await publish(fleet.founder, [...plan, '--path', bad])
+      await waitState(r.id, 'halted')
+      // Give later waves every chance to (wrongly) start before looking.
+      await new Promise((resolve) => setTimeout(resolve, 3000))
+      for (const h of fleet.hosts) {
+        const s = await status(h, r.id)
+        assert.equal(s.state, 'halted', `${h.name} sees ${s.state}`)
+      }
+      const log = await outcomes(fleet.founder, r.id)
+      const starters = new Set(log.filter((o) => o.kind === 'apply-start').map((o) => o.feed))
+      assert.equal(starters.size, 1, 'only the canary applied the bad release')
+      const canary = byPeer([...starters][0])
+      assert.ok(log.some((o) => o.kind === 'rollback' && o.feed === canary.peerId))
+      for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v1-${stamp}`, `${h.name} is back on / still on v1`)
+    })
+
+    await t.test('pause holds the next wave; resume lets it continue', async () => {
+      const r = await publish(fleet.founder, [...plan.slice(0, -1), 'healthy=100%,soak=3s', '--path', v2])
+      await fleet.waitFor('the canary to apply', async () => (await outcomes(fleet.founder, r.id)).some((o) => o.kind === 'apply-ok'), WAIT_MS)
+      const pause = await fleet.founder.cli(['release', 'pause', r.id])
+      assert.equal(pause.code, 0, pause.stderr)
+      await fleet.waitFor('every host to see the pause', async () => {
+        for (const h of fleet.hosts) if ((await status(h, r.id)).state !== 'paused') return false
+        return true
+      }, WAIT_MS)
+      await new Promise((resolve) => setTimeout(resolve, 5000)) // longer than the 3 s gate soak
+      assert.equal((await outcomes(fleet.founder, r.id)).filter((o) => o.kind === 'apply-start').length, 1, 'no new wave while paused')
+      const resume = await fleet.founder.cli(['release', 'resume', r.id])
+      assert.equal(resume.code, 0, resume.stderr)
+      await waitState(r.id, 'done')
+      for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v2-${stamp}`)
+    })
+
+    await t.test('a host stopped during a rollout converges to the newest release, skipping the superseded one', async () => {
+      const g = fleet.host('g')
+      await fleet.stop('g')
+      const r3 = await publish(fleet.founder, [...plan, '--path', v3])
+      await fleet.waitFor('release 3 to start', async () => (await outcomes(fleet.founder, r3.id)).some((o) => o.kind === 'apply-ok'), WAIT_MS)
+      const r4 = await publish(fleet.founder, [...plan, '--path', v4a])
+      await fleet.start('g')
+      await waitState(r4.id, 'done')
+      const gLog = (await outcomes(g, r3.id)).filter((o) => o.feed === g.peerId)
+      assert.deepEqual(gLog, [], 'g never applied the superseded release')
+      assert.ok((await outcomes(g, r4.id)).some((o) => o.feed === g.peerId && o.kind === 'apply-ok'))
+      for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v4a-${stamp}`)
+    })
+
+    await t.test('two admins publishing at once: every host settles on the same winner', async () => {
+      const [ra, rb] = await Promise.all([
+        publish(fleet.host('a'), [...plan, '--path', v4b]),
+        publish(fleet.host('b'), [...plan, '--path', v1])
+      ])
+      const winnerVersion = await (async () => {
+        await fleet.waitFor('one of the two to finish', async () => {
+          const [sa, sb] = await Promise.all([status(fleet.founder, ra.id), status(fleet.founder, rb.id)])
+          return [sa.state, sb.state].includes('done')
+        }, WAIT_MS)
+        return (await status(fleet.founder, ra.id)).state === 'done' ? `r-v4b-${stamp}` : `r-v1-${stamp}`
+      })()
+      const views = await Promise.all(fleet.hosts.map(async (h) => [(await status(h, ra.id)).state, (await status(h, rb.id)).state].join('/')))
+      assert.equal(new Set(views).size, 1, `hosts disagree: ${views.join(' ')}`)
+      for (const h of fleet.hosts) assert.equal(await h.activeVersion(), winnerVersion)
+    })
+
+    await t.test('a release signed by a non-admin host is ignored by every host and flagged', async () => {
+      const c = fleet.host('c')
+      await fleet.stop('c')
+      const forged: ReleaseBody = {
+        id: `forged-${stamp}`,
+        number: 1000,
+        targets: [{ tag: 'web', path: bad, sources: ['peers'] }],
+        waves: [{ percent: 100, gate: { healthy: 0, soakMs: 0 } }],
+        maxFailures: 100
+      }
+      // The CLI refuses a non-admin; a compromised host would write the entry itself.
+      await withOfflineStore(c.dataDir, async ({ store }) => { await store.append('release', forged) })
+      await fleet.start('c')
+      await fleet.waitFor('every host to flag the forged release', async () => {
+        for (const h of fleet.hosts) {
+          const r = await h.json<{ flagged: Flag[] }>(['release', 'list'])
+          if (!r.flagged.some((f) => f.feed === c.peerId && f.kind === 'release')) return false
+        }
+        return true
+      }, WAIT_MS)
+      await new Promise((resolve) => setTimeout(resolve, 2000))
+      assert.deepEqual((await outcomes(fleet.founder, forged.id)), [], 'no host applied it')
+      const refused = await c.cli(['release', 'publish', '--tag', 'web', '--path', bad])
+      assert.notEqual(refused.code, 0)
+      assert.match(refused.stderr, /only admins/)
+    })
+  } finally {
+    await fleet.close()
+  }
+})
