@@ -150,7 +150,10 @@ export class ApiServer {
       throw new NodeError('API_NOT_FOUND', `no route ${method} ${url.pathname}`)
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'INTERNAL'
-      const status = STATUS_OF[code] ?? (err instanceof NodeError ? 409 : 500)
+      // One of the project's typed errors (a named class with a string code) is a refusal the
+      // caller can act on; anything else (system errors included) is a fault of this daemon.
+      const typed = typeof (err as { code?: unknown }).code === 'string' && (err as Error).name !== 'Error'
+      const status = STATUS_OF[code] ?? (typed ? 409 : 500)
       if (status === 500) this.log.error({ err, path: url.pathname }, 'api handler failed')
       if (!res.headersSent) {
         res.writeHead(status, { 'content-type': 'application/json' })

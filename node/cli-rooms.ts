@@ -1,7 +1,7 @@
 // `fleetmesh room …`: the operator's view of rooms, through the local API with the operator
 // token. `tail --follow` long-polls the messages route, so it needs nothing beyond JSON calls.
 import type { Command } from 'commander'
-import type { RoomInfo, RoomMember, RoomMessageOut } from '../protocols/rooms/index.js'
+import type { RoomInfo, RoomMember, RoomMessageOut, RoomStats } from '../protocols/rooms/index.js'
 import type { ControlClient } from './client.js'
 import { NodeError } from './errors.js'
 
@@ -102,6 +102,18 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
       if (o.json === true) return out(JSON.stringify(rooms))
       if (rooms.length === 0) return out('no rooms')
       for (const r of rooms) out(describe(r))
+    })
+
+  room.command('stats <room>')
+    .description('what the room\'s frames did on this host since it started: received, kept, refused by reason')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const s = await (await client()).get<RoomStats>(`/v1/rooms/${encodeURIComponent(id)}/stats`)
+      if (o.json === true) return out(JSON.stringify(s))
+      out(`${s.subscribed ? 'carrying' : 'not carrying'} the room's gossip with ${s.peers.length} peer(s)`)
+      out(`received: ${s.gossip} by gossip, ${s.history} from history; kept ${s.accepted}`)
+      const refused = Object.entries(s.rejected)
+      out(`refused:  ${refused.length === 0 ? 'none' : refused.map(([code, n]) => `${code} ${n}`).join(', ')}`)
     })
 
   room.command('token <agent>')

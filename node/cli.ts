@@ -174,6 +174,18 @@ export function buildCli (): Command {
       out(r.admitted ? 'admitted: this host is a member' : 'paired; the admit entry has not reached this host yet (it will on the next sync)')
     })
 
+  program.command('grant')
+    .description('change a member\'s role or tags (admins only)')
+    .argument('<peer>', 'the member\'s peer id')
+    .option('--role <role>', 'admin or host')
+    .option('--tag <tag>', 'the member\'s tags from now on (repeatable)', collect)
+    .option('--json', 'machine-readable output')
+    .action(async (peer: string, o: { role?: string, tag?: string[], json?: boolean }) => {
+      const r = await (await client()).post<{ peer: string, role?: string, tags?: string[] }>('/v1/grant', { peer, role: o.role, tags: o.tag })
+      if (o.json === true) return out(JSON.stringify(r))
+      out(`granted ${r.peer}${r.role !== undefined ? ` role ${r.role}` : ''}${r.tags !== undefined ? ` tags ${r.tags.join(',') || '(none)'}` : ''}`)
+    })
+
   program.command('revoke')
     .description('revoke a member (admins only); every host disconnects it')
     .argument('<peer>', 'the member\'s peer id')

@@ -9,7 +9,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { hybridNoise } from '../crypto/noise/index.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { concatBytes } from '@noble/hashes/utils.js'
-import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, Metrics, PrivateKey } from '@libp2p/interface'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
@@ -30,6 +30,8 @@ export interface MeshLibp2pOptions {
   gater?: ConnectionGater
   /** gossipsub's application-specific score: how the membership gate reaches gossip */
   gossipScore?: (peer: string) => number
+  /** libp2p's metrics component: handshakes, dials and stream bytes reach /metrics through it */
+  metrics?: Metrics
 }
 
 const EMPTY = new Uint8Array(0)
@@ -44,6 +46,7 @@ export async function createMeshLibp2p (opts: MeshLibp2pOptions): Promise<MeshLi
     connectionEncrypters: [hybridNoise()],
     streamMuxers: [yamux()],
     connectionGater: opts.gater,
+    ...(opts.metrics !== undefined ? { metrics: () => opts.metrics! } : {}),
     connectionManager: {
       // A host returning from downtime is dialled by many members at once; the default of
       // 5 inbound connections per second would refuse most of them.
@@ -55,7 +58,13 @@ export async function createMeshLibp2p (opts: MeshLibp2pOptions): Promise<MeshLi
       ping: ping(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        ...(opts.gossipScore !== undefined ? { scoreParams: { appSpecificScore: opts.gossipScore } } : {}),
+        scoreParams: {
+          ...(opts.gossipScore !== undefined ? { appSpecificScore: opts.gossipScore } : {}),
+          // IP colocation scoring is a Sybil defence for open networks. Here every peer is an
+          // admitted member, authenticated by its key, and many hosts (containers, NAT, tests on
+          // loopback) share an address: the penalty would graylist honest members.
+          IPColocationFactorWeight: 0
+        },
         // Without a fast id gossipsub re-verifies the signature of every duplicate it receives.
         fastMsgIdFn: (msg) => Buffer.from(sha256(concatBytes(msg.from ?? EMPTY, msg.seqno ?? EMPTY, msg.data ?? EMPTY))).toString('base64')
       })

@@ -14,7 +14,7 @@ import { attachRooms, type Rooms } from './rooms.js'
 import { DeployAgent } from './deploy.js'
 import { registerDeployRoutes } from './deploy-routes.js'
 import { attachObservability } from './observe.js'
-import { readConfig, dataPaths, type NodeConfig } from './config.js'
+import { readConfig, writeConfig, dataPaths, type NodeConfig } from './config.js'
 import { lockDataDir } from './lock.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
 import { ApiServer, loadOrCreateToken, writeEndpoint } from './api.js'
@@ -29,6 +29,8 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 
 const REDIAL_MS = 5_000
+/** multicodec of /p2p/ID, stripped from our own addresses when writing them to the config */
+const P2P_CODE = 421
 /** Members this host keeps connections to beyond its bootstrap peers; gossip does the rest. */
 const TARGET_MEMBER_CONNECTIONS = 8
 
@@ -125,6 +127,7 @@ export class MeshNode {
       undo.length = 0
       try {
         await node.open(paths)
+        if (opts.listen === undefined) await node.pinListenPorts(fileConfig)
       } catch (err) {
         await node.stop().catch(() => {})
         throw err
@@ -142,7 +145,8 @@ export class MeshNode {
       privateKey: this.identity.privateKey,
       listen: this.config.listen,
       gater: this.membership.gater(),
-      gossipScore: (peer) => this.membership.gossipScore(peer)
+      gossipScore: (peer) => this.membership.gossipScore(peer),
+      metrics: this.metrics.libp2p
     })
     this.libp2p = libp2p
     this.closers.push(async () => { await libp2p.stop() })
@@ -206,6 +210,26 @@ export class MeshNode {
     this.log.info({ peer: this.peerId, addresses: this.addresses(), api: this.apiUrl, mesh: this.membership.mesh()?.meshId }, 'node started')
   }
 
+  /**
+   * A config that listens on port 0 gets the port the OS picked written back, once: invite
+   * codes and other members' address books carry it, so it must survive a restart.
+   */
+  private async pinListenPorts (fileConfig: NodeConfig): Promise<void> {
+    if (!fileConfig.listen.some((a) => a.endsWith('/tcp/0'))) return
+    const bound = this.libp2p.getMultiaddrs().map((a) => a.decapsulateCode(P2P_CODE).toString())
+    const listen = fileConfig.listen.map((a) => {
+      if (!a.endsWith('/tcp/0')) return a
+      const host = a.slice(0, -'/tcp/0'.length)
+      // A wildcard listener is reported once per interface address: any of its family has the port.
+      const family = host.split('/')[1]
+      const hit = bound.find((b) => b.startsWith(`${host}/tcp/`)) ?? bound.find((b) => b.startsWith(`/${family}/`))
+      const port = hit !== undefined ? /\/tcp\/(\d+)/.exec(hit)?.[1] : undefined
+      return port !== undefined ? `${host}/tcp/${port}` : a
+    })
+    await writeConfig(this.dataDir, { ...fileConfig, listen })
+    this.log.info({ listen }, 'listen ports pinned in the config')
+  }
+
   addresses (): string[] {
     return this.libp2p.getMultiaddrs().map(String)
   }
@@ -263,6 +287,16 @@ export class MeshNode {
         for (const p of this.libp2p.getPeers()) await this.sync.syncWith(p).catch(() => {})
       })
     })
+  }
+
+  /** `fleetmesh grant`: an admin changes a member's role and/or tags. */
+  async grant (peer: string, change: { role?: 'admin' | 'host', tags?: string[] }): Promise<{ peer: string, role?: string, tags?: string[] }> {
+    if (!this.membership.isAdmin(this.peerId)) throw new NodeError('NOT_ADMIN', 'only admins may grant')
+    if (!this.membership.isMember(peer)) throw new NodeError('API_NOT_FOUND', `${peer} is not a member`)
+    if (change.role === undefined && change.tags === undefined) throw new NodeError('API_BAD_REQUEST', 'name a role or tags to grant')
+    const body = { peer, ...(change.role !== undefined ? { role: change.role } : {}), ...(change.tags !== undefined ? { tags: change.tags } : {}) }
+    await this.store.append('grant', body)
+    return body
   }
 
   /** `fleetmesh revoke`: an admin's signed revoke; every host then hangs up on the peer. */

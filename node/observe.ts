@@ -1,20 +1,267 @@
-// What an operator watches: Prometheus metrics fed from the node's own events, served at
-// /metrics on the control API.
+// What an operator watches: Prometheus metrics fed from the node's own events (at /metrics on
+// the control API, and on a separate unauthenticated listener when FLEETMESH_METRICS_LISTEN is
+// set), event logs with stable keys, and the live fleet view: the page in node/web/ and the
+// SSE stream of fleet snapshots it renders.
+import { createServer, type Server, type ServerResponse } from 'node:http'
+import { readFileSync, readdirSync } from 'node:fs'
 import type { MeshNode } from './mesh.js'
+import { NodeError } from './errors.js'
+import { entryRow, type EntryRow } from './routes.js'
+import { checkName } from '../nixos/index.js'
+import { HEADS_TOPIC, type StoredEntry } from '../protocols/audit/index.js'
+import { decodeAnnouncement } from '../protocols/audit/wire.js'
+import type { Flag, ReleaseStatus } from '../protocols/rollout/index.js'
+
+/** How often a connected fleet view gets a snapshot when nothing changed. */
+export const SNAPSHOT_INTERVAL_MS = 1_000
+/** Changes arriving together (a sync batch) are sent as one snapshot. */
+const CHANGE_DEBOUNCE_MS = 100
+const RECENT_ENTRIES = 40
+const OUTCOME_KINDS = new Set(['apply-start', 'apply-ok', 'apply-failed', 'rollback'])
+const MAX_VIEWERS = 32
+
+export interface MemberState { peerId: string, role: string, tags: string[], online: boolean, self: boolean }
+/** The last signed step a host took for a release (apply-start, apply-ok, apply-failed, rollback). */
+export interface HostState { peer: string, state: string, wave: number | null, ts: number }
+export interface ReleaseView extends ReleaseStatus { hosts: HostState[] }
+export interface EquivocationAlert { feed: string, seq: number, detectedAt: number }
+
+/** One frame of the fleet view, as this host sees the fleet. */
+export interface FleetSnapshot {
+  at: number
+  self: string
+  mesh: { id: string, name: string } | null
+  members: MemberState[]
+  releases: ReleaseView[]
+  flagged: Flag[]
+  audit: EntryRow[]
+  equivocations: EquivocationAlert[]
+}
+
+const WEB_DIR = new URL('./web/', import.meta.url)
+const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' }
+// The page has no third-party content; forbidding everything else keeps an injected string inert.
+const PAGE_HEADERS = {
+  'cache-control': 'no-store',
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
+
+interface Asset { type: string, body: string }
+
+/** node/web/ read once: a handful of small files, served from memory. */
+function loadAssets (): Map<string, Asset> {
+  const out = new Map<string, Asset>()
+  for (const name of readdirSync(WEB_DIR)) {
+    const ext = name.slice(name.lastIndexOf('.'))
+    const type = CONTENT_TYPES[ext]
+    if (type !== undefined) out.set(name, { type, body: readFileSync(new URL(name, WEB_DIR), 'utf8') })
+  }
+  return out
+}
+
+/** Per release, per host: the newest outcome entry, folded from the log as it grows. */
+class HostStates {
+  private readonly byRelease = new Map<string, Map<string, HostState>>()
+
+  add (s: StoredEntry): void {
+    const e = s.entry
+    if (!OUTCOME_KINDS.has(e.kind)) return
+    const body = e.body as { release?: unknown, wave?: unknown }
+    if (typeof body.release !== 'string') return
+    const hosts = this.byRelease.get(body.release) ?? new Map<string, HostState>()
+    const prev = hosts.get(e.feed)
+    if (prev !== undefined && prev.ts > e.ts) return
+    const wave = typeof body.wave === 'number' ? body.wave : (prev?.wave ?? null)
+    hosts.set(e.feed, { peer: e.feed, state: e.kind, wave, ts: e.ts })
+    this.byRelease.set(body.release, hosts)
+  }
+
+  of (release: string): HostState[] {
+    return [...(this.byRelease.get(release)?.values() ?? [])].sort((a, b) => (a.wave ?? 1e9) - (b.wave ?? 1e9) || a.peer.localeCompare(b.peer))
+  }
+}
 
 export function attachObservability (node: MeshNode): void {
   const m = node.metrics
+  const log = node.log
+  const pubsub = node.libp2p.services.pubsub
+  /** newest seq any peer announced per feed: the reference the lag is measured against */
+  const newestKnown = new Map<string, number>()
+  const hostStates = new HostStates()
+  // Entries arriving during the scan are folded twice: add() keeps the newest, so that is harmless.
+  const scanned = (async () => {
+    for (const kind of OUTCOME_KINDS) for await (const s of node.store.log({ kind })) hostStates.add(s)
+  })()
+
   const refresh = (): void => {
     m.peersConnected.set(node.libp2p.getPeers().length)
     m.members.set(node.membership.view()?.members.size ?? 0)
     m.equivocations.set(node.store.forkedFeeds().size)
+    for (const [feed, seq] of newestKnown) m.feedLag.set({ feed }, Math.max(0, seq - (node.store.head(feed)?.seq ?? -1)))
   }
+
+  const viewers = new Set<ServerResponse>()
+  let changeTimer: NodeJS.Timeout | undefined
+  const changed = (): void => {
+    if (viewers.size === 0 || changeTimer !== undefined) return
+    changeTimer = setTimeout(() => { changeTimer = undefined; void broadcast() }, CHANGE_DEBOUNCE_MS)
+  }
+
   node.store.on('entry', (s) => {
-    m.logEntries.inc({ event: s.entry.feed === node.peerId ? 'appended' : 'received', reason: '' })
+    const e = s.entry
+    const own = e.feed === node.peerId
+    m.logEntries.inc({ event: own ? 'appended' : 'received', reason: '' })
+    hostStates.add(s)
+    if (!own) log.debug({ feed: e.feed, seq: e.seq, kind: e.kind }, 'audit: entry received')
+    else if (e.kind === 'apply-ok') {
+      // apply-ok is signed only once every configured check stayed clean through the soak
+      for (const c of node.config.deploy.healthChecks) m.healthChecks.inc({ check: checkName(c), result: 'ok' })
+    } else if (e.kind === 'health') {
+      // The deploy agent records a failed check only as this entry: its one log line is here.
+      const b = e.body as { release?: string, check?: string, ok?: boolean }
+      if (b.ok === false) log.warn({ feed: e.feed, seq: e.seq, release: b.release, check: b.check }, 'health check failed')
+    }
+    changed()
   })
-  node.api.route('GET', '/metrics', async (_req, res) => {
+  node.store.on('equivocation', (p) => {
+    m.logEntries.inc({ event: 'rejected', reason: 'EQUIVOCATION' })
+    log.error({ feed: p.feed, seq: p.seq }, 'audit: feed signed two different entries at one seq')
+    changed()
+  })
+  node.sync.on('penalty', (p) => { m.logEntries.inc({ event: 'rejected', reason: p.error.code }) })
+  node.sync.on('ban', (peer) => { log.warn({ peer }, 'audit sync: peer banned for repeated protocol offences') })
+  node.membership.on('changed', changed)
+  node.libp2p.addEventListener('connection:open', changed)
+  node.libp2p.addEventListener('connection:close', changed)
+
+  node.rooms.service.on('message', (msg) => {
+    m.roomMessages.inc({ direction: msg.sender === node.peerId ? 'out' : 'in', result: 'ok' })
+  })
+  node.rooms.service.on('rejected', (r) => {
+    m.roomMessages.inc({ direction: 'in', result: r.code })
+    log.warn({ room: r.room, peer: r.sender, seq: r.seq, code: r.code }, `rooms: ${r.message}`)
+  })
+
+  pubsub.addEventListener('gossipsub:message', (evt) => {
+    const msg = evt.detail.msg
+    m.gossipMessages.inc({ topic: msg.topic, direction: 'in' })
+    if (msg.topic !== HEADS_TOPIC) return
+    try {
+      for (const h of decodeAnnouncement(msg.data)) newestKnown.set(h.feed, Math.max(h.seq, newestKnown.get(h.feed) ?? -1))
+    } catch { /* the sync's topic validator has already penalised the sender */ }
+  })
+  // Gossipsub emits no event for a host's own publishes, so they are counted where they leave.
+  const publish = pubsub.publish.bind(pubsub)
+  pubsub.publish = async (topic: string, data?: Uint8Array) => {
+    const result = await publish(topic, data)
+    m.gossipMessages.inc({ topic, direction: 'out' })
+    return result
+  }
+
+  const metricsText = async (): Promise<string> => {
     refresh()
+    return m.registry.metrics()
+  }
+  node.api.route('GET', '/metrics', async (_req, res) => {
+    const body = await metricsText()
     res.writeHead(200, { 'content-type': m.registry.contentType })
-    res.end(await m.registry.metrics())
+    res.end(body)
   })
+
+  const snapshot = async (): Promise<FleetSnapshot> => {
+    await scanned
+    const online = new Set(node.libp2p.getPeers().map(String))
+    const isOnline = (peer: string): boolean => peer === node.peerId || online.has(peer)
+    const view = node.membership.view()
+    const mesh = node.membership.mesh()
+    const audit: EntryRow[] = []
+    for await (const s of node.store.log({ reverse: true, limit: RECENT_ENTRIES })) audit.push(entryRow(s))
+    return {
+      at: Date.now(),
+      self: node.peerId,
+      mesh: mesh === undefined ? null : { id: mesh.meshId, name: mesh.name },
+      members: [...(view?.members ?? [])].map(([peerId, mm]) => ({ peerId, role: mm.role, tags: mm.tags, online: isOnline(peerId), self: peerId === node.peerId })),
+      releases: (node.deploy?.releases(isOnline) ?? []).map((r) => ({ ...r, hosts: hostStates.of(r.id) })),
+      flagged: node.deploy?.flags() ?? [],
+      audit,
+      equivocations: (await node.store.equivocations()).map((p) => ({ feed: p.feed, seq: p.seq, detectedAt: p.detectedAt }))
+    }
+  }
+
+  let tick: NodeJS.Timeout | undefined
+  const broadcast = async (): Promise<void> => {
+    if (viewers.size === 0) return
+    const frame = `event: snapshot\ndata: ${JSON.stringify(await snapshot())}\n\n`
+    for (const res of viewers) res.write(frame)
+  }
+
+  node.api.route('GET', '/v1/events', async (req, res) => {
+    if (viewers.size >= MAX_VIEWERS) throw new NodeError('API_BAD_REQUEST', `at most ${MAX_VIEWERS} fleet views at once`)
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    res.write(`retry: ${SNAPSHOT_INTERVAL_MS}\n\nevent: snapshot\ndata: ${JSON.stringify(await snapshot())}\n\n`)
+    viewers.add(res)
+    tick ??= setInterval(() => { void broadcast().catch((err: Error) => { log.warn({ err: err.message }, 'fleet view: snapshot failed') }) }, SNAPSHOT_INTERVAL_MS)
+    await new Promise<void>((resolve) => req.raw.once('close', resolve))
+    viewers.delete(res)
+    if (viewers.size === 0) { clearInterval(tick); tick = undefined }
+  })
+
+  const assets = loadAssets()
+  const serve = (res: ServerResponse, asset: Asset | undefined, name: string): void => {
+    if (asset === undefined) throw new NodeError('API_NOT_FOUND', `no file ${name}`)
+    res.writeHead(200, { 'content-type': asset.type, ...PAGE_HEADERS })
+    res.end(asset.body)
+  }
+  // Every request needs the API token and a page cannot put it in a header, so the page's
+  // assets carry it in their query string; the page then drops it from the address bar.
+  node.api.route('GET', '/ui', async (req, res) => {
+    const token = req.query.get('token') ?? ''
+    if (!/^[0-9a-f]{64}$/.test(token)) throw new NodeError('API_BAD_REQUEST', 'open the fleet view as /ui?token=THE_API_TOKEN')
+    const page = assets.get('index.html')
+    serve(res, page === undefined ? undefined : { ...page, body: page.body.replaceAll('{{token}}', token) }, 'index.html')
+  })
+  node.api.route('GET', '/ui/:file', async (req, res) => {
+    serve(res, req.params.file === 'index.html' ? undefined : assets.get(req.params.file), req.params.file)
+  })
+
+  const listen = process.env.FLEETMESH_METRICS_LISTEN
+  let metricsServer: Server | undefined
+  if (listen !== undefined && listen !== '') {
+    serveMetrics(listen, metricsText, m.registry.contentType).then((s) => {
+      metricsServer = s
+      log.info({ listen }, 'metrics: serving /metrics without a token')
+    }, (err: Error) => { log.error({ listen, err: err.message }, 'metrics: cannot listen') })
+  }
+  node.libp2p.addEventListener('stop', () => {
+    clearInterval(tick)
+    clearTimeout(changeTimer)
+    metricsServer?.closeAllConnections()
+    metricsServer?.close()
+  })
+}
+
+/**
+ * The separate scrape endpoint (HOST:PORT): /metrics only, without the API token, for a
+ * Prometheus on another address than the loopback control API.
+ */
+export async function serveMetrics (listen: string, text: () => Promise<string>, contentType: string): Promise<Server> {
+  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(listen)
+  if (m === null) throw new NodeError('API_BAD_REQUEST', `FLEETMESH_METRICS_LISTEN must be HOST:PORT, not ${listen}`)
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404).end()
+      return
+    }
+    text().then((body) => {
+      res.writeHead(200, { 'content-type': contentType })
+      res.end(body)
+    }, () => { res.writeHead(500).end() })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(Number(m[2]), m[1], () => { server.off('error', reject); resolve() })
+  })
+  return server
 }

@@ -30,6 +30,7 @@ export class RoomClient {
     return this.api.get('/v1/rooms')
   }
 
+  /** create, add and remove change what the host signs: they need the operator token */
   async create (name: string, members: RoomMember[], history?: HistoryMode): Promise<RoomInfo> {
     return this.api.post('/v1/rooms', { name, members, history })
   }

@@ -1,15 +1,19 @@
 // Rooms on a host: starts the room service and gives local agents its API.
-//   POST   /v1/agents                          {agent} → {agent, token}   (operator only)
+//   operator only:
+//   POST   /v1/agents                          {agent} → {agent, token}
 //   POST   /v1/rooms                           {name, members: [{host, agent}], history?}
-//   GET    /v1/rooms
 //   POST   /v1/rooms/:id/members               {host, agent}
 //   DELETE /v1/rooms/:id/members/:host/:agent
+//   GET    /v1/rooms/:id/stats                 what the room's frames did on this host
+//   operator and agents:
+//   GET    /v1/rooms
 //   POST   /v1/rooms/:id/messages              {text, agent?}
-//   GET    /v1/rooms/:id/messages?since=&limit=&wait=&agent=
-//   GET    /v1/rooms/:id/stream?since=&agent=  server-sent events, one `data:` JSON line each
+//   GET    /v1/rooms/:id/messages?since=&limit=&wait=
+//   GET    /v1/rooms/:id/stream?since=         server-sent events, one `data:` JSON line each
 // Who acts: the operator token may act as any agent named in the request; an agent token
 // (issued by POST /v1/agents, kept only as a hash) acts as its own agent and no other. The
-// ApiServer resolves agent tokens through the authenticator attachRooms installs.
+// ApiServer resolves agent tokens through the authenticator attachRooms installs. Membership
+// changes are signed by the host, in its audit feed: they are the operator's, never an agent's.
 import { createHash, randomBytes } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -20,7 +24,7 @@ import type { HostIdentity } from '../crypto/identity.js'
 import type { AuditStore } from '../protocols/audit/index.js'
 import {
   RoomError, RoomService, isAgentName, isHostId, roomsSublevel,
-  type RoomErrorCode, type RoomInfo, type RoomMember, type RoomMembershipView, type RoomMessageOut
+  type RoomErrorCode, type RoomInfo, type RoomMember, type RoomMembershipView, type RoomMessageOut, type RoomStats
 } from '../protocols/rooms/index.js'
 import type { ApiHandler, ApiRequest, ApiServer } from './api.js'
 
@@ -152,9 +156,9 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
     const agent = await agents.resolve(token)
     return agent === undefined ? undefined : { kind: 'agent', agent }
   })
-  const route = (method: string, path: string, handler: ApiHandler): void => { api.route(method, path, guarded(handler), { agents: true }) }
+  const route = (method: string, path: string, handler: ApiHandler, agentsToo = false): void => { api.route(method, path, guarded(handler), { agents: agentsToo }) }
 
-  /** An agent principal sees and changes only rooms it is in; the operator sees everything. */
+  /** An agent principal reads and writes only rooms it is in; the operator, every room. */
   const mayUse = (req: ApiRequest, id: string): void => {
     const p = req.principal
     if (service.room(id) === undefined) throw new RoomError('ROOM_UNKNOWN', `no room ${id}`)
@@ -162,7 +166,6 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
   }
 
   route('POST', '/v1/agents', async (req) => {
-    if (req.principal.kind !== 'operator') throw new RoomError('ROOM_NOT_AUTHORISED', 'only the operator token issues agent tokens')
     const agent = objectBody(req.body).agent
     if (!isAgentName(agent)) bad('agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
     return { agent, token: await agents.issue(agent) }
@@ -179,24 +182,21 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
   route('GET', '/v1/rooms', async (req): Promise<RoomInfo[]> => {
     const p = req.principal
     return p.kind === 'agent' ? service.rooms().filter(r => service.isLocalMember(r.id, p.agent)) : service.rooms()
-  })
+  }, true)
 
-  route('POST', '/v1/rooms/:id/members', async (req) => {
-    mayUse(req, req.params.id!)
-    return service.addMember(req.params.id!, member(req.body))
-  })
+  route('POST', '/v1/rooms/:id/members', async (req) => service.addMember(req.params.id!, member(req.body)))
 
-  route('DELETE', '/v1/rooms/:id/members/:host/:agent', async (req) => {
-    mayUse(req, req.params.id!)
-    return service.removeMember(req.params.id!, member({ host: req.params.host, agent: req.params.agent }))
-  })
+  route('DELETE', '/v1/rooms/:id/members/:host/:agent', async (req) =>
+    service.removeMember(req.params.id!, member({ host: req.params.host, agent: req.params.agent })))
+
+  route('GET', '/v1/rooms/:id/stats', async (req): Promise<RoomStats> => service.stats(req.params.id!))
 
   route('POST', '/v1/rooms/:id/messages', async (req) => {
     const b = objectBody(req.body)
     if (typeof b.text !== 'string' || b.text.length > MAX_TEXT_CHARS) bad(`text must be a string of at most ${MAX_TEXT_CHARS} characters`)
     mayUse(req, req.params.id!)
     return service.send(req.params.id!, actingAgent(req, b.agent), b.text)
-  })
+  }, true)
 
   route('GET', '/v1/rooms/:id/messages', async (req) => {
     const id = req.params.id!
@@ -221,7 +221,7 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
       ac.abort()
       await live.return(undefined)
     }
-  })
+  }, true)
 
   route('GET', '/v1/rooms/:id/stream', async (req, res) => {
     const id = req.params.id!
@@ -251,7 +251,7 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
       res.end()
     }
     return undefined
-  })
+  }, true)
 
   return { service, agents }
 }

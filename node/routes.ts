@@ -135,6 +135,14 @@ export function registerCoreRoutes (node: MeshNode): void {
     return node.join(code)
   })
 
+  api.route('POST', '/v1/grant', async (req) => {
+    const b = (req.body ?? {}) as { peer?: unknown, role?: unknown, tags?: unknown }
+    if (typeof b.peer !== 'string') throw new NodeError('API_BAD_REQUEST', 'peer is required')
+    if (b.role !== undefined && b.role !== 'admin' && b.role !== 'host') throw new NodeError('API_BAD_REQUEST', 'role must be admin or host')
+    if (b.tags !== undefined && (!Array.isArray(b.tags) || !b.tags.every((t) => typeof t === 'string'))) throw new NodeError('API_BAD_REQUEST', 'tags must be a list of strings')
+    return node.grant(b.peer, { role: b.role as 'admin' | 'host' | undefined, tags: b.tags as string[] | undefined })
+  })
+
   api.route('POST', '/v1/revoke', async (req) => {
     const b = (req.body ?? {}) as { peer?: unknown, reason?: unknown }
     if (typeof b.peer !== 'string') throw new NodeError('API_BAD_REQUEST', 'peer is required')

@@ -95,7 +95,7 @@ export class HybridNoise implements ConnectionEncrypter<NoiseExtensions> {
         throw new UnexpectedPeerError(`remote is ${remotePeer}, not the expected ${options.remotePeer}`)
       }
     } catch (err) {
-      this.metrics?.handshakeErrors.increment()
+      this.metrics?.handshakeErrors.increment({ [(err as { code?: string }).code ?? (err as Error).name ?? 'Error']: true })
       throw err
     }
     this.metrics?.handshakeSuccesses.increment()

@@ -1,9 +1,10 @@
 // What the encrypter counts, registered on libp2p's metrics when the node has them.
-import type { Counter, Metrics } from '@libp2p/interface'
+import type { Counter, CounterGroup, Metrics } from '@libp2p/interface'
 
 export interface NoiseMetrics {
   handshakeSuccesses: Counter
-  handshakeErrors: Counter
+  /** by reason: the typed error's code, or the error's name when it has none */
+  handshakeErrors: CounterGroup
   encryptedFrames: Counter
   decryptedFrames: Counter
   decryptErrors: Counter
@@ -14,8 +15,9 @@ export function registerMetrics (metrics: Metrics): NoiseMetrics {
     handshakeSuccesses: metrics.registerCounter('fleetmesh_noise_hfs_handshake_successes_total', {
       help: 'Completed hybrid Noise XXhfs handshakes'
     }),
-    handshakeErrors: metrics.registerCounter('fleetmesh_noise_hfs_handshake_errors_total', {
-      help: 'Failed hybrid Noise XXhfs handshakes'
+    handshakeErrors: metrics.registerCounterGroup('fleetmesh_noise_hfs_handshake_errors_total', {
+      label: 'reason',
+      help: 'Failed hybrid Noise XXhfs handshakes by reason'
     }),
     encryptedFrames: metrics.registerCounter('fleetmesh_noise_hfs_encrypted_frames_total', {
       help: 'Transport frames encrypted'

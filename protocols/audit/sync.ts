@@ -57,6 +57,10 @@ export interface PullResult { stored: number, error?: AuditError }
 
 export interface PenaltyEvent { peer: string, error: AuditError, offences: number }
 
+/** Pauses before asking the peers again for a feed nobody could deliver yet: 100 ms … 6.4 s. */
+const PULL_RETRY_MS = 100
+const MAX_PULL_RETRIES = 7
+
 interface SyncEvents {
   penalty: [PenaltyEvent]
   ban: [string]
@@ -109,7 +113,8 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   private readonly offences = new Map<string, number>()
   private readonly banned = new Map<string, number>()
   /** feed → highest seq some peer announced, and the peers that announced or hold it */
-  private readonly wants = new Map<string, { seq: number, peers: Set<string> }>()
+  /** peers map to the announcement count when they last offered the feed (see drive) */
+  private readonly wants = new Map<string, { seq: number, peers: Map<string, number>, offers: number, retries: number }>()
   private readonly active = new Set<string>()
   private readonly dirty = new Set<string>()
   private announceTimer: NodeJS.Timeout | undefined
@@ -204,7 +209,13 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     if (evt.detail.protocols.includes(SYNC_PROTOCOL)) void this.syncWith(evt.detail.peerId).catch(() => {})
   }
 
+  /**
+   * Announces this host's own new entries at once (coalesced). Entries it merely received are
+   * not re-announced each time — with every host doing so, a burst of N hosts' entries would
+   * cost N² gossip messages; the periodic announcement and pulls from any peer cover them.
+   */
   private readonly onEntry = ({ entry }: { entry: { feed: string } }): void => {
+    if (entry.feed !== this.store.feed) return
     this.dirty.add(entry.feed)
     this.announceTimer ??= setTimeout(() => {
       this.announceTimer = undefined
@@ -226,7 +237,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     }
   }
 
-  private readonly validateAnnouncement = (peer: PeerId, msg: { data: Uint8Array }): TopicValidatorResult => {
+  private readonly validateAnnouncement = (peer: PeerId, msg: { data: Uint8Array, from?: PeerId }): TopicValidatorResult => {
     if (!this.allowPeer(peer.toString())) return TopicValidatorResult.Ignore
     let heads: Head[]
     try {
@@ -236,7 +247,12 @@ export class AuditSync extends EventEmitter<SyncEvents> {
       this.penalise(peer, toAuditError(err))
       return TopicValidatorResult.Reject
     }
-    for (const h of heads) this.want(h, peer.toString())
+    // The publisher holds what it announced; the peer that relayed it may not yet.
+    const publisher = msg.from !== undefined && this.allowPeer(msg.from.toString()) ? msg.from.toString() : undefined
+    for (const h of heads) {
+      if (publisher !== undefined && publisher !== peer.toString()) this.want(h, publisher)
+      this.want(h, peer.toString())
+    }
     return TopicValidatorResult.Accept
   }
 
@@ -265,33 +281,55 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   private want (h: Head, peer: string): void {
     const mine = this.store.head(h.feed)
     if ((mine !== undefined && mine.seq >= h.seq) || this.store.forkedAt(h.feed) !== undefined) return
-    const w = this.wants.get(h.feed) ?? { seq: h.seq, peers: new Set<string>() }
+    const w = this.wants.get(h.feed) ?? { seq: h.seq, peers: new Map<string, number>(), offers: 0, retries: 0 }
     w.seq = Math.max(w.seq, h.seq)
-    w.peers.add(peer)
+    w.peers.set(peer, ++w.offers)
     this.wants.set(h.feed, w)
     if (!this.active.has(h.feed)) void this.drive(h.feed)
   }
 
-  /** Pulls one feed until it reaches the highest announced seq or no peer can help. */
+  /**
+   * Pulls one feed until it reaches the highest announced seq. The peers that offered it are
+   * asked first, then every other connected member (entries travel host to host, and a relay
+   * may hold them before their author's announcement reaches this host). When nobody has them
+   * yet, the feed is tried again after a growing pause, with its pull slot given back meanwhile.
+   */
   private async drive (feed: string): Promise<void> {
     this.active.add(feed)
     await this.slot()
+    let progressed = true
     try {
-      for (;;) {
+      while (progressed) {
+        progressed = false
         const w = this.wants.get(feed)
-        const have = this.store.head(feed)?.seq ?? -1
-        if (w === undefined || have >= w.seq || !this.started || this.store.forkedAt(feed) !== undefined) break
-        const peerStr = [...w.peers].find(p => !this.isBanned(p) && this.allowPeer(p) && this.libp2p.getConnections().some(c => c.remotePeer.toString() === p))
-        if (peerStr === undefined) break
-        const conn = this.libp2p.getConnections().find(c => c.remotePeer.toString() === peerStr) as Connection
-        const r = await this.pull(conn.remotePeer, feed, have + 1, w.seq)
-        if (r.error !== undefined || r.stored === 0) w.peers.delete(peerStr)
+        if (w === undefined || (this.store.head(feed)?.seq ?? -1) >= w.seq || !this.started || this.store.forkedAt(feed) !== undefined) break
+        const usable = (p: string): boolean => !this.isBanned(p) && this.allowPeer(p)
+        const connected = new Map(this.libp2p.getConnections().map(c => [c.remotePeer.toString(), c.remotePeer]))
+        const offered = [...w.peers.keys()].filter(p => usable(p) && connected.has(p))
+        const others = [...connected.keys()].filter(p => usable(p) && !w.peers.has(p))
+        for (const peerStr of [...offered, ...others]) {
+          const offer = w.peers.get(peerStr)
+          const r = await this.pull(connected.get(peerStr) as PeerId, feed, (this.store.head(feed)?.seq ?? -1) + 1, w.seq)
+          if (r.stored > 0) {
+            progressed = true
+            w.retries = 0
+            break
+          }
+          // A relay may forward an announcement before it holds the entries and offer them
+          // itself while this pull is in flight: drop only a peer that offered nothing since.
+          if (offer !== undefined && w.peers.get(peerStr) === offer) w.peers.delete(peerStr)
+        }
       }
     } finally {
       const w = this.wants.get(feed)
-      if (w !== undefined && (this.store.head(feed)?.seq ?? -1) >= w.seq) this.wants.delete(feed)
+      const done = w === undefined || (this.store.head(feed)?.seq ?? -1) >= w.seq
+      if (done) this.wants.delete(feed)
       this.active.delete(feed)
       this.release()
+      if (!done && this.started && w.retries < MAX_PULL_RETRIES) {
+        const delay = PULL_RETRY_MS * 2 ** w.retries++
+        setTimeout(() => { if (!this.active.has(feed)) void this.drive(feed) }, delay).unref()
+      }
     }
   }
 

@@ -13,6 +13,7 @@ export type PairingErrorCode =
   | 'PAIRING_MALFORMED'
   | 'PAIRING_TIMEOUT'
   | 'PAIRING_FAILED'
+  | 'INVITE_STORE_CORRUPT'
 
 export class PairingError extends Error {
   constructor (readonly code: PairingErrorCode, message: string) {

@@ -25,15 +25,26 @@ export interface InviteDb {
 }
 
 const MAX_RECORD_BYTES = 4096
+const RECORD_FIELDS = ['createdAt', 'expiresAt', 'id', 'meshId', 'role', 'secretHash', 'tags', 'usesLeft']
+
+const exactFields = (r: object): boolean => {
+  const keys = Object.keys(r).sort()
+  return keys.length === RECORD_FIELDS.length && keys.every((k, i) => k === RECORD_FIELDS[i])
+}
 
 function decodeRecord (bytes: Uint8Array): InviteRecord {
-  const r = decodeCanonical(bytes, MAX_RECORD_BYTES, 'STORE_CORRUPT', 'STORE_CORRUPT') as Partial<InviteRecord>
-  const ok = typeof r === 'object' && r !== null &&
+  let r: Partial<InviteRecord>
+  try {
+    r = decodeCanonical(bytes, MAX_RECORD_BYTES, 'STORE_CORRUPT', 'STORE_CORRUPT') as Partial<InviteRecord>
+  } catch (err) {
+    throw new PairingError('INVITE_STORE_CORRUPT', `stored invite record is corrupt: ${(err as Error).message}`)
+  }
+  const ok = typeof r === 'object' && r !== null && exactFields(r) &&
     typeof r.id === 'string' && typeof r.meshId === 'string' &&
     r.secretHash instanceof Uint8Array && r.secretHash.length === 32 &&
     (r.role === 'host' || r.role === 'admin') && Array.isArray(r.tags) && r.tags.every((t) => typeof t === 'string') &&
     Number.isSafeInteger(r.expiresAt) && Number.isSafeInteger(r.usesLeft) && Number.isSafeInteger(r.createdAt)
-  if (!ok) throw new PairingError('PAIRING_FAILED', 'stored invite record is corrupt')
+  if (!ok) throw new PairingError('INVITE_STORE_CORRUPT', 'stored invite record is corrupt')
   return r as InviteRecord
 }
 
@@ -71,6 +82,14 @@ export class InviteBook {
       const spent = { ...record, usesLeft: record.usesLeft - 1 }
       await this.db.put(id, encodeCanonical(spent))
       return spent
+    })
+  }
+
+  /** Gives back a use taken by `consume` when the admit it paid for could not be written. */
+  async refund (id: string): Promise<void> {
+    await this.serial(async () => {
+      const record = await this.get(id)
+      if (record !== undefined) await this.db.put(id, encodeCanonical({ ...record, usesLeft: record.usesLeft + 1 }))
     })
   }
 

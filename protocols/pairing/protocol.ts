@@ -6,7 +6,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
 import { inviteIdOf, inviteSecretHash, pairingProof, verifyPairingProof, type Invite } from '../../crypto/invite.js'
 import { decodePairing, encodePairing, MAX_PAIRING_MESSAGE_BYTES, NONCE_BYTES, PAIRING_VERSION, type PairingMessage, type Welcome } from './codec.js'
-import { PairingError } from './errors.js'
+import { PairingError, WIRE_ERROR_CODES } from './errors.js'
 import type { InviteBook, InviteRecord } from './invites.js'
 import type { RateLimiter } from './rate-limit.js'
 
@@ -81,7 +81,12 @@ export async function servePairing (stream: Stream, connection: Connection, ctx:
       const ok = verifyPairingProof(r.secretHash, { meshId: mesh.id, joinerPeerId: joiner, inviterPeerId: ctx.selfPeerId, channelBinding: nonce }, proof.proof)
       if (!ok) throw new PairingError('PROOF_INVALID', 'the pairing proof does not match the invite (wrong secret)')
     })
-    await ctx.admit({ peer: joiner, role: record.role, tags: record.tags, invite: record.id, xwing: proof.xwing })
+    try {
+      await ctx.admit({ peer: joiner, role: record.role, tags: record.tags, invite: record.id, xwing: proof.xwing })
+    } catch (err) {
+      await ctx.invites.refund(record.id)
+      throw err
+    }
     await send(lp, { t: 'welcome', mesh: mesh.id, name: mesh.name, founder: mesh.founder, addrs: ctx.bootstrap() }, signal)
     ctx.log({ peer: joiner, invite: record.id, role: record.role, ip }, 'pairing: admitted')
     await stream.close({ signal }).catch(() => {})
@@ -89,8 +94,10 @@ export async function servePairing (stream: Stream, connection: Connection, ctx:
     const code = err instanceof PairingError ? err.code : (signal.aborted ? 'PAIRING_TIMEOUT' : 'PAIRING_FAILED')
     ctx.log({ peer: joiner, invite, ip, code, err: (err as Error).message }, 'pairing: refused')
     if (code !== 'PAIRING_TIMEOUT' && code !== 'PAIRING_MALFORMED') {
-      const message = err instanceof PairingError ? err.message : 'pairing failed on the inviter'
-      await send(lp, { t: 'error', code, message }, signal).catch(() => {})
+      // The inviter's own troubles (a corrupt store, a failed write) stay in its log.
+      const told = WIRE_ERROR_CODES.has(code)
+      const message = told && err instanceof PairingError ? err.message : 'pairing failed on the inviter'
+      await send(lp, { t: 'error', code: told ? code : 'PAIRING_FAILED', message }, signal).catch(() => {})
       await stream.close({ signal }).catch(() => {})
     } else {
       stream.abort(err as Error)
@@ -105,6 +112,18 @@ export interface JoinerContext {
   dial: (peerId: string, addrs: string[], signal: AbortSignal) => Promise<Stream>
 }
 
+/**
+ * A dial failure in words. libp2p also rejects with aggregates and with the bare close Event
+ * of a connection the remote ended right after the handshake, which is what a member's gate
+ * does to a revoked peer or to an address past its rate limit.
+ */
+function reason (err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(reason).join('; ')
+  if (err instanceof Error) return err.message !== '' ? err.message : err.name
+  if (err instanceof Event) return `the inviter hung up (${err.type}): its gate refuses revoked hosts and addresses making too many attempts`
+  return String(err)
+}
+
 /** Joiner side: proves the invite to its inviter and returns where the mesh lives. */
 export async function requestPairing (invite: Invite, ctx: JoinerContext): Promise<Welcome> {
   const signal = AbortSignal.timeout(PAIRING_TIMEOUT_MS)
@@ -112,7 +131,7 @@ export async function requestPairing (invite: Invite, ctx: JoinerContext): Promi
   try {
     stream = await ctx.dial(invite.inviterPeerId, invite.addrs, signal)
   } catch (err) {
-    throw new PairingError('INVITER_UNREACHABLE', `cannot reach the inviter ${invite.inviterPeerId} at ${invite.addrs.join(', ')}: ${(err as Error).message}`)
+    throw new PairingError('INVITER_UNREACHABLE', `cannot reach the inviter ${invite.inviterPeerId} at ${invite.addrs.join(', ')}: ${reason(err)}`)
   }
   const lp = lpStream(stream, { maxDataLength: MAX_PAIRING_MESSAGE_BYTES })
   const expect = async <T extends PairingMessage['t']>(t: T): Promise<Extract<PairingMessage, { t: T }>> => {

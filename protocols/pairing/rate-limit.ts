@@ -12,10 +12,9 @@ export class RateLimiter {
     const refillPerMs = this.opts.perMinute / 60_000
     const b = this.buckets.get(key) ?? { tokens: this.opts.burst, at: now }
     const tokens = Math.min(this.opts.burst, b.tokens + (now - b.at) * refillPerMs)
-    if (tokens < 1) {
-      this.buckets.set(key, { tokens, at: now })
-      return false
-    }
+    // A refusal leaves the bucket as it was: its refill is computed from the last grant, so
+    // hammering neither earns nor costs anything and no rounding accumulates.
+    if (tokens < 1) return false
     this.buckets.set(key, { tokens: tokens - 1, at: now })
     if (this.buckets.size > 10_000) this.prune(now)
     return true

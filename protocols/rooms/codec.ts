@@ -167,9 +167,19 @@ export function keyId (room: string, epoch: number, key: Uint8Array): Uint8Array
   return new Uint8Array(h.subarray(0, KID_BYTES))
 }
 
-/** Gossip topic of one room: only its members subscribe, so only they receive and relay. */
+const TOPIC_PREFIX = 'fleetmesh/room/'
+const TOPIC_SUFFIX = '/1'
+
+/** Gossip topic of one room: its member hosts and relays subscribe (see service.ts). */
 export function roomTopic (room: string): string {
-  return `fleetmesh/room/${room}/1`
+  return `${TOPIC_PREFIX}${room}${TOPIC_SUFFIX}`
+}
+
+/** The room a gossip topic belongs to, or undefined for any other topic. */
+export function roomOfTopic (topic: string): string | undefined {
+  if (!topic.startsWith(TOPIC_PREFIX) || !topic.endsWith(TOPIC_SUFFIX)) return undefined
+  const room = topic.slice(TOPIC_PREFIX.length, -TOPIC_SUFFIX.length)
+  return isRoomId(room) ? room : undefined
 }
 
 // --- message frames --------------------------------------------------------------------------

@@ -6,11 +6,17 @@
 //
 // History layout, in the service's sublevel (utf8 keys, byte values):
 //   m!<room>!<cursor16>          the signed frame as received: ciphertext, never plaintext
-//   i!<room>!<sender>!<seq16>    empty: (sender, seq) already held, for de-duplication
 //   f!<room>!<sender>            canonical {seq}: highest seq pruned, older ones are replays
 //   q!<room>                     canonical {seq}: the next seq this host sends in the room
 // Cursors are a per-room local arrival counter: "read since a cursor" never misses a message
-// that arrived late with an old timestamp.
+// that arrived late with an old timestamp. The (sender, seq) pairs held, for de-duplication, are
+// kept in memory: a room's meta is built by reading its frames once, and they are bounded.
+//
+// Relaying: by default every host subscribes to the topic of every room it knows of, member or
+// not, and forwards its frames. Gossipsub only forwards a topic among its subscribers, so a room
+// whose member hosts are not directly connected (a mesh keeps ~8 connections per host) would
+// otherwise never deliver. A relay sees ciphertext and headers only; who is in a room is in the
+// replicated log already. Per-room counters (stats()) show what a host received and refused.
 import { EventEmitter, on } from 'node:events'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import * as lp from 'it-length-prefixed'
@@ -29,7 +35,7 @@ import type { StoredEntry } from '../audit/types.js'
 import { feedPublicKey } from '../audit/verify.js'
 import {
   HISTORY_BATCH, HISTORY_PROTOCOL, MAX_HISTORY_FRAME_BYTES, MAX_HISTORY_REQUEST_BYTES, MAX_KEYS_PER_ENTRY, MAX_ROOM_HOSTS, ROOM_CREATE, ROOM_KINDS, ROOM_MEMBER, ROOM_REKEY,
-  checkMember, decodeFrame, decodeHistoryRequest, decodeHistoryResponse, encodeFrame, encodeHistoryRequest, encodeHistoryResponse, keyId, memberId, roomTopic,
+  checkMember, decodeFrame, roomOfTopic, decodeHistoryRequest, decodeHistoryResponse, encodeFrame, encodeHistoryRequest, encodeHistoryResponse, keyId, memberId, roomTopic,
   type HistoryMode, type HistoryResponse, type RoomMember, type SealedKey, type SignedRoomMessage
 } from './codec.js'
 import { RoomError, type RoomErrorCode } from './errors.js'
@@ -67,6 +73,8 @@ export interface RoomServiceOptions {
   epochGraceMs?: number
   /** how long a manager other than the last one waits before repairing a stale room (5 s) */
   repairDelayMs?: number
+  /** forward the gossip of rooms this host is not a member of (default true, see above) */
+  relay?: boolean
   log?: RoomLogger
   now?: () => number
 }
@@ -102,20 +110,46 @@ export interface RoomInfo {
 
 export interface RejectEvent { code: RoomErrorCode, message: string, room?: string, sender?: string, seq?: number }
 
+/** What one room's frames did on this host since its service started. */
+export interface RoomStats {
+  room: string
+  /** this host carries the room's gossip: a member host, or a relay */
+  subscribed: boolean
+  /** connected peers subscribed to the room's topic: those this host exchanges its frames with */
+  peers: string[]
+  /** frames that arrived over gossip, and from history fetches (duplicates included) */
+  gossip: number
+  history: number
+  /** frames verified, decrypted and kept */
+  accepted: number
+  /** frames refused, by reason; ROOM_NO_KEY counts ciphertext this host holds no key for */
+  rejected: Partial<Record<RoomErrorCode, number>>
+}
+
+type Counters = Omit<RoomStats, 'room' | 'subscribed' | 'peers'>
+
 interface RoomEvents {
   message: [RoomMessageOut]
   rejected: [RejectEvent]
 }
 
-interface Meta { cursor: number, count: number, latestTs: number, oldestTs: number, floors: Map<string, number>, nextSeq: number }
+interface Meta {
+  cursor: number
+  count: number
+  latestTs: number
+  oldestTs: number
+  floors: Map<string, number>
+  /** heldId() of every kept frame */
+  held: Set<string>
+  nextSeq: number
+}
 
 const SEP = '!'
 const pad = (n: number): string => n.toString().padStart(16, '0')
 const msgKey = (room: string, cursor: number): string => `m${SEP}${room}${SEP}${pad(cursor)}`
-const seenKey = (room: string, sender: string, seq: number): string => `i${SEP}${room}${SEP}${sender}${SEP}${pad(seq)}`
+const heldId = (m: { sender: string, seq: number }): string => `${m.sender}/${m.seq}`
 const floorKey = (room: string, sender: string): string => `f${SEP}${room}${SEP}${sender}`
 const seqKey = (room: string): string => `q${SEP}${room}`
-const EMPTY = new Uint8Array(0)
 const utf8 = new TextEncoder()
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -177,6 +211,8 @@ export class RoomService extends EventEmitter<RoomEvents> {
   private readonly pending = new Map<string, Array<{ bytes: Uint8Array, at: number }>>()
   private pendingCount = 0
   private readonly repairs = new Map<string, NodeJS.Timeout>()
+  private readonly relay: boolean
+  private readonly counters = new Map<string, Counters>()
   private tail: Promise<unknown> = Promise.resolve()
   private started = false
 
@@ -193,6 +229,7 @@ export class RoomService extends EventEmitter<RoomEvents> {
     this.maxAgeMs = opts.history?.maxAgeMs ?? 7 * 24 * 3600_000
     this.graceMs = opts.epochGraceMs ?? 10_000
     this.repairDelayMs = opts.repairDelayMs ?? 5_000
+    this.relay = opts.relay ?? true
     this.log = opts.log
     this.now = opts.now ?? Date.now
   }
@@ -293,14 +330,15 @@ export class RoomService extends EventEmitter<RoomEvents> {
     this.rooms_.set(id, room)
     const topic = roomTopic(id)
     const member = memberHosts(room).includes(this.me)
-    if (member && !this.subscribed.has(topic)) {
+    const wasMember = before !== undefined && memberHosts(before).includes(this.me)
+    if ((member || this.relay) && !this.subscribed.has(topic)) {
       this.libp2p.services.pubsub.subscribe(topic)
       this.subscribed.add(topic)
-      void this.catchUp(id).catch(() => {})
-    } else if (!member && this.subscribed.has(topic)) {
+    } else if (!member && !this.relay && this.subscribed.has(topic)) {
       this.libp2p.services.pubsub.unsubscribe(topic)
       this.subscribed.delete(topic)
     }
+    if (member && !wasMember) void this.catchUp(id).catch(() => {})
     if (before === undefined || before.epoch !== room.epoch || before.epochs.size !== room.epochs.size) void this.retryPending(id)
     this.scheduleRepair(room)
   }
@@ -459,13 +497,14 @@ export class RoomService extends EventEmitter<RoomEvents> {
     let p = this.metas.get(room)
     if (p === undefined) {
       p = (async () => {
-        const m: Meta = { cursor: 0, count: 0, latestTs: 0, oldestTs: Infinity, floors: new Map(), nextSeq: 0 }
+        const m: Meta = { cursor: 0, count: 0, latestTs: 0, oldestTs: Infinity, floors: new Map(), held: new Set(), nextSeq: 0 }
         for await (const [key, bytes] of this.db.iterator({ gt: `m${SEP}${room}${SEP}`, lt: `m${SEP}${room}${SEP}\xff` })) {
           m.cursor = Number(key.slice(key.lastIndexOf(SEP) + 1))
           m.count++
-          const ts = decodeFrame(bytes).ts
-          m.latestTs = Math.max(m.latestTs, ts)
-          if (m.count === 1) m.oldestTs = ts
+          const frame = decodeFrame(bytes)
+          m.held.add(heldId(frame))
+          m.latestTs = Math.max(m.latestTs, frame.ts)
+          if (m.count === 1) m.oldestTs = frame.ts
         }
         for await (const [key, bytes] of this.db.iterator({ gt: `f${SEP}${room}${SEP}`, lt: `f${SEP}${room}${SEP}\xff` })) {
           m.floors.set(key.slice(key.lastIndexOf(SEP) + 1), readSeq(bytes)!)
@@ -482,14 +521,14 @@ export class RoomService extends EventEmitter<RoomEvents> {
   private async keep (msg: SignedRoomMessage, frame: Uint8Array, own: boolean): Promise<number> {
     return this.exclusive(async () => {
       const m = await this.meta(msg.room)
-      if (msg.seq <= (m.floors.get(msg.sender) ?? -1) || (await this.db.get(seenKey(msg.room, msg.sender, msg.seq))) !== undefined) {
+      if (msg.seq <= (m.floors.get(msg.sender) ?? -1) || m.held.has(heldId(msg))) {
         throw new RoomError('ROOM_REPLAY', `message ${msg.sender}#${msg.seq} in room ${msg.room} was already received`)
       }
       const cursor = m.cursor + 1
       const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = [
-        { type: 'put', key: msgKey(msg.room, cursor), value: frame },
-        { type: 'put', key: seenKey(msg.room, msg.sender, msg.seq), value: EMPTY }
+        { type: 'put', key: msgKey(msg.room, cursor), value: frame }
       ]
+      const dropped: string[] = []
       if (own) ops.push({ type: 'put', key: seqKey(msg.room), value: encodeCanonical({ seq: m.nextSeq }) })
       const floors = new Map(m.floors)
       let count = m.count + 1
@@ -505,7 +544,8 @@ export class RoomService extends EventEmitter<RoomEvents> {
           oldestTs = old.ts
           break
         }
-        ops.push({ type: 'del', key }, { type: 'del', key: seenKey(msg.room, old.sender, old.seq) })
+        ops.push({ type: 'del', key })
+        dropped.push(heldId(old))
         floors.set(old.sender, Math.max(floors.get(old.sender) ?? -1, old.seq))
         ops.push({ type: 'put', key: floorKey(msg.room, old.sender), value: encodeCanonical({ seq: floors.get(old.sender) }) })
         count--
@@ -514,6 +554,8 @@ export class RoomService extends EventEmitter<RoomEvents> {
       m.cursor = cursor
       m.count = count
       m.floors = floors
+      for (const d of dropped) m.held.delete(d)
+      m.held.add(heldId(msg))
       m.latestTs = Math.max(m.latestTs, msg.ts)
       m.oldestTs = oldestTs
       return cursor
@@ -552,30 +594,64 @@ export class RoomService extends EventEmitter<RoomEvents> {
 
   private readonly onGossip = (evt: CustomEvent<Message>): void => {
     const { topic, data } = evt.detail
-    if (topic.startsWith('fleetmesh/room/')) void this.take(data, true)
+    const room = roomOfTopic(topic)
+    // only topics this host subscribed to arrive, so the counters stay bounded by known rooms
+    if (room === undefined || !this.subscribed.has(topic)) return
+    this.count(room).gossip++
+    void this.take(data, room, true)
   }
 
-  /** receive() for frames from the network: a refusal becomes a 'rejected' event. */
-  private async take (bytes: Uint8Array, reportReplays: boolean): Promise<RoomMessageOut | undefined> {
+  private count (room: string): Counters {
+    let c = this.counters.get(room)
+    if (c === undefined) this.counters.set(room, c = { gossip: 0, history: 0, accepted: 0, rejected: {} })
+    return c
+  }
+
+  /** What the frames of one room did here since the service started. */
+  stats (id: string): RoomStats {
+    this.need(id)
+    const topic = roomTopic(id)
+    const c = this.count(id)
+    return {
+      room: id,
+      subscribed: this.subscribed.has(topic),
+      peers: this.libp2p.services.pubsub.getSubscribers(topic).map(String).sort(),
+      gossip: c.gossip,
+      history: c.history,
+      accepted: c.accepted,
+      rejected: { ...c.rejected }
+    }
+  }
+
+  /**
+   * receive() for frames from the network, which came on `room`'s topic or history: a refusal
+   * becomes a 'rejected' event. A frame of another room is refused, whatever it holds.
+   */
+  private async take (bytes: Uint8Array, room: string, reportReplays: boolean): Promise<RoomMessageOut | undefined> {
     let msg: SignedRoomMessage
     try {
       msg = decodeFrame(bytes)
+      if (msg.room !== room) throw new RoomError('ROOM_FRAME_MALFORMED', `a frame of room ${msg.room} came on room ${room}'s topic or history`)
     } catch (err) {
-      this.reject(err)
+      this.reject(err, room)
       return undefined
     }
     try {
-      return await this.accept(msg, bytes)
+      const out = await this.accept(msg, bytes)
+      if (out !== undefined) this.count(room).accepted++
+      return out
     } catch (err) {
-      if (reportReplays || !(err instanceof RoomError && err.code === 'ROOM_REPLAY')) this.reject(err, msg)
+      if (reportReplays || !(err instanceof RoomError && err.code === 'ROOM_REPLAY')) this.reject(err, room, msg)
       return undefined
     }
   }
 
-  private reject (err: unknown, frame?: RoomMessage): void {
+  private reject (err: unknown, room: string, frame?: RoomMessage): void {
     const e = asRoomError(err)
-    this.log?.debug({ code: e.code, room: frame?.room, sender: frame?.sender }, `rooms: dropped a message: ${e.message}`)
-    this.emit('rejected', { code: e.code, message: e.message, room: frame?.room, sender: frame?.sender, seq: frame?.seq })
+    const rejected = this.count(room).rejected
+    rejected[e.code] = (rejected[e.code] ?? 0) + 1
+    this.log?.debug({ code: e.code, room, sender: frame?.sender }, `rooms: dropped a message: ${e.message}`)
+    this.emit('rejected', { code: e.code, message: e.message, room, sender: frame?.sender, seq: frame?.seq })
   }
 
   /**
@@ -594,12 +670,13 @@ export class RoomService extends EventEmitter<RoomEvents> {
       return undefined
     }
     if (why !== undefined) throw new RoomError(why, `${msg.sender}/${msg.agent} may not write in epoch ${msg.epoch} of room ${msg.room}`)
+    // before the signature: a relay, which can open nothing, spends no verification on a frame
+    const key = await this.epochKey(room!, msg.epoch)
+    if (key === undefined) throw new RoomError('ROOM_NO_KEY', `this host holds no key for epoch ${msg.epoch} of room ${msg.room}`)
     if (!verifyEd25519(feedPublicKey(msg.sender), signingBytes(msg), msg.sig)) {
       throw new RoomError('ROOM_BAD_SIGNATURE', `message ${msg.sender}#${msg.seq} is not signed by its sender`)
     }
     if (!this.membership.isMember(msg.sender)) throw new RoomError('ROOM_NOT_MEMBER', `${msg.sender} is no longer a mesh member`)
-    const key = await this.epochKey(room!, msg.epoch)
-    if (key === undefined) throw new RoomError('ROOM_NO_KEY', `this host holds no key for epoch ${msg.epoch} of room ${msg.room}`)
     const text = this.plaintext(key, msg)
     const cursor = await this.keep(msg, bytes, false)
     const out = { room: msg.room, cursor, epoch: msg.epoch, sender: msg.sender, agent: msg.agent, seq: msg.seq, ts: msg.ts, text }
@@ -639,7 +716,7 @@ export class RoomService extends EventEmitter<RoomEvents> {
     this.pendingCount -= list.length
     for (const p of list) {
       if (this.now() - p.at >= PENDING_MS) continue
-      await this.take(p.bytes, true)
+      await this.take(p.bytes, room, true)
     }
   }
 
@@ -717,7 +794,8 @@ export class RoomService extends EventEmitter<RoomEvents> {
         const res = decodeHistoryResponse(chunk.subarray())
         if (res.t === 'end') { ended = true; break }
         if (res.t === 'error') throw new RoomError('ROOM_HISTORY_FAILED', `${peer.toString()} refused: ${res.code}: ${res.message}`)
-        for (const frame of res.msgs) if (await this.take(frame, false) !== undefined) got++
+        this.count(id).history += res.msgs.length
+        for (const frame of res.msgs) if (await this.take(frame, id, false) !== undefined) got++
       }
       if (!ended) throw new RoomError('ROOM_HISTORY_FAILED', 'the member closed the stream before the end')
       await stream.close()

@@ -28,7 +28,7 @@ import { Network, mulberry32 } from './network.js'
 import { Inboxes } from './inbox.js'
 import { gossipsubDefaults } from './params.js'
 import { pushGossipCurve, timeToReach } from './model.js'
-import { linePlot } from './svg.js'
+import { linePlot } from '../harness/svg.js'
 
 export interface ScaleOptions {
   hosts: number

@@ -42,6 +42,8 @@ test('three hosts converse; a fourth mesh member receives the gossip but cannot 
     const topic = roomTopic(room.id)
     await until(() => [b, c, d].every(h => h.rooms.room(room.id) !== undefined), 'the room-create entry to replicate')
     assert.equal(d.rooms.room(room.id)?.member, false)
+    // d relays the room's gossip on its own, as every host does
+    await until(() => d.rooms.stats(room.id).subscribed, 'd to carry the room\'s topic')
     const seen = tap(d, topic)
     await meshed([a, b, c, d], topic)
 
@@ -65,6 +67,12 @@ test('three hosts converse; a fourth mesh member receives the gossip but cannot 
     }
     assert.deepEqual((await d.rooms.read(room.id)).messages, [])
     await until(() => d.rejected.filter(r => r.code === 'ROOM_NO_KEY').length >= 3, 'd to refuse the frames it cannot open')
+    const stats = d.rooms.stats(room.id)
+    assert.equal(stats.accepted, 0)
+    assert.equal(stats.rejected.ROOM_NO_KEY, stats.gossip)
+    assert.ok(stats.gossip >= 3)
+    assert.deepEqual(stats.peers, [a.id, b.id, c.id].sort())
+    assert.equal(b.rooms.stats(room.id).accepted, 2)
     // no sealed key of the room opens with d's X-Wing key, whatever recipient it claims
     for (const k of await sealedKeysOf(a, ROOM_CREATE, room.id)) {
       await assert.rejects(openEpochKey({ seed: d.identity.xwingSeed, peerId: k.host, roomId: room.id, epoch: k.epoch, sealed: k.sealed }), { code: 'SEAL_OPEN_FAILED' })
@@ -182,10 +190,41 @@ test('tampered ciphertext, forged sender and replayed message are each rejected 
     // the genuine frame again, re-published by m
     await publish(seen[0]!)
     await rejectedAt('ROOM_REPLAY')
+    // a genuine frame carried on another room's topic
+    const other = await a.rooms.create({ name: 'other', members: [{ host: a.id, agent: 'alice' }, { host: b.id, agent: 'bob' }] })
+    await until(() => m.rooms.room(other.id) !== undefined && m.rooms.stats(other.id).subscribed, 'm to carry the other room')
+    await meshed([a, b, m], roomTopic(other.id))
+    await m.libp2p.services.pubsub.publish(roomTopic(other.id), seen[0]!)
+    await rejectedAt('ROOM_FRAME_MALFORMED')
+    assert.equal(a.rooms.stats(other.id).rejected.ROOM_FRAME_MALFORMED, 1)
+    assert.deepEqual(await texts(a, other.id), [])
     assert.deepEqual(await texts(a, room.id), ['genuine'])
     assert.deepEqual(await texts(b, room.id), ['genuine'])
     // replays are refused directly too, with the same code
     await assert.rejects(a.rooms.receive(seen[0]!), { code: 'ROOM_REPLAY' })
+  } finally {
+    await closeAll(hosts)
+  }
+})
+
+test('bounded history: the oldest frames are pruned, and pruned or held ones stay replays across a restart', { timeout: 120_000 }, async () => {
+  const hosts = await startMesh(2, { history: { maxMessages: 3 } })
+  const [a, b] = hosts as [TestHost, TestHost]
+  try {
+    const room = await a.rooms.create({ name: 'short', members: [{ host: a.id, agent: 'alice' }, { host: b.id, agent: 'bob' }] })
+    await until(() => b.rooms.room(room.id)?.member === true, 'the room at b')
+    await meshed([a, b], roomTopic(room.id))
+    const frames = tap(b, roomTopic(room.id))
+    for (let i = 0; i < 5; i++) await a.rooms.send(room.id, 'alice', `m${i}`)
+    await until(() => b.rooms.stats(room.id).accepted === 5 && frames.length === 5, 'b to take all five')
+    assert.deepEqual(await texts(b, room.id), ['m2', 'm3', 'm4'])
+    const bySeq = new Map(frames.map(f => [decodeFrame(f).seq, f]))
+    await assert.rejects(b.rooms.receive(bySeq.get(0)!), { code: 'ROOM_REPLAY' })
+    await b.goOffline()
+    await b.goOnline()
+    await until(() => b.rooms.room(room.id) !== undefined, 'the room after the restart')
+    for (const seq of [0, 1, 4]) await assert.rejects(b.rooms.receive(bySeq.get(seq)!), { code: 'ROOM_REPLAY' }, `seq ${seq}`)
+    assert.deepEqual(await texts(b, room.id), ['m2', 'm3', 'm4'])
   } finally {
     await closeAll(hosts)
   }

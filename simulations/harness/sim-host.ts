@@ -1,0 +1,184 @@
+// Many real mesh hosts in one process, for the rollout and partition scenarios: each has its
+// own key, libp2p node (hybrid Noise, TCP on loopback, gossipsub), level store, audit sync,
+// membership view and rollout decisions — the daemon's own code. Only the Nix apply is left
+// out: a host "applies" in zero time, which is what these scenarios measure around.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { pino } from 'pino'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { ConnectionGater, Ed25519PrivateKey, PeerId } from '@libp2p/interface'
+import { AuditStore, AuditSync, auditSublevel, type StoredEntry } from '../../protocols/audit/index.js'
+import { applyEntry, decide, emptyState, isRolloutKind, type MembershipView, type RolloutState } from '../../protocols/rollout/index.js'
+import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
+import { createNodeKindRegistry } from '../../node/mesh.js'
+import { MetaStore } from '../../node/meta.js'
+import { Membership } from '../../node/membership.js'
+
+export interface SimHostOptions {
+  dir: string
+  key: Ed25519PrivateKey
+  meshId: string
+  founder: string
+  /** refuse connections to these peers too (a network partition) */
+  blocked?: () => Set<string>
+  /** this host's apply fails (a bad canary) */
+  failApply?: boolean
+}
+
+export class SimHost {
+  readonly peerId: string
+  libp2p!: MeshLibp2p
+  store!: AuditStore
+  sync!: AuditSync
+  membership!: Membership
+  readonly rollout: RolloutState = emptyState()
+  /** release id → when this host first stored the release entry (ms) */
+  readonly known = new Map<string, number>()
+  /** release id → when this host applied it (ms) */
+  readonly applied = new Map<string, number>()
+  private db!: Level<string, Uint8Array>
+  private revision = 0
+  private busy = false
+
+  constructor (readonly opts: SimHostOptions) {
+    this.peerId = peerIdFromPrivateKey(opts.key).toString()
+  }
+
+  readonly view: MembershipView = {
+    isAdmin: (p) => this.membership.isAdmin(p),
+    isMember: (p) => this.membership.isMember(p),
+    tagsOf: (p) => this.membership.view()?.members.get(p)?.tags ?? [],
+    members: () => [...(this.membership.view()?.members.keys() ?? [])],
+    revision: 0
+  }
+
+  async start (): Promise<void> {
+    const log = pino({ level: 'silent' })
+    this.db = new Level<string, Uint8Array>(this.opts.dir, { valueEncoding: 'view' })
+    await this.db.open()
+    this.store = await AuditStore.open({ db: auditSublevel(this.db), privateKey: this.opts.key, kinds: createNodeKindRegistry(), verifyThreads: 0 })
+    const meta = new MetaStore(this.db)
+    this.membership = await Membership.open(this.store, meta, this.peerId, log)
+    if (this.membership.mesh() === undefined) {
+      await this.membership.adopt({ meshId: this.opts.meshId, name: 'sim', founder: this.opts.founder, trusted: [this.opts.founder] })
+    }
+    this.membership.on('changed', () => { (this.view as { revision: number }).revision = ++this.revision; this.evaluate() })
+    const gate = this.membership.gater()
+    const blocked = (p: PeerId): boolean => this.opts.blocked?.().has(p.toString()) ?? false
+    const gater: ConnectionGater = {
+      denyDialPeer: async (p) => blocked(p) || await gate.denyDialPeer!(p),
+      denyInboundEncryptedConnection: async (p, c) => blocked(p) || await gate.denyInboundEncryptedConnection!(p, c),
+      denyOutboundEncryptedConnection: async (p, c) => blocked(p) || await gate.denyOutboundEncryptedConnection!(p, c)
+    }
+    this.libp2p = await createMeshLibp2p({ privateKey: this.opts.key, listen: ['/ip4/127.0.0.1/tcp/0'], gater, gossipScore: (p) => this.membership.gossipScore(p) })
+    this.sync = new AuditSync({ libp2p: this.libp2p, store: this.store, allowPeer: (p) => this.membership.isMember(p) })
+    for await (const s of this.store.log()) if (isRolloutKind(s.entry.kind)) applyEntry(this.rollout, s.entry)
+    this.store.on('entry', (s: StoredEntry) => {
+      if (!isRolloutKind(s.entry.kind)) return
+      if (s.entry.kind === 'release' && !this.known.has((s.entry.body as { id: string }).id)) this.known.set((s.entry.body as { id: string }).id, Date.now())
+      applyEntry(this.rollout, s.entry)
+      this.evaluate()
+    })
+    await this.sync.start()
+  }
+
+  address (): string {
+    return this.libp2p.getMultiaddrs()[0].toString()
+  }
+
+  async dial (addr: string): Promise<void> {
+    await this.libp2p.dial(multiaddr(addr)).catch(() => {})
+  }
+
+  /** Hangs up on peers that are now blocked (the partition just happened). */
+  async cut (): Promise<void> {
+    const blocked = this.opts.blocked?.() ?? new Set()
+    await Promise.all(this.libp2p.getConnections().filter((c) => blocked.has(c.remotePeer.toString())).map(async (c) => { await c.close().catch(() => {}) }))
+  }
+
+  /** What this host would do now, and doing it at once (apply time zero). */
+  private evaluate (): void {
+    if (this.busy) return
+    const d = decide(this.rollout, this.view, this.peerId, Date.now(), { trace: false })
+    if (d.action !== 'apply') return
+    this.busy = true
+    void (async () => {
+      try {
+        await this.store.append('apply-start', { release: d.release, path: d.path, wave: d.wave })
+        if (this.opts.failApply === true) {
+          await this.store.append('apply-failed', { release: d.release, path: d.path, reason: 'simulated failure' })
+        } else {
+          await this.store.append('apply-ok', { release: d.release, path: d.path, healthyAt: Date.now() })
+          this.applied.set(d.release, Date.now())
+        }
+      } finally {
+        this.busy = false
+      }
+      this.evaluate()
+    })()
+  }
+
+  /** The decision as it stands, for comparing hosts after a partition heals. */
+  desired (): string {
+    const d = decide(this.rollout, this.view, this.peerId, Date.now(), { trace: false })
+    return `${d.action}:${d.release ?? ''}`
+  }
+
+  async stop (): Promise<void> {
+    await this.sync.stop()
+    await this.libp2p.stop()
+    await this.store.close()
+    await this.db.close()
+  }
+}
+
+export interface SimMesh { hosts: SimHost[], founder: SimHost, dir: string, close: () => Promise<void> }
+
+/**
+ * N hosts: the founder writes the genesis and admits everyone (tag `web`), each host dials a
+ * few random earlier ones, and the call returns once every host holds every admit.
+ */
+export async function createSimMesh (n: number, opts: { blocked?: (self: string) => Set<string>, failing?: (index: number) => boolean, links?: number } = {}): Promise<SimMesh> {
+  const dir = await mkdtemp(join(tmpdir(), 'fleetmesh-sim-'))
+  const keys = await Promise.all(Array.from({ length: n }, async () => generateKeyPair('Ed25519')))
+  const founderId = peerIdFromPrivateKey(keys[0]).toString()
+  const meshId = 'sim-mesh'
+  const hosts = keys.map((key, i) => {
+    const id = peerIdFromPrivateKey(key).toString()
+    return new SimHost({ dir: join(dir, String(i)), key, meshId, founder: founderId, blocked: opts.blocked !== undefined ? () => opts.blocked!(id) : undefined, failApply: opts.failing?.(i) })
+  })
+  for (const h of hosts) await h.start()
+  const founder = hosts[0]
+  await founder.store.append('genesis', { mesh: meshId, name: 'sim', founder: founderId })
+  for (const h of hosts.slice(1)) await founder.store.append('admit', { peer: h.peerId, role: 'host', tags: ['web'] })
+  await founder.store.append('grant', { peer: founderId, tags: ['web'] })
+  // Everyone first learns the member set from the founder (the only peer it trusts before
+  // that); only then do hosts link to random others, as members of one another.
+  await Promise.all(hosts.slice(1).map(async (h) => { await h.dial(founder.address()) }))
+  const until = Date.now() + 120_000
+  while (hosts.some((h) => (h.membership.view()?.members.size ?? 0) < n)) {
+    if (Date.now() > until) throw new Error('the simulated mesh did not converge on its members in 120 s')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const links = opts.links ?? 4
+  for (const [i, h] of hosts.entries()) {
+    const blocked = opts.blocked?.(h.peerId)
+    const others = hosts.filter((x, j) => j !== i && j !== 0 && blocked?.has(x.peerId) !== true)
+    for (let k = 0; k < links - 1 && others.length > 0; k++) {
+      await h.dial(others.splice(Math.floor(Math.random() * others.length), 1)[0].address())
+    }
+  }
+  return {
+    hosts,
+    founder,
+    dir,
+    close: async () => {
+      for (const h of hosts) await h.stop().catch(() => {})
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}

@@ -1,0 +1,171 @@
+// The pairing protocol between two real libp2p nodes (hybrid encrypter, yamux) in one process:
+// what a proof is bound to, what spends an invite, and what the inviter refuses before that.
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createInvite, decodeInvite, inviteIdOf, inviteSecretHash, pairingProof, type Invite } from '../../crypto/invite.js'
+import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
+import {
+  InviteBook, PAIRING_PROTOCOL, PairingError, RateLimiter, requestPairing, servePairing,
+  type AdmitRequest, type InviteDb, type InviterContext
+} from '../../protocols/pairing/index.js'
+import { decodePairing, encodePairing, PAIRING_VERSION } from '../../protocols/pairing/codec.js'
+
+const MESH = 'fleet-0011223344556677'
+let inviter: MeshLibp2p
+let joiner: MeshLibp2p
+let dir: string
+let db: Level<string, Uint8Array>
+let book: InviteBook
+const admits: AdmitRequest[] = []
+const logs: Array<Record<string, unknown>> = []
+let ctx: InviterContext
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetmesh-pairing-'))
+  db = new Level<string, Uint8Array>(join(dir, 'db'), { valueEncoding: 'view' })
+  await db.open()
+  book = new InviteBook(db.sublevel<string, Uint8Array>('invites', { keyEncoding: 'utf8', valueEncoding: 'view' }) as unknown as InviteDb)
+  inviter = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  joiner = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [] })
+  ctx = {
+    selfPeerId: inviter.peerId.toString(),
+    invites: book,
+    limiter: new RateLimiter({ burst: 100, perMinute: 100 }),
+    mesh: () => ({ id: MESH, name: 'fleet', founder: inviter.peerId.toString() }),
+    isAdmin: () => true,
+    isMember: () => false,
+    admit: async (req) => { admits.push(req) },
+    bootstrap: () => inviter.getMultiaddrs().map(String),
+    nowMs: Date.now,
+    log: (event) => { logs.push(event) }
+  }
+  await inviter.handle(PAIRING_PROTOCOL, (stream, connection) => { void servePairing(stream, connection, ctx) })
+})
+
+after(async () => {
+  await joiner.stop()
+  await inviter.stop()
+  await db.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function issue (uses = 1): Promise<Invite> {
+  const addrs = inviter.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/.*$/, ''))
+  const expiresAt = Math.floor(Date.now() / 1000) + 3600
+  const made = createInvite({ meshId: MESH, inviterPeerId: inviter.peerId.toString(), addrs, expiresAt, uses, role: 'host', tags: ['web'] })
+  await book.add({ id: made.inviteId, meshId: MESH, secretHash: made.secretHash, role: 'host', tags: ['web'], expiresAt, usesLeft: uses, createdAt: expiresAt - 3600 })
+  return decodeInvite(made.code)
+}
+
+const xwing = new Uint8Array(1216).fill(9)
+
+async function pair (invite: Invite, selfPeerId = joiner.peerId.toString()): Promise<unknown> {
+  return requestPairing(invite, {
+    selfPeerId,
+    xwingPublicKey: xwing,
+    dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), PAIRING_PROTOCOL, { signal })
+  })
+}
+
+const refusedWith = (code: string) => (err: unknown): boolean => {
+  assert.ok(err instanceof PairingError, String(err))
+  assert.equal(err.code, code, err.message)
+  return true
+}
+
+/** Opens a raw pairing stream and returns the nonce of the inviter's challenge. */
+async function challenge (inviteId: string): Promise<{ nonce: Uint8Array, send: (proof: Uint8Array) => Promise<unknown> }> {
+  const stream = await joiner.dialProtocol(inviter.getMultiaddrs()[0], PAIRING_PROTOCOL)
+  const framed = lpStream(stream)
+  await framed.write(encodePairing({ t: 'hello', v: PAIRING_VERSION, mesh: MESH, invite: inviteId }))
+  const m = decodePairing((await framed.read()).subarray())
+  assert.equal(m.t, 'challenge')
+  return {
+    nonce: (m as { nonce: Uint8Array }).nonce,
+    send: async (proof) => {
+      await framed.write(encodePairing({ t: 'proof', proof, xwing }))
+      return decodePairing((await framed.read()).subarray())
+    }
+  }
+}
+
+test('a valid code admits the authenticated joiner once and hands back the mesh', async () => {
+  const invite = await issue()
+  const welcome = await pair(invite) as { mesh: string, founder: string, addrs: string[] }
+  assert.equal(welcome.mesh, MESH)
+  assert.equal(welcome.founder, inviter.peerId.toString())
+  assert.ok(welcome.addrs.length > 0)
+  assert.equal(admits.length, 1)
+  assert.deepEqual({ ...admits[0], xwing: [...admits[0].xwing].length }, { peer: joiner.peerId.toString(), role: 'host', tags: ['web'], invite: admits[0].invite, xwing: 1216 })
+  await assert.rejects(pair(invite), refusedWith('INVITE_USED_UP'))
+  assert.equal(admits.length, 1)
+})
+
+test('a proof is bound to the challenge nonce: replaying it on a new attempt fails', async () => {
+  const invite = await issue()
+  const inviteId = inviteIdOf(inviteSecretHash(invite.secret))
+  const first = await challenge(inviteId)
+  const captured = pairingProof(invite.secret, { meshId: MESH, joinerPeerId: joiner.peerId.toString(), inviterPeerId: inviter.peerId.toString(), channelBinding: first.nonce })
+  const second = await challenge(inviteId)
+  assert.notDeepEqual(second.nonce, first.nonce)
+  assert.deepEqual(await second.send(captured), { t: 'error', code: 'PROOF_INVALID', message: 'the pairing proof does not match the invite (wrong secret)' })
+  assert.equal((await book.get(inviteId))?.usesLeft, 1, 'the failed attempt spent nothing')
+  // The same captured proof, answered to the challenge it was made for, is good.
+  assert.equal((await first.send(captured) as { t: string }).t, 'welcome')
+})
+
+test('a proof is bound to the joiner\'s authenticated peer id', async () => {
+  const invite = await issue()
+  const other = (await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [] }))
+  try {
+    // The joiner computes its proof as if it were another peer: the inviter binds the proof to
+    // the id the hybrid handshake authenticated, so it does not match.
+    await assert.rejects(pair(invite, other.peerId.toString()), refusedWith('PROOF_INVALID'))
+  } finally {
+    await other.stop()
+  }
+})
+
+test('the inviter refuses before any challenge: wrong mesh, not an admin, already a member, rate-limited', async () => {
+  const invite = await issue(10)
+  await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
+  const saved = { ...ctx }
+  try {
+    ctx.isAdmin = () => false
+    await assert.rejects(pair(invite), refusedWith('INVITER_NOT_ADMIN'))
+    ctx.isAdmin = saved.isAdmin
+    ctx.isMember = (peer) => peer === joiner.peerId.toString()
+    await assert.rejects(pair(invite), refusedWith('ALREADY_MEMBER'))
+    ctx.isMember = saved.isMember
+    ctx.limiter = new RateLimiter({ burst: 1, perMinute: 1 })
+    await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
+    await assert.rejects(pair(invite), refusedWith('RATE_LIMITED'))
+  } finally {
+    Object.assign(ctx, saved)
+  }
+  const id = (await book.list()).find((r) => r.usesLeft === 10)
+  assert.ok(id !== undefined, 'no refusal spent a use')
+  for (const code of ['WRONG_MESH', 'INVITER_NOT_ADMIN', 'ALREADY_MEMBER', 'RATE_LIMITED']) {
+    assert.ok(logs.some((l) => l.code === code && l.peer === joiner.peerId.toString()), `the inviter logged ${code}`)
+  }
+})
+
+test('an inviter whose store fails tells the joiner only that pairing failed, and keeps the use', async () => {
+  const invite = await issue()
+  const saved = ctx.admit
+  ctx.admit = async () => { throw new Error('disk full at /var/lib/secret-path') }
+  try {
+    await assert.rejects(pair(invite), (err: unknown) => refusedWith('PAIRING_FAILED')(err) && !(err as Error).message.includes('secret-path'))
+  } finally {
+    ctx.admit = saved
+  }
+  assert.equal((await book.get(inviteIdOf(inviteSecretHash(invite.secret))))?.usesLeft, 1)
+  assert.equal((await pair(invite) as { t: string }).t, 'welcome')
+})
