@@ -88,8 +88,9 @@ export function buildCli (): Command {
     .description('run the node in the foreground')
     .option('--listen <multiaddr>', 'listen address (repeatable; overrides the config)', collect)
     .option('--bootstrap <multiaddr>', 'peer to dial, with /p2p/ID (repeatable)', collect)
-    .action(async (o: { listen?: string[], bootstrap?: string[] }) => {
-      await runDaemon({ dataDir: globals().dataDir, listen: o.listen, bootstrap: o.bootstrap }, out)
+    .option('--health <file>', 'JSON {soakMs, checks} replacing the config\'s health checks')
+    .action(async (o: { listen?: string[], bootstrap?: string[], health?: string }) => {
+      await runDaemon({ dataDir: globals().dataDir, listen: o.listen, bootstrap: o.bootstrap, healthFile: o.health }, out)
     })
 
   program.command('status')
@@ -258,7 +259,8 @@ export async function main (argv: string[]): Promise<number> {
   const program = buildCli()
   try {
     await program.parseAsync(argv, { from: 'user' })
-    return 0
+    // Commands that ran but were refused (an apply that rolled back) set the code themselves.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
     const code = (err as { code?: string }).code ?? ''

@@ -117,6 +117,22 @@ export function parseConfig (path: string, text: string): NodeConfig {
   }
 }
 
+/**
+ * `fleetmesh start --health FILE` (what the NixOS module passes): {soakMs, checks} replacing
+ * the config's health checks, validated exactly as the config's own.
+ */
+export function parseHealthFile (path: string, text: string, base: DeployConfig): DeployConfig {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    fail(path, 'not valid JSON')
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(path, 'must be {"soakMs": N, "checks": [...]}')
+  const h = raw as { soakMs?: unknown, checks?: unknown }
+  return parseDeploy(path, { ...base, soakMs: h.soakMs ?? base.soakMs, healthChecks: h.checks ?? [] })
+}
+
 function parseDeploy (path: string, raw: unknown): DeployConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(path, '"deploy" must be an object')
   const d = { ...DEFAULT_DEPLOY, ...(raw as Partial<DeployConfig>) }

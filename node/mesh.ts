@@ -14,7 +14,7 @@ import { attachRooms, type Rooms } from './rooms.js'
 import { DeployAgent } from './deploy.js'
 import { registerDeployRoutes } from './deploy-routes.js'
 import { attachObservability } from './observe.js'
-import { readConfig, writeConfig, dataPaths, type NodeConfig } from './config.js'
+import { readConfig, writeConfig, dataPaths, parseHealthFile, type NodeConfig } from './config.js'
 import { lockDataDir } from './lock.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
 import { ApiServer, loadOrCreateToken, writeEndpoint } from './api.js'
@@ -53,6 +53,8 @@ export interface MeshNodeOptions {
   /** overrides of the config file, from the command line */
   listen?: string[]
   bootstrap?: string[]
+  /** a health-check file replacing the config's checks (the NixOS module writes one) */
+  healthFile?: string
   logger?: Logger
 }
 
@@ -109,7 +111,8 @@ export class MeshNode {
     const config: NodeConfig = {
       ...fileConfig,
       listen: opts.listen ?? fileConfig.listen,
-      bootstrap: [...fileConfig.bootstrap, ...(opts.bootstrap ?? [])]
+      bootstrap: [...fileConfig.bootstrap, ...(opts.bootstrap ?? [])],
+      deploy: opts.healthFile !== undefined ? parseHealthFile(opts.healthFile, await fs.readFile(opts.healthFile, 'utf8'), fileConfig.deploy) : fileConfig.deploy
     }
     const lock = await lockDataDir(paths.lock, opts.dataDir)
     const undo: Array<() => Promise<void> | void> = [lock.release]

@@ -43,6 +43,7 @@ export class SimHost {
   private db!: Level<string, Uint8Array>
   private revision = 0
   private busy = false
+  private wake?: NodeJS.Timeout
 
   constructor (readonly opts: SimHostOptions) {
     this.peerId = peerIdFromPrivateKey(opts.key).toString()
@@ -104,6 +105,11 @@ export class SimHost {
   private evaluate (): void {
     if (this.busy) return
     const d = decide(this.rollout, this.view, this.peerId, Date.now(), { trace: false })
+    // A soak ends with no new entry to wake anyone: look again when it does.
+    if (d.action === 'wait' && d.until !== undefined) {
+      clearTimeout(this.wake)
+      this.wake = setTimeout(() => { this.evaluate() }, Math.max(0, d.until - Date.now()) + 5)
+    }
     if (d.action !== 'apply') return
     this.busy = true
     void (async () => {
@@ -129,6 +135,7 @@ export class SimHost {
   }
 
   async stop (): Promise<void> {
+    clearTimeout(this.wake)
     await this.sync.stop()
     await this.libp2p.stop()
     await this.store.close()

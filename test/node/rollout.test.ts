@@ -96,7 +96,10 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
     })
 
     await t.test('pause holds the next wave; resume lets it continue', async () => {
-      const r = await publish(fleet.founder, [...plan.slice(0, -1), 'healthy=100%,soak=3s', '--path', v2])
+      // The canary's gate soaks for 10 s: the pause has that long to reach every host, so what
+      // is tested is that a paused release opens no wave, not how fast the entry travels.
+      const soakMs = 10_000
+      const r = await publish(fleet.founder, [...plan.slice(0, -1), `healthy=100%,soak=${soakMs}ms`, '--path', v2])
       await fleet.waitFor('the canary to apply', async () => (await outcomes(fleet.founder, r.id)).some((o) => o.kind === 'apply-ok'), WAIT_MS)
       const pause = await fleet.founder.cli(['release', 'pause', r.id])
       assert.equal(pause.code, 0, pause.stderr)
@@ -104,8 +107,11 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
         for (const h of fleet.hosts) if ((await status(h, r.id)).state !== 'paused') return false
         return true
       }, WAIT_MS)
-      await new Promise((resolve) => setTimeout(resolve, 5000)) // longer than the 3 s gate soak
-      assert.equal((await outcomes(fleet.founder, r.id)).filter((o) => o.kind === 'apply-start').length, 1, 'no new wave while paused')
+      const canaryOk = (await outcomes(fleet.founder, r.id)).find((o) => o.kind === 'apply-ok')!
+      // Wait until the soak is over by the log's own clock, and a little more.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, canaryOk.healthyAt! + soakMs + 3000 - Date.now())))
+      const started = (await outcomes(fleet.founder, r.id)).filter((o) => o.kind === 'apply-start')
+      assert.equal(started.length, 1, 'no new wave while paused')
       const resume = await fleet.founder.cli(['release', 'resume', r.id])
       assert.equal(resume.code, 0, resume.stderr)
       await waitState(r.id, 'done')
