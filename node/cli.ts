@@ -17,7 +17,7 @@ import type { IssuedInvite, JoinResult } from './pairing.js'
 import { exportJsonl, verifyJsonl, type VerifyAllResult } from '../protocols/audit/index.js'
 
 const EXIT: Record<string, number> = { DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4, REFUSED: 5 }
-const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'ALREADY_MEMBER', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
+const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 
@@ -44,8 +44,8 @@ function short (id: string): string {
 }
 
 function printVerify (r: VerifyAllResult | { ok: false, entries: number, feed: string, seq: number, code: string, reason: string }, json: boolean): void {
-  if (json) { out(JSON.stringify(r.ok ? r : { ok: false, entries: r.entries, feed: r.feed, seq: r.seq, code: 'error' in r ? r.error.code : r.code, reason: 'error' in r ? r.error.message : r.reason })); return }
-  if (r.ok) out(`ok: ${r.entries} entries in ${r.feeds} feeds verify (signatures, hash links, sequence)`)
+  if (json) out(JSON.stringify(r.ok ? r : { ok: false, entries: r.entries, feed: r.feed, seq: r.seq, code: 'error' in r ? r.error.code : r.code, reason: 'error' in r ? r.error.message : r.reason }))
+  else if (r.ok) out(`ok: ${r.entries} entries in ${r.feeds} feeds verify (signatures, hash links, sequence)`)
   else out(`FAILED at feed ${r.feed} seq ${r.seq}: ${'error' in r ? `${r.error.code}: ${r.error.message}` : `${r.code}: ${r.reason}`} (${r.entries} entries checked before it)`)
   if (!r.ok) throw new Refused(`audit verification failed at ${r.feed}#${r.seq}`)
 }

@@ -19,6 +19,13 @@ export interface SourcesFetcherOptions {
  */
 export function sourcesFetcher (opts: SourcesFetcherOptions): Backend['fetch'] {
   return async (path: string, sources: string[]): Promise<void> => {
+    // With no source the backend only checks the local store: a path already there needs none.
+    try {
+      await opts.backend.fetch(path, [])
+      return
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'PATH_NOT_FETCHED') throw err
+    }
     const failures: string[] = []
     for (const source of sources) {
       try {

@@ -9,7 +9,6 @@ export type PairingErrorCode =
   | 'RATE_LIMITED'
   | 'INVITER_NOT_ADMIN'
   | 'INVITER_UNREACHABLE'
-  | 'ALREADY_MEMBER'
   | 'PAIRING_MALFORMED'
   | 'PAIRING_TIMEOUT'
   | 'PAIRING_FAILED'
@@ -25,5 +24,5 @@ export class PairingError extends Error {
 /** The codes an inviter may send back on the wire; anything else is a malformed reply. */
 export const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<PairingErrorCode>([
   'INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH',
-  'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'ALREADY_MEMBER', 'PAIRING_MALFORMED', 'PAIRING_FAILED'
+  'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'PAIRING_MALFORMED', 'PAIRING_FAILED'
 ])

@@ -70,7 +70,14 @@ export async function servePairing (stream: Stream, connection: Connection, ctx:
     const mesh = ctx.mesh()
     if (mesh === undefined || hello.mesh !== mesh.id) throw new PairingError('WRONG_MESH', `this host is in mesh ${mesh?.id ?? '(none)'}, not ${hello.mesh}`)
     if (!ctx.isAdmin()) throw new PairingError('INVITER_NOT_ADMIN', 'the inviter is no longer an admin of the mesh')
-    if (ctx.isMember(joiner)) throw new PairingError('ALREADY_MEMBER', 'this host is already a member')
+    if (ctx.isMember(joiner)) {
+      // A member pairing again lost the welcome after its admit (a crash, a dropped stream):
+      // where the mesh lives is all it needs, and it is a member, so no invite is spent.
+      await send(lp, { t: 'welcome', mesh: mesh.id, name: mesh.name, founder: mesh.founder, addrs: ctx.bootstrap() }, signal)
+      ctx.log({ peer: joiner, invite, ip }, 'pairing: member welcomed again')
+      await stream.close({ signal }).catch(() => {})
+      return
+    }
     const known = await ctx.invites.get(hello.invite)
     if (known === undefined) throw new PairingError('INVITE_UNKNOWN', 'no such invite (wrong or revoked code)')
     const nonce = new Uint8Array(randomBytes(NONCE_BYTES))
@@ -134,7 +141,7 @@ export async function requestPairing (invite: Invite, ctx: JoinerContext): Promi
     throw new PairingError('INVITER_UNREACHABLE', `cannot reach the inviter ${invite.inviterPeerId} at ${invite.addrs.join(', ')}: ${reason(err)}`)
   }
   const lp = lpStream(stream, { maxDataLength: MAX_PAIRING_MESSAGE_BYTES })
-  const expect = async <T extends PairingMessage['t']>(t: T): Promise<Extract<PairingMessage, { t: T }>> => {
+  const expect = async <T extends PairingMessage['t']>(...t: T[]): Promise<Extract<PairingMessage, { t: T }>> => {
     let msg: PairingMessage
     try {
       msg = await readMessage(lp, signal)
@@ -143,12 +150,16 @@ export async function requestPairing (invite: Invite, ctx: JoinerContext): Promi
       throw new PairingError(signal.aborted ? 'PAIRING_TIMEOUT' : 'PAIRING_FAILED', `the inviter closed the pairing stream: ${(err as Error).message}`)
     }
     if (msg.t === 'error') throw new PairingError(msg.code, msg.message)
-    if (msg.t !== t) throw new PairingError('PAIRING_MALFORMED', `expected ${t}, got ${msg.t}`)
+    if (!(t as string[]).includes(msg.t)) throw new PairingError('PAIRING_MALFORMED', `expected ${t.join(' or ')}, got ${msg.t}`)
     return msg as Extract<PairingMessage, { t: T }>
   }
   try {
     await send(lp, { t: 'hello', v: PAIRING_VERSION, mesh: invite.meshId, invite: inviteIdFor(invite) }, signal)
-    const challenge = await expect('challenge')
+    const challenge = await expect('challenge', 'welcome')
+    if (challenge.t === 'welcome') {
+      await stream.close({ signal }).catch(() => {})
+      return challenge
+    }
     const proof = pairingProof(invite.secret, { meshId: invite.meshId, joinerPeerId: ctx.selfPeerId, inviterPeerId: invite.inviterPeerId, channelBinding: challenge.nonce })
     await send(lp, { t: 'proof', proof, xwing: ctx.xwingPublicKey }, signal)
     const welcome = await expect('welcome')

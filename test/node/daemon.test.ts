@@ -17,11 +17,14 @@ async function waitFor<T> (fn: () => Promise<T | undefined>, what: string, timeo
 test('two daemons connect over the hybrid encrypter and list each other as peers', async () => {
   const dirA = join(await tempDir(), 'a')
   const dirB = join(await tempDir(), 'b')
-  assert.equal((await runCli(['--data-dir', dirA, 'init'])).code, 0)
+  assert.equal((await runCli(['--data-dir', dirA, 'init', '--mesh', 'pair'])).code, 0)
   assert.equal((await runCli(['--data-dir', dirB, 'init'])).code, 0)
   const a = await HostProcess.start(dirA)
-  const b = await HostProcess.start(dirB, ['--bootstrap', a.addresses[0]])
+  const b = await HostProcess.start(dirB)
   try {
+    const code = (await a.cli(['invite'])).stdout.trim()
+    const joined = await b.cli(['join', code])
+    assert.equal(joined.code, 0, joined.stderr)
     for (const [self, other] of [[a, b], [b, a]] as const) {
       const peers = await waitFor(async () => {
         const r = await self.cli(['peers', '--json'])
@@ -30,6 +33,7 @@ test('two daemons connect over the hybrid encrypter and list each other as peers
         return list.some((p) => p.peerId === other.peerId) ? list : undefined
       }, 'peers to list each other')
       assert.equal(peers.find((p) => p.peerId === other.peerId)?.encryption, '/noise-mlkem768-hfs/0.2.0')
+      assert.equal((peers.find((p) => p.peerId === other.peerId) as { member?: boolean } | undefined)?.member, true)
       const human = await self.cli(['peers'])
       assert.match(human.stdout, new RegExp(other.peerId))
     }

@@ -44,7 +44,7 @@ before(async () => {
     admit: async (req) => { admits.push(req) },
     bootstrap: () => inviter.getMultiaddrs().map(String),
     nowMs: Date.now,
-    log: (event) => { logs.push(event) }
+    log: (event, msg) => { logs.push({ ...event, msg }) }
   }
   await inviter.handle(PAIRING_PROTOCOL, (stream, connection) => { void servePairing(stream, connection, ctx) })
 })
@@ -133,7 +133,7 @@ test('a proof is bound to the joiner\'s authenticated peer id', async () => {
   }
 })
 
-test('the inviter refuses before any challenge: wrong mesh, not an admin, already a member, rate-limited', async () => {
+test('the inviter refuses before any challenge: wrong mesh, not an admin, rate-limited; a member is welcomed again', async () => {
   const invite = await issue(10)
   await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
   const saved = { ...ctx }
@@ -142,7 +142,8 @@ test('the inviter refuses before any challenge: wrong mesh, not an admin, alread
     await assert.rejects(pair(invite), refusedWith('INVITER_NOT_ADMIN'))
     ctx.isAdmin = saved.isAdmin
     ctx.isMember = (peer) => peer === joiner.peerId.toString()
-    await assert.rejects(pair(invite), refusedWith('ALREADY_MEMBER'))
+    const again = await pair(invite) as { t: string, mesh: string }
+    assert.deepEqual([again.t, again.mesh], ['welcome', MESH])
     ctx.isMember = saved.isMember
     ctx.limiter = new RateLimiter({ burst: 1, perMinute: 1 })
     await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
@@ -152,9 +153,10 @@ test('the inviter refuses before any challenge: wrong mesh, not an admin, alread
   }
   const id = (await book.list()).find((r) => r.usesLeft === 10)
   assert.ok(id !== undefined, 'no refusal spent a use')
-  for (const code of ['WRONG_MESH', 'INVITER_NOT_ADMIN', 'ALREADY_MEMBER', 'RATE_LIMITED']) {
+  for (const code of ['WRONG_MESH', 'INVITER_NOT_ADMIN', 'RATE_LIMITED']) {
     assert.ok(logs.some((l) => l.code === code && l.peer === joiner.peerId.toString()), `the inviter logged ${code}`)
   }
+  assert.ok(logs.some((l) => l.msg === 'pairing: member welcomed again'), 'the inviter logged the second welcome')
 })
 
 test('an inviter whose store fails tells the joiner only that pairing failed, and keeps the use', async () => {
