@@ -94,15 +94,19 @@ function multiaddrList (path: string, field: string, value: unknown): string[] {
   })
 }
 
-export function parseConfig (path: string, text: string): NodeConfig {
+function jsonObject (path: string, text: string, shape: string): Record<string, unknown> {
   let raw: unknown
   try {
     raw = JSON.parse(text)
   } catch {
     fail(path, 'not valid JSON')
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(path, 'must be a JSON object')
-  const obj = raw as Record<string, unknown>
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(path, `must be ${shape}`)
+  return raw as Record<string, unknown>
+}
+
+export function parseConfig (path: string, text: string): NodeConfig {
+  const obj = jsonObject(path, text, 'a JSON object')
   if (obj.version !== CONFIG_VERSION) fail(path, `unsupported version ${String(obj.version)} (expected ${CONFIG_VERSION})`)
   const api = (obj.api ?? DEFAULT_CONFIG.api) as Record<string, unknown>
   if (typeof api !== 'object' || typeof api.host !== 'string' || !Number.isInteger(api.port) || (api.port as number) < 0 || (api.port as number) > 65535) {
@@ -122,14 +126,7 @@ export function parseConfig (path: string, text: string): NodeConfig {
  * the config's health checks, validated exactly as the config's own.
  */
 export function parseHealthFile (path: string, text: string, base: DeployConfig): DeployConfig {
-  let raw: unknown
-  try {
-    raw = JSON.parse(text)
-  } catch {
-    fail(path, 'not valid JSON')
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(path, 'must be {"soakMs": N, "checks": [...]}')
-  const h = raw as { soakMs?: unknown, checks?: unknown }
+  const h = jsonObject(path, text, '{"soakMs": N, "checks": [...]}')
   return parseDeploy(path, { ...base, soakMs: h.soakMs ?? base.soakMs, healthChecks: h.checks ?? [] })
 }
 

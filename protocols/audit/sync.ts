@@ -14,6 +14,7 @@ import { ScorePenalty } from '@libp2p/gossipsub/metrics'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import type { Libp2p } from 'libp2p'
+import { send } from '../send.js'
 import { bytesEqual, maxEntryBytes } from './codec.js'
 import { AuditError, type AuditErrorCode } from './errors.js'
 import type { AuditStore, IngestResult } from './store.js'
@@ -83,14 +84,10 @@ function toAuditError (err: unknown): AuditError {
 
 async function sendFrame (stream: Stream, frame: SyncFrame | Uint8Array): Promise<void> {
   const bytes = frame instanceof Uint8Array ? frame : encodeFrame(frame)
-  if (stream.send(lp.encode.single(bytes))) return
-  await new Promise<void>((resolve, reject) => {
-    const onDrain = (): void => { stream.removeEventListener('close', onClose); resolve() }
-    const onClose = (): void => { stream.removeEventListener('drain', onDrain); reject(new AuditError('SYNC_FAILED', 'stream closed while sending')) }
-    stream.addEventListener('drain', onDrain, { once: true })
-    stream.addEventListener('close', onClose, { once: true })
-  })
+  await send(stream, lp.encode.single(bytes), SYNC_SEND_ERRORS)
 }
+
+const SYNC_SEND_ERRORS = { closed: () => new AuditError('SYNC_FAILED', 'stream closed while sending') }
 
 // The stream's bytes without its return(): a decoder that gives up on a bad frame would otherwise
 // end the stream through it, and the peer would get a reset instead of a typed error frame.

@@ -1,6 +1,7 @@
 // Byte plumbing for the closure protocol on libp2p 3 streams: paced reading, frames followed
 // by raw bytes, and sending with backpressure.
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import { send as sendBounded, type SendErrors } from '../send.js'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { FRAME_PREFIX_BYTES } from './codec.js'
 import { ClosuresError } from './errors.js'
@@ -127,33 +128,12 @@ export async function * exactly (source: AsyncIterable<Uint8Array>, bytes: numbe
   if (seen < bytes) throw new ClosuresError('STREAM_TRUNCATED', `stream ended after ${seen} of ${bytes} bytes`)
 }
 
-/** Bytes queued on a stream before send() waits for the queue to empty. */
-export const WRITE_HIGH_WATER = 1024 * 1024
+const CLOSURES_SEND_ERRORS: SendErrors = {
+  closed: (cause) => cause ?? new ClosuresError('STREAM_TRUNCATED', 'stream closed while sending'),
+  aborted: () => new ClosuresError('ABORTED', 'send aborted')
+}
 
-/**
- * Sends `bytes`; when more than WRITE_HIGH_WATER wait in the stream's queue, waits until it has
- * all been handed to the muxer. Measured here: send() returning false and awaiting 'drain' does
- * not bound the queue (a paused reader let a sender queue 59 MiB of a 64 MiB closure), because
- * every yamux window update drains, however little it lets through.
- */
+/** The shared bounded send, with this protocol's errors. */
 export async function send (stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-  stream.send(bytes)
-  if (stream.writeBufferLength <= WRITE_HIGH_WATER) return
-  signal?.throwIfAborted()
-  await new Promise<void>((resolve, reject) => {
-    const cleanup = (): void => {
-      stream.removeEventListener('idle', onIdle)
-      stream.removeEventListener('close', onClose)
-      signal?.removeEventListener('abort', onAbort)
-    }
-    const onIdle = (): void => { cleanup(); resolve() }
-    const onClose = (evt: StreamCloseEvent): void => {
-      cleanup()
-      reject(evt.error ?? new ClosuresError('STREAM_TRUNCATED', 'stream closed while sending'))
-    }
-    const onAbort = (): void => { cleanup(); reject(new ClosuresError('ABORTED', 'send aborted')) }
-    stream.addEventListener('idle', onIdle)
-    stream.addEventListener('close', onClose)
-    signal?.addEventListener('abort', onAbort)
-  })
+  await sendBounded(stream, bytes, CLOSURES_SEND_ERRORS, signal)
 }

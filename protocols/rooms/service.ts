@@ -33,6 +33,7 @@ import { decodeCanonical, encodeCanonical } from '../audit/codec.js'
 import type { AuditStore } from '../audit/store.js'
 import type { StoredEntry } from '../audit/types.js'
 import { feedPublicKey } from '../audit/verify.js'
+import { send } from '../send.js'
 import {
   HISTORY_BATCH, HISTORY_PROTOCOL, MAX_HISTORY_FRAME_BYTES, MAX_HISTORY_REQUEST_BYTES, MAX_KEYS_PER_ENTRY, MAX_ROOM_HOSTS, ROOM_CREATE, ROOM_KINDS, ROOM_MEMBER, ROOM_REKEY,
   checkMember, decodeFrame, roomOfTopic, decodeHistoryRequest, decodeHistoryResponse, encodeFrame, encodeHistoryRequest, encodeHistoryResponse, keyId, memberId, roomTopic,
@@ -171,14 +172,10 @@ function readSeq (bytes: Uint8Array | undefined): number | undefined {
   return v.seq as number
 }
 
+const HISTORY_SEND_ERRORS = { closed: () => new RoomError('ROOM_HISTORY_FAILED', 'stream closed while sending') }
+
 async function sendBytes (stream: Stream, bytes: Uint8Array): Promise<void> {
-  if (stream.send(lp.encode.single(bytes))) return
-  await new Promise<void>((resolve, reject) => {
-    const onDrain = (): void => { stream.removeEventListener('close', onClose); resolve() }
-    const onClose = (): void => { stream.removeEventListener('drain', onDrain); reject(new RoomError('ROOM_HISTORY_FAILED', 'stream closed while sending')) }
-    stream.addEventListener('drain', onDrain, { once: true })
-    stream.addEventListener('close', onClose, { once: true })
-  })
+  await send(stream, lp.encode.single(bytes), HISTORY_SEND_ERRORS)
 }
 
 function asRoomError (err: unknown): RoomError {

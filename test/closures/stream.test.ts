@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
-import { WRITE_HIGH_WATER, readPaced, send } from '../../protocols/closures/stream.js'
+import { readPaced, send } from '../../protocols/closures/stream.js'
+import { WRITE_HIGH_WATER } from '../../protocols/send.js'
 
 const PROTOCOL = '/fleetmesh/test-paced/1.0.0'
 const CHUNK = 256 * 1024
