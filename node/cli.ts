@@ -2,9 +2,9 @@
 // exit codes scripts can rely on: 0 ok, 1 failed, 2 usage, 3 daemon not running, 4 locked,
 // 5 refused (pairing refused, verification failed).
 import { Command, CommanderError } from 'commander'
-import { createReadStream } from 'node:fs'
+import { createReadStream, existsSync } from 'node:fs'
 import { pino } from 'pino'
-import { defaultDataDir } from './config.js'
+import { dataPaths, defaultDataDir } from './config.js'
 import { ControlClient } from './client.js'
 import { runDaemon } from './daemon.js'
 import { initHost } from './init.js'
@@ -89,8 +89,11 @@ export function buildCli (): Command {
     .option('--listen <multiaddr>', 'listen address (repeatable; overrides the config)', collect)
     .option('--bootstrap <multiaddr>', 'peer to dial, with /p2p/ID (repeatable)', collect)
     .option('--health <file>', 'JSON {soakMs, checks} replacing the config\'s health checks')
-    .action(async (o: { listen?: string[], bootstrap?: string[], health?: string }) => {
-      await runDaemon({ dataDir: globals().dataDir, listen: o.listen, bootstrap: o.bootstrap, healthFile: o.health }, out)
+    .option('--init', 'initialise the data dir first when it is not (embedded defaults)')
+    .action(async (o: { listen?: string[], bootstrap?: string[], health?: string, init?: boolean }) => {
+      const dataDir = globals().dataDir
+      if (o.init === true && !existsSync(dataPaths(dataDir).config)) out(`initialised ${(await initHost(dataDir, {})).dataDir}`)
+      await runDaemon({ dataDir, listen: o.listen, bootstrap: o.bootstrap, healthFile: o.health }, out)
     })
 
   program.command('status')

@@ -106,7 +106,7 @@ export class MeshNode {
 
   static async start (opts: MeshNodeOptions): Promise<MeshNode> {
     const paths = dataPaths(opts.dataDir)
-    const log = opts.logger ?? pino({ name: 'fleetmesh' }, pino.destination(2))
+    const log = opts.logger ?? pino({ name: 'fleetmesh', level: process.env.FLEETMESH_LOG_LEVEL ?? 'info' }, pino.destination(2))
     const fileConfig = await readConfig(opts.dataDir)
     const config: NodeConfig = {
       ...fileConfig,

@@ -40,7 +40,7 @@ export interface AuditSyncOptions {
   allowPeer?: (peer: string) => boolean
   /** coalescing delay before announcing new heads (default 75 ms) */
   announceDelayMs?: number
-  /** full head vector re-announced this often (default 30 s) */
+  /** full head vector re-announced, and exchanged with one random member, this often (default 10 s) */
   announceIntervalMs?: number
   /** entries served per request; the puller asks again for the rest (default 65536) */
   maxRangeEntries?: number
@@ -129,7 +129,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     this.allowPeer = opts.allowPeer ?? (() => true)
     this.opts = {
       announceDelayMs: opts.announceDelayMs ?? 75,
-      announceIntervalMs: opts.announceIntervalMs ?? 30_000,
+      announceIntervalMs: opts.announceIntervalMs ?? 10_000,
       maxRangeEntries: opts.maxRangeEntries ?? 65_536,
       banThreshold: opts.banThreshold ?? 3,
       banMs: opts.banMs ?? 10 * 60_000,
@@ -150,7 +150,14 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     pubsub.subscribe(HEADS_TOPIC)
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
     this.store.on('entry', this.onEntry)
-    this.intervalTimer = setInterval(() => { void this.announce(this.store.heads()) }, this.opts.announceIntervalMs)
+    this.intervalTimer = setInterval(() => {
+      void this.announce(this.store.heads())
+      // Anti-entropy beside the gossip: a head vector exchanged with one random member each
+      // period repairs whatever an announcement missed, without trusting gossip to be perfect.
+      const peers = this.libp2p.getConnections().map(c => c.remotePeer).filter(p => this.allowPeer(p.toString()) && !this.isBanned(p.toString()))
+      const peer = peers[Math.floor(Math.random() * peers.length)]
+      if (peer !== undefined) void this.syncWith(peer).catch(() => {})
+    }, this.opts.announceIntervalMs)
     this.intervalTimer.unref()
     for (const conn of this.libp2p.getConnections()) void this.syncWith(conn.remotePeer).catch(() => {})
   }

@@ -57,8 +57,12 @@ export function roomsSublevel (root: AbstractLevel<any, any, any>): RoomDb {
   return root.sublevel<string, Uint8Array>('rooms', { keyEncoding: 'utf8', valueEncoding: 'view' }) as unknown as RoomDb
 }
 
+/** How often each room's recent history is reconciled with one random member. */
+const ANTI_ENTROPY_MS = 10_000
+
 export interface RoomLogger {
   debug: (obj: object, msg: string) => void
+  info: (obj: object, msg: string) => void
   warn: (obj: object, msg: string) => void
 }
 
@@ -208,6 +212,7 @@ export class RoomService extends EventEmitter<RoomEvents> {
   private readonly pending = new Map<string, Array<{ bytes: Uint8Array, at: number }>>()
   private pendingCount = 0
   private readonly repairs = new Map<string, NodeJS.Timeout>()
+  private antiEntropy: NodeJS.Timeout | undefined
   private readonly relay: boolean
   private readonly counters = new Map<string, Counters>()
   private tail: Promise<unknown> = Promise.resolve()
@@ -243,11 +248,36 @@ export class RoomService extends EventEmitter<RoomEvents> {
     await this.libp2p.handle(HISTORY_PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, { maxInboundStreams: 32, maxOutboundStreams: 32 })
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
     for (const id of this.state.byRoom.keys()) this.refresh(id)
+    // Members may have reconnected before this service listened for them (libp2p starts
+    // first): ask those already here for what this host missed.
+    void this.catchUp().then(
+      (n) => { if (n > 0) this.log?.info({ messages: n }, 'rooms: caught up from history at start') },
+      (err: Error) => this.log?.warn({ err: err.message }, 'rooms: catch-up at start failed'))
+    // Anti-entropy: every period, each room's recent history is compared with one random
+    // member, so a message that gossip and the reconnect catch-up both missed (a race at
+    // start, a lost frame) still arrives.
+    this.antiEntropy = setInterval(() => { void this.reconcile() }, ANTI_ENTROPY_MS)
+    this.antiEntropy.unref()
+  }
+
+  private async reconcile (): Promise<void> {
+    const connected = this.libp2p.getPeers()
+    for (const room of this.rooms_.values()) {
+      const hosts = memberHosts(room)
+      if (!hosts.includes(this.me)) continue
+      const peers = connected.filter(p => p.toString() !== this.me && hosts.includes(p.toString()))
+      const peer = peers[Math.floor(Math.random() * peers.length)]
+      if (peer === undefined) continue
+      await this.fetchHistory(room.id, peer).then(
+        (n) => { if (n > 0) this.log?.info({ room: room.id, peer: peer.toString(), messages: n }, 'rooms: anti-entropy recovered messages') },
+        (err: Error) => this.log?.debug({ room: room.id, peer: peer.toString(), err: err.message }, 'rooms: anti-entropy fetch failed'))
+    }
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    clearInterval(this.antiEntropy)
     this.store.off('entry', this.onEntry)
     this.libp2p.services.pubsub.removeEventListener('message', this.onGossip)
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
@@ -758,7 +788,9 @@ export class RoomService extends EventEmitter<RoomEvents> {
     for (const room of this.rooms_.values()) {
       const hosts = memberHosts(room)
       if (hosts.includes(this.me) && hosts.includes(peer)) {
-        void this.fetchHistory(room.id, evt.detail.peerId).catch((err: Error) => this.log?.debug({ room: room.id, peer, err: err.message }, 'rooms: history fetch failed'))
+        void this.fetchHistory(room.id, evt.detail.peerId).then(
+          (n) => { if (n > 0) this.log?.info({ room: room.id, peer, messages: n }, 'rooms: caught up from history') },
+          (err: Error) => this.log?.warn({ room: room.id, peer, err: err.message }, 'rooms: history fetch failed'))
       }
     }
   }
