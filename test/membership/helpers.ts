@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Entry } from '../../protocols/audit/types.js'
+import { mulberry32 } from '../../simulations/scale/network.js'
 
 export const MESH = 'mesh-test'
 
@@ -42,17 +43,8 @@ export class Log {
   }
 }
 
-/** A deterministic PRNG (mulberry32) so a failing shuffle can be replayed from its seed. */
-export function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A deterministic PRNG (the simulator's mulberry32) so a failing order replays from its seed. */
+export const rng = mulberry32
 
 export function shuffled<T> (items: T[], random: () => number): T[] {
   const out = [...items]

@@ -3,6 +3,7 @@
 // fold (the caller verified them), so they are zero bytes here.
 import type { Entry } from '../../protocols/audit/types.js'
 import type { MembershipView, ReleaseBody } from '../../protocols/rollout/types.js'
+import { mulberry32 } from '../../simulations/scale/network.js'
 
 export class StaticMembership implements MembershipView {
   revision = 0
@@ -55,17 +56,8 @@ export function releaseBody (over: Partial<ReleaseBody> = {}): ReleaseBody {
   }
 }
 
-/** Deterministic PRNG (mulberry32) so randomized tests replay the same orders. */
-export function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A deterministic PRNG (the simulator's mulberry32) so a failing order replays from its seed. */
+export const rng = mulberry32
 
 export function shuffle<T> (items: T[], rand: () => number): T[] {
   const a = [...items]
