@@ -17,6 +17,12 @@ import type { NodeMetrics } from './metrics.js'
 
 /** Re-evaluates at least this often, so a soak that ends or a peer that goes quiet is noticed. */
 const TICK_MS = 1_000
+/**
+ * How long a host that knows other members waits, after it starts, to catch up with one of them
+ * before it decides on the log it has: deciding on a half-pulled log could apply a release that a
+ * newer, not yet pulled one supersedes. A host that reaches nobody still acts after this.
+ */
+const CATCH_UP_GRACE_MS = 15_000
 const MAX_OUTPUT_CHARS = 1_000
 const INTENT_KEY = 'deploy-intent'
 
@@ -52,6 +58,13 @@ function meshBackend (profile: NixProfileBackend, fetch: Backend['fetch']): Back
   }
 }
 
+/** What the agent needs of log replication: whether this host caught up since it started. */
+export interface CatchUp {
+  caughtUp (): string | undefined
+  on (event: 'caught-up', listener: (peer: string) => void): unknown
+  off (event: 'caught-up', listener: (peer: string) => void): unknown
+}
+
 export class DeployAgent {
   private state: RolloutState = emptyState()
   private revision = 0
@@ -61,6 +74,8 @@ export class DeployAgent {
   private intent: Intent | null = null
   private lastDecision: Decision | null = null
   private stopped = false
+  private startedAt = 0
+  private waitingLogged = false
   readonly profile: NixProfileBackend
   readonly engine: DeployEngine
   readonly closures: ClosureService
@@ -72,6 +87,7 @@ export class DeployAgent {
   constructor (
     private readonly self: string,
     private readonly store: AuditStore,
+    private readonly sync: CatchUp,
     private readonly membership: Membership,
     libp2p: MeshLibp2p,
     config: DeployConfig,
@@ -124,6 +140,8 @@ export class DeployAgent {
     }
     this.store.on('entry', this.onEntry)
     this.membership.on('changed', this.onMembership)
+    this.sync.on('caught-up', this.onCaughtUp)
+    this.startedAt = Date.now()
     await this.closures.start()
     const raw = await this.meta.get(INTENT_KEY)
     this.intent = raw === undefined ? null : JSON.parse(raw) as Intent
@@ -145,6 +163,7 @@ export class DeployAgent {
     clearInterval(this.timer)
     this.store.off('entry', this.onEntry)
     this.membership.off('changed', this.onMembership)
+    this.sync.off('caught-up', this.onCaughtUp)
     await this.running
     await this.closures.stop()
   }
@@ -153,6 +172,19 @@ export class DeployAgent {
     if (!isRolloutKind(s.entry.kind)) return
     applyEntry(this.state, s.entry)
     this.schedule()
+  }
+
+  private readonly onCaughtUp = (): void => { this.schedule() }
+
+  /** Whether the log is complete enough to act on (see CATCH_UP_GRACE_MS). */
+  private caughtUp (): boolean {
+    if (this.sync.caughtUp() !== undefined || Date.now() - this.startedAt >= CATCH_UP_GRACE_MS) return true
+    const others = [...(this.membership.view()?.members.keys() ?? [])].some((p) => p !== this.self)
+    if (others && !this.waitingLogged) {
+      this.waitingLogged = true
+      this.log.info('deploy: catching up with the mesh before deciding')
+    }
+    return !others
   }
 
   private readonly onMembership = (): void => {
@@ -173,7 +205,7 @@ export class DeployAgent {
   }
 
   private async evaluate (): Promise<void> {
-    if (this.membership.view() === undefined) return
+    if (this.membership.view() === undefined || !this.caughtUp()) return
     const d = decide(this.state, this.view, this.self, Date.now())
     const reasonOf = (x: Decision | null): string | undefined => x !== null && 'reason' in x ? x.reason : undefined
     if (d.action !== this.lastDecision?.action || reasonOf(d) !== reasonOf(this.lastDecision) || d.release !== this.lastDecision?.release) {

@@ -197,7 +197,7 @@ export class MeshNode {
     this.closers.push(async () => { await this.rooms.service.stop() })
 
     if (await nixInstalled()) {
-      const deploy = new DeployAgent(this.peerId, this.store, this.membership, libp2p, this.config.deploy, this.db, this.metrics, this.log)
+      const deploy = new DeployAgent(this.peerId, this.store, this.sync, this.membership, libp2p, this.config.deploy, this.db, this.metrics, this.log)
       await deploy.start()
       this.deploy = deploy
       this.closers.push(async () => { await deploy.stop() })

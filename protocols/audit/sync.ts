@@ -65,6 +65,8 @@ const MAX_PULL_RETRIES = 7
 interface SyncEvents {
   penalty: [PenaltyEvent]
   ban: [string]
+  /** once: this host compared heads with a member and came to hold all it held then */
+  'caught-up': [string]
 }
 
 // Codes that prove the sender broke the protocol or forged data. Others (a fork, a rejected
@@ -120,6 +122,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   private readonly queue: Array<() => void> = []
   private abort = new AbortController()
   private started = false
+  private caughtUpWith: string | undefined
 
   constructor (opts: AuditSyncOptions) {
     super()
@@ -143,6 +146,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
+    this.caughtUpWith = undefined
     this.abort = new AbortController()
     await this.libp2p.handle(SYNC_PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, { maxInboundStreams: 64, maxOutboundStreams: 64 })
     const pubsub = this.libp2p.services.pubsub
@@ -175,6 +179,14 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     pubsub.unsubscribe(HEADS_TOPIC)
     pubsub.topicValidators.delete(HEADS_TOPIC)
     await this.libp2p.unhandle(SYNC_PROTOCOL)
+  }
+
+  /**
+   * The member this host first caught up with since it started, if any: a host back from
+   * downtime should not act on a log it has only half pulled (see node/deploy.ts).
+   */
+  caughtUp (): string | undefined {
+    return this.caughtUpWith
   }
 
   /** Local offence counts per peer id string. */
@@ -264,6 +276,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   async syncWith (peer: PeerId): Promise<void> {
     if (this.isBanned(peer.toString()) || !this.allowPeer(peer.toString())) return
     const heads: Head[] = []
+    const lacking: Head[] = []
     await this.request(peer, { t: 'heads' }, async (frame) => {
       if (frame.t !== 'heads') throw new AuditError('MESSAGE_MALFORMED', `expected heads, got ${frame.t}`)
       heads.push(...frame.heads)
@@ -279,7 +292,36 @@ export class AuditSync extends EventEmitter<SyncEvents> {
         continue
       }
       this.want(h, peer.toString())
+      lacking.push(h)
     }
+    // Not awaited: the pulls run on their own, and a caller of syncWith need not wait for them.
+    if (this.caughtUpWith === undefined) void this.holdAll(lacking).then((held) => { if (held) this.markCaughtUp(peer.toString()) })
+  }
+
+  private markCaughtUp (peer: string): void {
+    if (this.caughtUpWith !== undefined || !this.started) return
+    this.caughtUpWith = peer
+    this.emit('caught-up', peer)
+  }
+
+  /** Waits (up to the request timeout) until the store holds every head given, or has forked there. */
+  private async holdAll (heads: Head[]): Promise<boolean> {
+    const lacking = (): boolean => heads.some(h => (this.store.head(h.feed)?.seq ?? -1) < h.seq && this.store.forkedAt(h.feed) === undefined)
+    if (!lacking()) return true
+    const signal = this.abort.signal
+    return await new Promise<boolean>((resolve) => {
+      const finish = (held: boolean): void => {
+        clearTimeout(timer)
+        this.store.off('entry', check)
+        signal.removeEventListener('abort', stop)
+        resolve(held)
+      }
+      const check = (): void => { if (!lacking()) finish(true) }
+      const stop = (): void => { finish(false) }
+      const timer = setTimeout(stop, this.opts.requestTimeoutMs)
+      this.store.on('entry', check)
+      signal.addEventListener('abort', stop)
+    })
   }
 
   private want (h: Head, peer: string): void {

@@ -29,6 +29,35 @@ test('entries appended on A replicate to a connected B, verified, and later appe
   }
 })
 
+test('caught-up fires once, only when every entry the first peer held is stored', { timeout: 120_000 }, async () => {
+  const a = await startNode()
+  const b = await startNode()
+  const c = await startNode({ syncOpts: { maxRangeEntries: 50 } })
+  try {
+    for (let i = 0; i < 400; i++) await a.store.append('status', { i })
+    for (let i = 0; i < 120; i++) await b.store.append('status', { i })
+    await connect(a.libp2p, b.libp2p)
+    await until(() => b.store.head(a.store.feed as string)?.seq === 399, 'B to hold A\'s feed')
+    assert.equal(c.sync.caughtUp(), undefined, 'no peer yet')
+    const fired: Array<{ peer: string, heldA: number, heldB: number }> = []
+    c.sync.on('caught-up', (peer) => {
+      fired.push({ peer, heldA: c.store.head(a.store.feed as string)?.seq ?? -1, heldB: c.store.head(b.store.feed as string)?.seq ?? -1 })
+    })
+    // C pulls in batches of 50, so a half-pulled log is observable if the signal came early.
+    await connect(c.libp2p, b.libp2p)
+    await until(() => fired.length > 0, 'C to catch up with B')
+    assert.deepEqual(fired, [{ peer: b.libp2p.peerId.toString(), heldA: 399, heldB: 119 }])
+    assert.equal(c.sync.caughtUp(), b.libp2p.peerId.toString())
+    await c.sync.syncWith(b.libp2p.peerId)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(fired.length, 1, 'fires once')
+  } finally {
+    await a.stop()
+    await b.stop()
+    await c.stop()
+  }
+})
+
 test('relay catch-up: C learns A\'s feed from B although A and C never connect', { timeout: 120_000 }, async () => {
   const a = await startNode()
   const b = await startNode()
