@@ -1,21 +1,45 @@
-// Peer fetch of closures over real libp2p on loopback, between separate real Nix store roots.
+// Peer fetch of closures over real libp2p on loopback, between separate real Nix store roots;
+// the serving peers run in processes of their own (test/fixtures/closure-peer.ts).
 import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
-import { closureInfo, exportClosure, NixProfileBackend, type NixOptions } from '../../nixos/index.js'
+import { closureInfo, NixProfileBackend, type NixOptions } from '../../nixos/index.js'
 import { runNix } from '../../nixos/nix.js'
-import {
-  CLOSURE_PROTOCOL, ClosureService, ClosuresError, MAX_REQUEST_BYTES, decodeRequest, encodeHeader, frame, sourcesFetcher, type ClosureServiceOptions
-} from '../../protocols/closures/index.js'
-import { FrameReader, readPaced, send } from '../../protocols/closures/stream.js'
+import { ClosureService, ClosuresError, sourcesFetcher, type ClosureServiceOptions } from '../../protocols/closures/index.js'
 import { buildGeneration, ensureNix } from '../fixtures/nix/fixtures.js'
 
 async function isValid (store: string, path: string): Promise<boolean> {
   return await runNix('nix-store', ['--store', store, '--check-validity', path]).then(() => true, () => false)
+}
+
+const PEER = fileURLToPath(new URL('../fixtures/closure-peer.ts', import.meta.url))
+
+interface PeerProcess { child: ChildProcess, peer: string, addr: string }
+
+/** Starts a closure peer process; it serves only the peers named in `allowed`. */
+async function peerProcess (store: string, mode: 'honest' | 'flip' | 'truncate', allowed: string[]): Promise<PeerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', PEER, store, mode, ...allowed], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const exited = once(child, 'exit').then(([code]) => { throw new Error(`closure peer exited with ${String(code)}`) })
+  const line = createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()
+  const first = await Promise.race([line, exited])
+  const { peer, addr } = JSON.parse(String(first.value)) as { peer: string, addr: string }
+  return { child, peer, addr }
+}
+
+async function stopPeer (p: PeerProcess | undefined): Promise<void> {
+  if (p === undefined || p.child.exitCode !== null) return
+  const exited = once(p.child, 'exit')
+  p.child.stdin!.end()
+  await exited
 }
 
 async function node (): Promise<MeshLibp2p> {
@@ -48,15 +72,14 @@ describe('closure service over libp2p', () => {
   let dir: string
   let path: string
   let storeA: string
-  let a: MeshLibp2p // serves from storeA
+  let a: PeerProcess // serves from storeA
+  let flipper: PeerProcess // a member that flips a byte of the NAR it sends
+  let truncator: PeerProcess // a member that sends a NAR shorter than it announced
   let b: MeshLibp2p // fetches
   let e: MeshLibp2p // serves from an empty store
-  let m: MeshLibp2p // a member whose handler tampers with what it sends
   let stranger: MeshLibp2p // not a member
-  let serviceA: ClosureService
   let serviceE: ClosureService
   let members: Set<string>
-  let mMode: 'flip' | 'truncate' = 'flip'
   let stores = 0
   const freshStore = (): string => join(dir, `store-${++stores}`)
   const id = (n: MeshLibp2p): string => n.peerId.toString()
@@ -69,47 +92,28 @@ describe('closure service over libp2p', () => {
     path = await buildGeneration('peer-1', 'good')
     storeA = join(dir, 'a')
     await runNix('nix', ['copy', '--no-check-sigs', '--to', storeA, path])
-    ;[a, b, e, m, stranger] = await Promise.all([node(), node(), node(), node(), node()])
-    members = new Set([a, b, e, m].map(id))
-    serviceA = new ClosureService({ libp2p: a, nix: { store: storeA }, allowPeer: p => members.has(p) })
+    ;[b, e, stranger] = await Promise.all([node(), node(), node()])
+    ;[a, flipper, truncator] = await Promise.all((['honest', 'flip', 'truncate'] as const).map(async (mode) => await peerProcess(storeA, mode, [id(b)])))
+    members = new Set([id(b), id(e), a.peer, flipper.peer, truncator.peer])
     serviceE = new ClosureService({ libp2p: e, nix: { store: join(dir, 'empty') }, allowPeer: p => members.has(p) })
-    await serviceA.start()
     await serviceE.start()
-    await m.handle(CLOSURE_PROTOCOL, (stream) => {
-      void (async () => {
-        const req = decodeRequest(await new FrameReader(readPaced(stream)).frame(MAX_REQUEST_BYTES))
-        const infos = await closureInfo(req.path, { store: storeA })
-        const chunks: Uint8Array[] = []
-        for await (const c of exportClosure(req.path, { store: storeA })) chunks.push(c)
-        const nar = Buffer.concat(chunks)
-        await send(stream, frame(encodeHeader({ ok: true, infos, bytes: nar.length })))
-        if (mMode === 'flip') {
-          const at = nar.indexOf('createServer')
-          nar[at] = 'X'.charCodeAt(0)
-          await send(stream, nar)
-        } else {
-          await send(stream, nar.subarray(0, nar.length - 100))
-        }
-        await stream.close()
-      })().catch((err: Error) => { stream.abort(err) })
-    })
-    for (const n of [a, e, m]) {
-      await b.dial(n.getMultiaddrs()[0] as never)
-      await stranger.dial(n.getMultiaddrs()[0] as never)
+    for (const addr of [a.addr, flipper.addr, truncator.addr, ...e.getMultiaddrs().map(String)]) {
+      await b.dial(multiaddr(addr))
+      await stranger.dial(multiaddr(addr))
     }
   })
 
   after(async () => {
-    await serviceA?.stop()
     await serviceE?.stop()
-    await Promise.all([a, b, e, m, stranger].map(async n => await n?.stop()))
+    await Promise.all([a, flipper, truncator].map(stopPeer))
+    await Promise.all([b, e, stranger].map(async n => await n?.stop()))
     await rm(dir, { recursive: true, force: true })
   })
 
   it('fetches a closure from a peer into a separate store', async () => {
     const store = freshStore()
     const served = await closureInfo(path, { store: storeA })
-    const got = await fetcher({ store }).fetch(path, [id(a)])
+    const got = await fetcher({ store }).fetch(path, [a.peer])
     assert.deepEqual(got.map(i => i.path).sort(), served.map(i => i.path).sort())
     for (const i of served) assert.equal(await isValid(store, i.path), true)
     const [mine] = await closureInfo(path, { store })
@@ -120,17 +124,15 @@ describe('closure service over libp2p', () => {
   })
 
   it('rejects a corrupted closure and registers nothing', async () => {
-    mMode = 'flip'
     const store = freshStore()
-    const err = await failure(fetcher({ store }).fetch(path, [id(m)]))
+    const err = await failure(fetcher({ store }).fetch(path, [flipper.peer]))
     assert.equal(err.code, 'CLOSURE_HASH_MISMATCH')
     for (const i of await closureInfo(path, { store: storeA })) assert.equal(await isValid(store, i.path), false)
   })
 
   it('rejects a stream shorter than announced and registers nothing', async () => {
-    mMode = 'truncate'
     const store = freshStore()
-    const err = await failure(fetcher({ store }).fetch(path, [id(m)]))
+    const err = await failure(fetcher({ store }).fetch(path, [truncator.peer]))
     assert.equal(err.code, 'STREAM_TRUNCATED')
     assert.equal(await isValid(store, path), false)
   })
@@ -138,35 +140,35 @@ describe('closure service over libp2p', () => {
   it('serves members only, and fetches from members only', async () => {
     const store = freshStore()
     const outsider = new ClosureService({ libp2p: stranger, nix: { store }, allowPeer: () => true })
-    const refused = await failure(outsider.fetch(path, [id(a)]))
+    const refused = await failure(outsider.fetch(path, [a.peer]))
     assert.equal(refused.code, 'PEER_REFUSED')
-    const picky = await failure(fetcher({ store }, { allowPeer: p => p !== id(a) }).fetch(path, [id(a)]))
+    const picky = await failure(fetcher({ store }, { allowPeer: p => p !== a.peer }).fetch(path, [a.peer]))
     assert.equal(picky.code, 'PEER_NOT_ALLOWED')
     assert.equal(await isValid(store, path), false)
   })
 
   it('says clearly when the peer lacks the path', async () => {
     const unknown = '/nix/store/00000000000000000000000000000000-not-built-anywhere'
-    const err = await failure(fetcher({ store: freshStore() }).fetch(unknown, [id(a)]))
+    const err = await failure(fetcher({ store: freshStore() }).fetch(unknown, [a.peer]))
     assert.equal(err.code, 'PATH_NOT_FOUND')
     assert.match(err.message, /not valid in this host's store/)
-    await assert.rejects(fetcher({ store: freshStore() }).fetch('/etc/passwd', [id(a)]), { code: 'INVALID_STORE_PATH' })
+    await assert.rejects(fetcher({ store: freshStore() }).fetch('/etc/passwd', [a.peer]), { code: 'INVALID_STORE_PATH' })
   })
 
   it('falls over to the next peer', async () => {
     const store = freshStore()
     const { log, lines } = recorder()
-    const got = await fetcher({ store }, { log }).fetch(path, [id(e), id(stranger), id(a)])
+    const got = await fetcher({ store }, { log }).fetch(path, [id(e), id(stranger), a.peer])
     assert.ok(got.some(i => i.path === path))
     assert.equal(await isValid(store, path), true)
     const failed = lines.filter(l => l.level === 'warn').map(l => [l.obj.peer, l.obj.code])
     assert.deepEqual(failed, [[id(e), 'PATH_NOT_FOUND'], [id(stranger), 'PEER_NOT_ALLOWED']])
-    assert.deepEqual(lines.filter(l => l.level === 'info').map(l => l.obj.peer), [id(a)])
+    assert.deepEqual(lines.filter(l => l.level === 'info').map(l => l.obj.peer), [a.peer])
   })
 
   it('stops when aborted', async () => {
     const store = freshStore()
-    const err = await fetcher({ store }).fetch(path, [id(a)], AbortSignal.abort()).then(() => assert.fail('fetch should have been aborted'), (e: unknown) => e)
+    const err = await fetcher({ store }).fetch(path, [a.peer], AbortSignal.abort()).then(() => assert.fail('fetch should have been aborted'), (e: unknown) => e)
     assert.ok(err instanceof ClosuresError)
     assert.equal(err.code, 'ABORTED')
     assert.equal(await isValid(store, path), false)
@@ -191,7 +193,7 @@ describe('closure service over libp2p', () => {
     const sources = (store: string): ReturnType<typeof sourcesFetcher> => sourcesFetcher({
       backend: new NixProfileBackend({ store }),
       closures: fetcher({ store }),
-      peers: () => [id(e), id(a)]
+      peers: () => [id(e), a.peer]
     })
     const viaCache = freshStore()
     await sources(viaCache)(path, [`file://${join(dir, 'no-such-cache')}`, `file://${cache}`, 'peers'])
