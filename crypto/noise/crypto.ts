@@ -308,3 +308,21 @@ export function nobleEncapsulate (remotePublicKey: Uint8Array, randomness?: Uint
   }
   return { ciphertext: result.cipherText, sharedSecret: result.sharedSecret }
 }
+
+/**
+ * node:crypto where the runtime has ML-KEM-768 and raw X25519 keys (Node 24), @noble elsewhere:
+ * probed once by a real key exchange, so a runtime missing either falls back instead of failing
+ * every handshake.
+ */
+export const defaultCrypto: HybridCrypto = (() => {
+  try {
+    const kem = nativeCrypto.generateKemKeyPair()
+    const { ciphertext, sharedSecret } = nativeCrypto.kemEncapsulate(kem.publicKey)
+    const a = nativeCrypto.generateDhKeyPair()
+    const b = nativeCrypto.generateDhKeyPair()
+    nativeCrypto.dh(a, nativeCrypto.importDhPublicKey(b.publicKey))
+    return Buffer.from(nativeCrypto.kemDecapsulate(kem, ciphertext)).equals(sharedSecret) ? nativeCrypto : nobleCrypto
+  } catch {
+    return nobleCrypto
+  }
+})()

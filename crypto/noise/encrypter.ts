@@ -4,7 +4,7 @@ import { serviceCapabilities } from '@libp2p/interface'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { MAX_NOISE_MESSAGE, decodeLength, encodeLength } from './codec.js'
-import { nativeCrypto } from './crypto.js'
+import { defaultCrypto } from './crypto.js'
 import { PregeneratedEphemerals } from './ephemerals.js'
 import { UnexpectedPeerError } from './errors.js'
 import { performHandshakeInitiator, performHandshakeResponder, signStaticKey } from './handshake.js'
@@ -55,7 +55,7 @@ export class HybridNoise implements ConnectionEncrypter<NoiseExtensions> {
   private readonly log: Logger
 
   constructor (private readonly components: HybridNoiseComponents, init: HybridNoiseInit = {}) {
-    this.crypto = init.crypto ?? nativeCrypto
+    this.crypto = init.crypto ?? defaultCrypto
     this.prologue = init.prologue ?? ZEROLEN
     this.staticKey = this.crypto.generateDhKeyPair()
     this.ephemerals = new PregeneratedEphemerals(this.crypto)

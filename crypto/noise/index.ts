@@ -6,7 +6,7 @@ import type { HybridNoiseComponents, HybridNoiseInit } from './encrypter.js'
 import type { ConnectionEncrypter } from '@libp2p/interface'
 
 export { HYBRID_NOISE_PROTOCOL } from './encrypter.js'
-export { nativeCrypto, nobleCrypto } from './crypto.js'
+export { defaultCrypto, nativeCrypto, nobleCrypto } from './crypto.js'
 export { PROTOCOL_NAME as HYBRID_NOISE_PROTOCOL_NAME } from './protocol.js'
 export * from './errors.js'
 export type { HybridCrypto, AeadKey, Bytes, DhKeyPair, DhPublicKey, KemKeyPair, KemEncapsulation } from './crypto.js'

@@ -18,6 +18,7 @@ if (major < 22) {
     process.exit(1)
   }
 }
-const child = spawn(nodeBin, ['--import', 'tsx', join(here, '..', 'cli.ts'), ...process.argv.slice(2)], { stdio: 'inherit' })
+// The loader is resolved from this file, not from the caller's working directory.
+const child = spawn(nodeBin, ['--import', import.meta.resolve('tsx'), join(here, '..', 'cli.ts'), ...process.argv.slice(2)], { stdio: 'inherit' })
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig))
 child.on('exit', (code, signal) => process.exit(code ?? (signal != null ? 1 : 0)))

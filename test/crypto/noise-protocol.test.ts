@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
-import { nativeCrypto, nobleCrypto } from '../../crypto/noise/crypto.js'
+import { defaultCrypto, nativeCrypto, nobleCrypto } from '../../crypto/noise/crypto.js'
 import { InvalidPublicKeyError, MalformedMessageError } from '../../crypto/noise/errors.js'
 import { PregeneratedEphemerals } from '../../crypto/noise/ephemerals.js'
 import { CipherState, XXhfsHandshakeState, ZEROLEN } from '../../crypto/noise/protocol.js'
@@ -118,5 +118,11 @@ describe('hybrid key schedule', () => {
     assert.equal(hex(sealed), hex(nobleCrypto.seal(nobleCrypto.importAeadKey(key), nonce, ad, pt).subarray()))
     assert.equal(hex(nobleCrypto.open(nobleCrypto.importAeadKey(key), nonce, ad, sealed).subarray()), hex(pt))
     assert.deepEqual(nativeCrypto.hkdf(key, ZEROLEN).map(hex), nobleCrypto.hkdf(key, ZEROLEN).map(hex))
+  })
+
+  it('the default is node:crypto on a runtime with native ML-KEM-768 (Node 24), @noble otherwise', () => {
+    const [major] = process.versions.node.split('.').map(Number)
+    if (major >= 24) assert.equal(defaultCrypto, nativeCrypto)
+    else assert.ok(defaultCrypto === nativeCrypto || defaultCrypto === nobleCrypto)
   })
 })
