@@ -20,7 +20,7 @@
 import { EventEmitter, on } from 'node:events'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import * as lp from 'it-length-prefixed'
-import type { GossipSub, Message } from '@libp2p/gossipsub'
+import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { AbstractLevel } from 'abstract-level'
 import type { Libp2p } from 'libp2p'
@@ -281,8 +281,7 @@ export class RoomService extends EventEmitter<RoomEvents> {
     this.store.off('entry', this.onEntry)
     this.libp2p.services.pubsub.removeEventListener('message', this.onGossip)
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
-    for (const topic of this.subscribed) this.libp2p.services.pubsub.unsubscribe(topic)
-    this.subscribed.clear()
+    for (const topic of this.subscribed) this.unsubscribe(topic)
     for (const t of this.repairs.values()) clearTimeout(t)
     this.repairs.clear()
     await this.libp2p.unhandle(HISTORY_PROTOCOL)
@@ -359,11 +358,11 @@ export class RoomService extends EventEmitter<RoomEvents> {
     const member = memberHosts(room).includes(this.me)
     const wasMember = before !== undefined && memberHosts(before).includes(this.me)
     if ((member || this.relay) && !this.subscribed.has(topic)) {
+      this.libp2p.services.pubsub.topicValidators.set(topic, this.validateGossip)
       this.libp2p.services.pubsub.subscribe(topic)
       this.subscribed.add(topic)
     } else if (!member && !this.relay && this.subscribed.has(topic)) {
-      this.libp2p.services.pubsub.unsubscribe(topic)
-      this.subscribed.delete(topic)
+      this.unsubscribe(topic)
     }
     if (member && !wasMember) void this.catchUp(id).catch(() => {})
     if (before === undefined || before.epoch !== room.epoch || before.epochs.size !== room.epochs.size) void this.retryPending(id)
@@ -617,6 +616,25 @@ export class RoomService extends EventEmitter<RoomEvents> {
     const out = { room: id, cursor, epoch: room.epoch, sender: this.me, agent, seq, ts: msg.ts, text }
     this.emit('message', out)
     return out
+  }
+
+  private unsubscribe (topic: string): void {
+    this.libp2p.services.pubsub.unsubscribe(topic)
+    this.libp2p.services.pubsub.topicValidators.delete(topic)
+    this.subscribed.delete(topic)
+  }
+
+  /**
+   * Gossip on room topics flows among members only: a peer that is not one (a stranger inside its
+   * pairing window) is rejected, which also lowers its gossip score, and a frame first published
+   * by a non-member is dropped without blaming the member that relayed it (its log may not have
+   * the revoke yet). The frame itself is checked in full by take().
+   */
+  private readonly validateGossip = (peer: PeerId, msg: Message): TopicValidatorResult => {
+    if (!this.membership.isMember(peer.toString())) return TopicValidatorResult.Reject
+    const from = msg.type === 'signed' ? msg.from.toString() : undefined
+    if (from !== undefined && !this.membership.isMember(from)) return TopicValidatorResult.Ignore
+    return TopicValidatorResult.Accept
   }
 
   private readonly onGossip = (evt: CustomEvent<Message>): void => {

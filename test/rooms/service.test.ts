@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Message } from '@libp2p/gossipsub'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createMeshLibp2p } from '../../node/libp2p.js'
 import { openEpochKey } from '../../crypto/seal.js'
 import { createSigner } from '../../crypto/sign.js'
 import { signingBytes } from '../../crypto/room-cipher.js'
@@ -226,6 +228,32 @@ test('bounded history: the oldest frames are pruned, and pruned or held ones sta
     for (const seq of [0, 1, 4]) await assert.rejects(b.rooms.receive(bySeq.get(seq)!), { code: 'ROOM_REPLAY' }, `seq ${seq}`)
     assert.deepEqual(await texts(b, room.id), ['m2', 'm3', 'm4'])
   } finally {
+    await closeAll(hosts)
+  }
+})
+
+test('gossip on a room topic from a peer that is not a member never reaches the room', { timeout: 120_000 }, async () => {
+  const hosts = await startMesh(2)
+  const [a, b] = hosts as [TestHost, TestHost]
+  const stranger = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  try {
+    const room = await a.rooms.create({ name: 'ops', members: [{ host: a.id, agent: 'alice' }, { host: b.id, agent: 'bob' }] })
+    const topic = roomTopic(room.id)
+    await until(() => b.rooms.room(room.id) !== undefined, 'the room at b')
+    await meshed([a, b], topic)
+    stranger.services.pubsub.subscribe(topic)
+    await stranger.dial(b.libp2p.getMultiaddrs()[0]!)
+    await until(() => stranger.services.pubsub.getSubscribers(topic).map(String).includes(b.id), 'the stranger to see b on the topic')
+    const before = b.rooms.stats(room.id).gossip
+    // control: junk from a member does reach the room (which then refuses the frame itself)
+    await a.libp2p.services.pubsub.publish(topic, new TextEncoder().encode('junk from a member'))
+    await until(() => b.rooms.stats(room.id).gossip === before + 1, 'the member\'s frame at b')
+    await stranger.services.pubsub.publish(topic, new TextEncoder().encode('junk from a stranger'))
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    assert.equal(b.rooms.stats(room.id).gossip, before + 1, 'the stranger\'s frame was dropped by the topic validator')
+    assert.equal(a.rooms.stats(room.id).gossip, 0, 'and not relayed to a')
+  } finally {
+    await stranger.stop()
     await closeAll(hosts)
   }
 })
