@@ -24,6 +24,8 @@ export type DeployEvent = EventBase & (
   | { kind: 'rollback', from: Generation | null, to: Generation, reason: string }
   | { kind: 'apply-ok', generation: Generation }
   | { kind: 'apply-failed', code: NixosErrorCode, reason: string, rollbackAttempted: boolean }
+  | { kind: 'pruned', deleted: number[] }
+  | { kind: 'prune-failed', reason: string }
 )
 
 export type ApplyOutcome =
@@ -51,6 +53,8 @@ export interface EngineOptions {
   /** Soak after a rollback; default 0: the old generation already proved itself. */
   rollbackSoakMs?: number
   onEvent?: (ev: DeployEvent) => void
+  /** generations kept after each apply; older ones are deleted (default: none deleted) */
+  keep?: number
   now?: () => number
 }
 
@@ -69,35 +73,55 @@ export class DeployEngine {
     assertStorePath(req.path)
     const policy = validatePolicy(req.health ?? this.opts.health)
     return await this.exclusive(async () => {
-      const pending = await this.opts.journal.active()
-      if (pending !== null) throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} (${pending.phase}) is unfinished; run recover() first`)
-      const id = req.id ?? newApplyId(this.now())
-      if (await this.opts.journal.get(id) !== null) throw new NixosError('INVALID_CONFIG', `apply id ${id} was already used`)
-      const t = this.now()
-      let rec: ApplyRecord = { v: 1, id, target: req.path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null }
-      await this.opts.journal.write(rec)
-      this.emit(rec, { kind: 'apply-start', previous: await this.opts.backend.current() })
-
-      try {
-        await this.opts.backend.fetch(req.path, req.sources ?? [])
-      } catch (err) {
-        // Nothing was switched: the running system is untouched.
-        return await this.fail(rec, errorCode(err), `fetch failed: ${(err as Error).message}`, false)
-      }
-      rec = await this.advance(rec, 'previous-recorded', { previous: await this.opts.backend.current() })
-      try {
-        rec = await this.advance(rec, 'switched', { switched: await this.opts.backend.switch(req.path) })
-      } catch (err) {
-        return await this.rollBack(rec, `switch failed: ${(err as Error).message}`, null, policy)
-      }
-      this.emit(rec, { kind: 'switched', generation: rec.switched as Generation })
-      try {
-        await this.opts.backend.activate()
-      } catch (err) {
-        return await this.rollBack(rec, (err as Error).message, null, policy)
-      }
-      return await this.verifyAndFinish(rec, policy)
+      const outcome = await this.applyExclusive(req, policy)
+      if (outcome.status !== 'failed') await this.prune({ id: outcome.id, target: req.path })
+      return outcome
     })
+  }
+
+  /**
+   * Deletes generations past `keep` after an apply that ended on a healthy generation. A failure
+   * here costs disk space, never the apply's outcome.
+   */
+  private async prune (apply: Pick<ApplyRecord, 'id' | 'target'>): Promise<void> {
+    if (this.opts.keep === undefined) return
+    try {
+      const deleted = await this.opts.backend.gc(this.opts.keep)
+      if (deleted.length > 0) this.emit(apply, { kind: 'pruned', deleted })
+    } catch (err) {
+      this.emit(apply, { kind: 'prune-failed', reason: (err as Error).message })
+    }
+  }
+
+  private async applyExclusive (req: ApplyRequest, policy: HealthPolicy): Promise<ApplyOutcome> {
+    const pending = await this.opts.journal.active()
+    if (pending !== null) throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} (${pending.phase}) is unfinished; run recover() first`)
+    const id = req.id ?? newApplyId(this.now())
+    if (await this.opts.journal.get(id) !== null) throw new NixosError('INVALID_CONFIG', `apply id ${id} was already used`)
+    const t = this.now()
+    let rec: ApplyRecord = { v: 1, id, target: req.path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null }
+    await this.opts.journal.write(rec)
+    this.emit(rec, { kind: 'apply-start', previous: await this.opts.backend.current() })
+
+    try {
+      await this.opts.backend.fetch(req.path, req.sources ?? [])
+    } catch (err) {
+      // Nothing was switched: the running system is untouched.
+      return await this.fail(rec, errorCode(err), `fetch failed: ${(err as Error).message}`, false)
+    }
+    rec = await this.advance(rec, 'previous-recorded', { previous: await this.opts.backend.current() })
+    try {
+      rec = await this.advance(rec, 'switched', { switched: await this.opts.backend.switch(req.path) })
+    } catch (err) {
+      return await this.rollBack(rec, `switch failed: ${(err as Error).message}`, null, policy)
+    }
+    this.emit(rec, { kind: 'switched', generation: rec.switched as Generation })
+    try {
+      await this.opts.backend.activate()
+    } catch (err) {
+      return await this.rollBack(rec, (err as Error).message, null, policy)
+    }
+    return await this.verifyAndFinish(rec, policy)
   }
 
   /**
@@ -183,7 +207,7 @@ export class DeployEngine {
     this.emit(rec, { kind: 'health-failed', generation, check: f.check, checkKind: f.kind, failures: f.failures, output: f.output })
   }
 
-  private emit (rec: ApplyRecord, body: DistributiveOmit<DeployEvent, keyof EventBase>): void {
+  private emit (rec: Pick<ApplyRecord, 'id' | 'target'>, body: DistributiveOmit<DeployEvent, keyof EventBase>): void {
     const ev = { id: `${rec.id}:${crypto.randomUUID()}`, applyId: rec.id, target: rec.target, at: this.now(), ...body } as DeployEvent
     try {
       this.opts.onEvent?.(ev)

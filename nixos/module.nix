@@ -11,6 +11,7 @@
 
 let
   cfg = config.services.fleetmesh;
+  stateUnderVarLib = lib.hasPrefix "/var/lib/" (toString cfg.dataDir);
   inherit (lib) mkEnableOption mkIf mkOption types;
 
   commonCheckOptions = {
@@ -54,11 +55,12 @@ in
     };
     bootstrap = mkOption { type = types.listOf types.str; default = [ ]; description = "Multiaddrs of members to dial at start."; };
     healthChecks = mkOption { type = types.listOf healthCheck; default = [ ]; description = "Checks a new generation must pass."; };
-    soakMs = mkOption { type = types.ints.unsigned; default = 60000; description = "How long checks must stay clean before a generation counts as good."; };
+    soakMs = mkOption { type = types.ints.unsigned; default = 0; description = "How long checks must stay clean before a generation counts as good (the CLI config's default too)."; };
     extraArgs = mkOption { type = types.listOf types.str; default = [ ]; description = "Extra arguments to `fleetmesh start`."; };
   };
 
   config = mkIf cfg.enable {
+    systemd.tmpfiles.rules = mkIf (!stateUnderVarLib) [ "d ${toString cfg.dataDir} 0700 root root -" ];
     systemd.services.fleetmesh = {
       description = "fleetmesh: mesh member and rollout agent";
       wantedBy = [ "multi-user.target" ];
@@ -81,7 +83,8 @@ in
         # killed half-way through its own activation (the journal would recover, but
         # finishing is better), so only the main process gets the stop signal.
         KillMode = "process";
-        StateDirectory = "fleetmesh";
+        # systemd creates a data dir under /var/lib itself; any other one comes from tmpfiles below.
+        StateDirectory = mkIf stateUnderVarLib (lib.removePrefix "/var/lib/" (toString cfg.dataDir));
         StateDirectoryMode = "0700";
         UMask = "0077";
 

@@ -130,6 +130,7 @@ export class DeployAgent {
       backend: meshBackend(this.profile, fetch),
       journal: new Journal(db.sublevel<string, string>('deploy', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as JournalDb),
       health: this.policy,
+      keep: config.keep,
       onEvent: (ev) => { this.onEngineEvent(ev) }
     })
   }

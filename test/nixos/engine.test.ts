@@ -18,13 +18,13 @@ interface Rig {
   close: () => Promise<void>
 }
 
-async function rig (): Promise<Rig> {
+async function rig (keep?: number): Promise<Rig> {
   const host = await fixtureHost()
   const db = new Level<string, string>(join(host.dir, 'db'))
   const backend = new NixProfileBackend({ profile: host.profile, activation: { env: host.env, timeoutMs: 30_000 } })
   const events: DeployEvent[] = []
   const policy: HealthPolicy = { soakMs: 300, checks: [{ kind: 'http', name: 'web', url: host.url, intervalMs: 50, retries: 10, timeoutMs: 300 }] }
-  const engine = new DeployEngine({ backend, journal: new Journal(db.sublevel('deploy')), health: policy, onEvent: (e) => { events.push(e) } })
+  const engine = new DeployEngine({ backend, journal: new Journal(db.sublevel('deploy')), health: policy, keep, onEvent: (e) => { events.push(e) } })
   return { host, db, backend, engine, events, policy, close: async () => { await db.close(); await host.cleanup() } }
 }
 
@@ -100,6 +100,27 @@ describe('DeployEngine on a real Nix profile', () => {
     const first = r.engine.apply({ path: gen('e2') })
     await assert.rejects(r.engine.apply({ path: gen('e2') }), { code: 'APPLY_IN_PROGRESS' })
     assert.equal((await first).status, 'ok')
+  })
+})
+
+describe('retention', () => {
+  it('keeps the last N generations after each apply that ends healthy, the current one among them', async () => {
+    const r = await rig(2)
+    try {
+      for (const v of ['e1', 'e2', 'e1']) assert.equal((await r.engine.apply({ path: gen(v) })).status, 'ok')
+      assert.deepEqual((await r.backend.list()).map(g => g.number), [2, 3])
+      const pruned = r.events.filter(e => e.kind === 'pruned')
+      assert.deepEqual(pruned.map(e => e.kind === 'pruned' ? e.deleted : []), [[1]])
+      // After a rollback Nix counts back from the current generation and never deletes the
+      // failed newer one; the next apply's new generation replaces it as the newest.
+      assert.equal((await r.engine.apply({ path: gen('e-crash') })).status, 'rolled-back')
+      assert.deepEqual(await r.backend.current(), { number: 3, path: gen('e1') })
+      assert.deepEqual((await r.backend.list()).map(g => g.number), [2, 3, 4])
+      assert.equal((await r.engine.apply({ path: gen('e2') })).status, 'ok')
+      assert.deepEqual((await r.backend.list()).map(g => g.number), [4, 5])
+    } finally {
+      await r.close()
+    }
   })
 })
 
