@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { DeployEngine, Journal, NixProfileBackend, newApplyId, verify, type ApplyOutcome, type Backend, type DeployEvent, type Generation, type HealthPolicy, type JournalDb } from '../nixos/index.js'
 import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
 import { ClosureService, sourcesFetcher } from '../protocols/closures/index.js'
-import { applyEntry, decide, effectiveRelease, emptyState, flagged, planOf, isRolloutKind, releaseStatus, type Decision, type MembershipView, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../protocols/rollout/index.js'
+import { applyEntry, decide, effectiveRelease, emptyState, flagged, planOf, isRolloutKind, releaseStatus, soakWatchOf, type Decision, type SoakWatch, type MembershipView, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../protocols/rollout/index.js'
 import type { DeployConfig } from './config.js'
 import { NodeError } from './errors.js'
 import type { MeshLibp2p } from './libp2p.js'
@@ -75,6 +75,8 @@ export class DeployAgent {
   private lastDecision: Decision | null = null
   private stopped = false
   private startedAt = 0
+  /** the gate soak being watched, see watchSoak() */
+  private soak: { watch: SoakWatch, abort: AbortController } | undefined
   private waitingLogged = false
   readonly profile: NixProfileBackend
   readonly engine: DeployEngine
@@ -161,6 +163,7 @@ export class DeployAgent {
 
   async stop (): Promise<void> {
     this.stopped = true
+    this.soak?.abort.abort()
     clearInterval(this.timer)
     this.store.off('entry', this.onEntry)
     this.membership.off('changed', this.onMembership)
@@ -213,6 +216,7 @@ export class DeployAgent {
       this.log.info({ release: d.release, action: d.action, reason: reasonOf(d), wave: 'wave' in d ? d.wave : undefined }, 'deploy: decision')
     }
     this.lastDecision = d
+    if (d.action !== 'apply' && d.action !== 'revert') this.watchSoak()
     if (d.action === 'apply') {
       this.metrics.setGeneration('desired', d.path, d.release)
       await this.run({ applyId: newApplyId(Date.now()), release: d.release, path: d.path, revert: false }, d.sources, d.wave)
@@ -233,7 +237,36 @@ export class DeployAgent {
     return i > 0 ? gens[i - 1] : null
   }
 
+  /**
+   * Keeps probing this host's health through its wave's gate soak after apply-ok: an apply-ok
+   * alone says the generation was healthy once, the gate wants it to stay so. A failure is
+   * written as a `health` entry, which removes the host from the gate's healthy count on every
+   * host. Restarted after a crash by the next evaluation, since the watch is derived from the log.
+   */
+  private watchSoak (): void {
+    const watch = soakWatchOf(this.state, this.view, this.self, Date.now())
+    if (watch === undefined || (this.soak?.watch.release === watch.release && this.soak.watch.until === watch.until)) return
+    this.soak?.abort.abort()
+    const abort = new AbortController()
+    const soak = { watch, abort }
+    this.soak = soak
+    this.log.info({ release: watch.release, until: watch.until }, 'deploy: watching health through the gate soak')
+    void verify({ soakMs: Math.max(0, watch.until - Date.now()), checks: this.policy.checks }, { signal: abort.signal })
+      .then(async (verdict) => {
+        if (verdict.ok || abort.signal.aborted) return
+        const f = verdict.failed
+        this.metrics.healthChecks.inc({ check: f.check, result: 'failed' })
+        this.log.warn({ release: watch.release, check: f.check }, 'deploy: health failed during the gate soak')
+        await this.store.append('health', { release: watch.release, path: watch.path, ok: false, check: f.check.slice(0, 128), output: f.output.slice(0, MAX_OUTPUT_CHARS) })
+      })
+      .catch((err: Error) => { if (!abort.signal.aborted) this.log.error({ err, release: watch.release }, 'deploy: gate soak watch failed') })
+      .finally(() => { if (this.soak === soak) this.soak = undefined })
+  }
+
   private async run (intent: Intent, sources: string[], wave: number, leaving?: string): Promise<void> {
+    // A new apply replaces whatever generation was soaking.
+    this.soak?.abort.abort()
+    this.soak = undefined
     this.intent = intent
     await this.meta.put(INTENT_KEY, JSON.stringify(intent))
     if (!intent.revert) await this.store.append('apply-start', { release: intent.release, path: intent.path, wave })

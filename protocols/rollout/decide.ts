@@ -372,6 +372,29 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
   return { action: 'apply', release: id, number: active.body.number, path: target.path, sources: target.sources, wave: k, trace }
 }
 
+/** A wave gate's soak that `host` is inside of: it must stay healthy until `until`. */
+export interface SoakWatch { release: string, path: string, until: number }
+
+/**
+ * The soak this host is serving, if any: its newest outcome for a live release is apply-ok, with
+ * no failing health report since, and its wave's gate soak has not ended. The host keeps probing
+ * until then and reports a failure as a `health` entry, which takes it out of the gate's count.
+ */
+export function soakWatchOf (state: RolloutState, membership: MembershipView, host: string, now: number): SoakWatch | undefined {
+  let best: { c: ReleaseCandidate, watch: SoakWatch } | undefined
+  for (const c of validReleases(state, membership)) {
+    const o = state.outcomes.get(c.body.id)
+    const latest = o?.latest.get(host)
+    if (latest?.kind !== 'apply-ok' || controlState(state, membership, c.body.id).aborted) continue
+    const k = planOf(c.body, membership).waveOf.get(host)
+    if (k === undefined) continue
+    const until = soakEnd(latest, o?.health.get(host), c.body.waves[k].gate.soakMs)
+    if (until === undefined || until <= now) continue
+    if (best === undefined || outranks(c, best.c)) best = { c, watch: { release: c.body.id, path: (latest.body as { path: string }).path, until } }
+  }
+  return best?.watch
+}
+
 function revertOf (state: RolloutState, membership: MembershipView, host: string, current: ReleaseCandidate | undefined, now: number, trace: string[], note: (s: string) => void): Decision | undefined {
   if (current === undefined || current.body.autoRevert !== true) return undefined
   const id = current.body.id

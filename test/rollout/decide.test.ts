@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { applyEntry, decide, emptyState, flagged, planRelease, releaseStatus } from '../../protocols/rollout/index.js'
+import { applyEntry, decide, emptyState, flagged, planRelease, releaseStatus, soakWatchOf } from '../../protocols/rollout/index.js'
 import type { Decision, RolloutState } from '../../protocols/rollout/index.js'
 import type { Entry } from '../../protocols/audit/types.js'
 import { PATH_A, PATH_B, StaticMembership, Writer, hostIds, releaseBody, rng, shuffle } from './helpers.js'
@@ -61,6 +61,19 @@ describe('decide', () => {
     assert.equal(decide(s, m, h, 35_000).action, 'apply')
     assert.equal(decide(s, m, plan.waves[2][0], 35_000).action, 'wait', 'wave 2 still waits for wave 1')
     assert.equal(decide(s, m, canary, 35_000).action, 'none', 'already on it')
+  })
+
+  it('a host that applied watches its health until its wave\'s gate soak ends; a failure report ends the watch and the gate', () => {
+    const w = new Writer()
+    const s = fold([w.write(ADMIN, 'release', body, 1000), ...applied(w, canary, 'r1', 5000)])
+    assert.deepEqual(soakWatchOf(s, m, canary, 20_000), { release: 'r1', path: PATH_A, until: 35_000 })
+    assert.equal(soakWatchOf(s, m, canary, 35_000), undefined, 'the soak is over')
+    assert.equal(soakWatchOf(s, m, plan.waves[1][0], 20_000), undefined, 'a host that has not applied has nothing to watch')
+    applyEntry(s, w.write(canary, 'health', { release: 'r1', path: PATH_A, ok: false, check: 'web', output: 'HTTP 500' }, 21_000))
+    assert.equal(soakWatchOf(s, m, canary, 21_000), undefined)
+    const d = decide(s, m, plan.waves[1][0], 40_000)
+    assert.equal(d.action, 'wait', 'the canary that failed during its soak no longer counts as healthy')
+    assert.match(d.action === 'wait' ? d.reason : '', /wave 0 has 0\/1 healthy/)
   })
 
   it('counts silent (offline) hosts as not healthy, until waitOfflineMs drops them', () => {
