@@ -254,10 +254,8 @@ export class DeployAgent {
     void verify({ soakMs: Math.max(0, watch.until - Date.now()), checks: this.policy.checks }, { signal: abort.signal })
       .then(async (verdict) => {
         if (verdict.ok || abort.signal.aborted) return
-        const f = verdict.failed
-        this.metrics.healthChecks.inc({ check: f.check, result: 'failed' })
-        this.log.warn({ release: watch.release, check: f.check }, 'deploy: health failed during the gate soak')
-        await this.store.append('health', { release: watch.release, path: watch.path, ok: false, check: f.check.slice(0, 128), output: f.output.slice(0, MAX_OUTPUT_CHARS) })
+        this.log.warn({ release: watch.release, check: verdict.failed.check }, 'deploy: health failed during the gate soak')
+        await this.reportHealthFailure(watch.release, watch.path, verdict.failed.check, verdict.failed.output)
       })
       .catch((err: Error) => { if (!abort.signal.aborted) this.log.error({ err, release: watch.release }, 'deploy: gate soak watch failed') })
       .finally(() => { if (this.soak === soak) this.soak = undefined })
@@ -308,13 +306,18 @@ export class DeployAgent {
   private onEngineEvent (ev: DeployEvent): void {
     const release = this.intent?.release
     if (ev.kind === 'health-failed') {
-      this.metrics.healthChecks.inc({ check: ev.check, result: 'failed' })
-      void this.store.append('health', { ...(release !== undefined ? { release } : {}), path: ev.target, ok: false, check: ev.check.slice(0, 128), output: ev.output.slice(0, MAX_OUTPUT_CHARS) }).catch(() => {})
+      void this.reportHealthFailure(release, ev.target, ev.check, ev.output).catch(() => {})
     } else if (ev.kind === 'rollback') {
       this.log.warn({ release, from: ev.from?.path, to: ev.to.path, reason: ev.reason }, 'deploy: rolling back')
     } else {
       this.log.info({ release, kind: ev.kind, path: ev.target }, `deploy: ${ev.kind}`)
     }
+  }
+
+  /** A failed check, counted and written as a `health` entry for every host's gate. */
+  private async reportHealthFailure (release: string | undefined, path: string, check: string, output: string): Promise<void> {
+    this.metrics.healthChecks.inc({ check, result: 'failed' })
+    await this.store.append('health', { ...(release !== undefined ? { release } : {}), path, ok: false, check: check.slice(0, 128), output: output.slice(0, MAX_OUTPUT_CHARS) })
   }
 
   private async clearIntent (): Promise<void> {
