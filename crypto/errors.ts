@@ -1,7 +1,7 @@
 // Typed errors of crypto/ outside the Noise encrypter (which has its own in noise/errors.ts).
 // `code` is stable: callers and tests branch on it, never on the message.
 export class IdentityError extends Error {
-  constructor (readonly code: 'IDENTITY_MISSING' | 'IDENTITY_UNREADABLE' | 'IDENTITY_CORRUPT' | 'IDENTITY_INSECURE_MODE' | 'IDENTITY_EXISTS', message: string) {
+  constructor (readonly code: 'IDENTITY_MISSING' | 'IDENTITY_UNREADABLE' | 'IDENTITY_CORRUPT' | 'IDENTITY_INSECURE_MODE' | 'IDENTITY_EXISTS' | 'NOT_ED25519_PEER_ID', message: string) {
     super(message)
     this.name = 'IdentityError'
   }

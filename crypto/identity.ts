@@ -5,7 +5,7 @@ import { constants, promises as fs } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname } from 'node:path'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import { IdentityError } from './errors.js'
 import { XWING_SEED_BYTES, generateXWingSeed, xwingPublicKey } from './xwing.js'
@@ -103,4 +103,29 @@ export async function loadIdentity (path: string): Promise<HostIdentity> {
     throw new IdentityError('IDENTITY_CORRUPT', `${path}: unknown identity file version`)
   }
   return fromSeeds(decodeSeed(path, 'ed25519', body.ed25519, SEED_BYTES), decodeSeed(path, 'xwing', body.xwing, XWING_SEED_BYTES))
+}
+
+const PEER_KEY_CACHE_LIMIT = 4096
+const peerKeys = new Map<string, Uint8Array>()
+
+/**
+ * The raw Ed25519 public key inside a peer id string (an audit feed, a room message's sender):
+ * what every signature of that host verifies under. NOT_ED25519_PEER_ID for anything else,
+ * including a second spelling of a valid id. Cached, as every received entry asks.
+ */
+export function peerIdPublicKey (id: string): Uint8Array {
+  const cached = peerKeys.get(id)
+  if (cached !== undefined) return cached
+  let key: Uint8Array
+  try {
+    const peerId = peerIdFromString(id)
+    // toString() must give back the same text: one feed, one spelling, one set of store keys
+    if (peerId.type !== 'Ed25519' || peerId.toString() !== id) throw new Error('not an Ed25519 peer id in base58btc')
+    key = peerId.publicKey.raw
+  } catch (err) {
+    throw new IdentityError('NOT_ED25519_PEER_ID', (err as Error).message)
+  }
+  if (peerKeys.size >= PEER_KEY_CACHE_LIMIT) peerKeys.delete(peerKeys.keys().next().value as string)
+  peerKeys.set(id, key)
+  return key
 }

@@ -17,6 +17,7 @@ import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InviteError } from './errors.js'
+import { TAG_RE } from './ids.js'
 
 export const INVITE_VERSION = 1
 export const INVITE_PREFIX = `fm${INVITE_VERSION}-`
@@ -29,7 +30,6 @@ export const MAX_ADDR_BYTES = 128
 export const MAX_INVITE_USES = 10_000
 /** Tags are shared with membership entries (protocols/membership), which import these. */
 export const MAX_TAGS = 32
-export const TAG_PATTERN = /^[a-z0-9][a-z0-9._:-]{0,63}$/
 
 const CHECKSUM_BYTES = 4
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
@@ -137,7 +137,7 @@ export function checkTags (tags: unknown, fail: (message: string) => never): ass
   if (!Array.isArray(tags) || tags.length > MAX_TAGS) fail(`tags must be an array of at most ${MAX_TAGS}`)
   const seen = new Set<string>()
   for (const t of tags as unknown[]) {
-    if (typeof t !== 'string' || !TAG_PATTERN.test(t)) fail(`tag ${JSON.stringify(t)} must match ${TAG_PATTERN}`)
+    if (typeof t !== 'string' || !TAG_RE.test(t)) fail(`tag ${JSON.stringify(t)} must match ${TAG_RE}`)
     if (seen.has(t)) fail(`tag "${t}" is repeated`)
     seen.add(t)
   }

@@ -2,6 +2,7 @@
 // NIX_CONFIG, a timeout per call, and errors that carry the tail of stderr.
 import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
+import { STORE_PATH_RE } from '../crypto/ids.js'
 import { NixCommandError, NixosError } from './errors.js'
 
 /**
@@ -106,11 +107,10 @@ export async function waitNix (child: NixChild, command: string): Promise<void> 
   })
 }
 
-const STORE_PATH_RE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/
 
 /** Rejects anything that is not a top-level store path, before it reaches a Nix argv. */
 export function assertStorePath (path: string): string {
-  if (typeof path !== 'string' || path.length > 256 || !STORE_PATH_RE.test(path) || path.endsWith('.drv')) {
+  if (typeof path !== 'string' || !STORE_PATH_RE.test(path) || path.endsWith('.drv')) {
     throw new NixosError('INVALID_STORE_PATH', `not a store path: ${JSON.stringify(String(path).slice(0, 300))}`)
   }
   return path

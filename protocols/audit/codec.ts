@@ -1,12 +1,14 @@
-// The one canonical encoding of the audit chain: deterministic CBOR (RFC 8949 §4.2.1 core
-// deterministic: bytewise-sorted map keys, shortest integers and lengths, definite lengths) with
-// no floats, no undefined, no tags and only string map keys. Every decoder here re-encodes what
-// it decoded and compares, so two different byte strings can never mean the same entry: a
-// signature or hash over the bytes is then a signature or hash over the meaning.
-import { createHash } from 'node:crypto'
-import { decode, encode, rfc8949EncodeOptions } from 'cborg'
+// The audit entry's encoding: canonical CBOR (protocols/canonical.ts) of a fixed envelope,
+// with AuditError codes for what the shared encoder refuses, so the store, sync and CLI keep
+// branching on one set of codes.
+import { encode, rfc8949EncodeOptions } from 'cborg'
+import { FEED_RE, MAX_FEED_CHARS } from '../../crypto/ids.js'
+import * as canonical from '../canonical.js'
+import { asU8, bytesEqual, sha256 } from '../canonical.js'
 import { AuditError } from './errors.js'
 import type { BodyValidator, Entry } from './types.js'
+
+export { asU8, bytesEqual, sha256 }
 
 export const PREV_BYTES = 32
 export const HASH_BYTES = 32
@@ -14,27 +16,13 @@ export const SIG_BYTES = 64
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024
 export const ZERO_HASH: Uint8Array = new Uint8Array(PREV_BYTES)
 
-const MAX_FEED_CHARS = 128
 const MAX_KIND_CHARS = 64
-const MAX_DEPTH = 32
 // Every envelope field but the body has a bounded size: keys (31 bytes), map header, prev and
 // sig (100), two 9-byte integers, and the feed and kind strings with their headers.
 const MAX_ENVELOPE_BYTES = 1 + 31 + 34 + 66 + 9 + 9 + (2 + MAX_FEED_CHARS) + (2 + MAX_KIND_CHARS)
 // Kinds are identifiers, never free text, so they can key an index without escaping.
 const KIND_RE = /^[a-z][a-z0-9.:-]*$/
-// base58btc alphabet: a peer id string never holds the separators the store's keys use.
-const FEED_RE = /^[1-9A-HJ-NP-Za-km-z]+$/
 const ENTRY_KEYS = ['body', 'feed', 'kind', 'prev', 'seq', 'sig', 'ts']
-
-const DECODE_OPTIONS = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowNaN: false,
-  allowInfinity: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true
-}
 
 export interface CodecLimits {
   /** largest accepted encoded body, in bytes (default 64 KiB) */
@@ -48,85 +36,36 @@ export function maxEntryBytes (limits: CodecLimits = DEFAULT_LIMITS): number {
   return limits.maxBodyBytes + MAX_ENVELOPE_BYTES
 }
 
-/**
- * Throws BODY_NOT_CANONICAL unless `value` is in the data model that has exactly one
- * deterministic encoding here: plain objects with string keys, arrays, strings (well-formed
- * UTF-16), safe integers other than -0, Uint8Array, booleans and null.
- */
-export function assertCanonicalValue (value: unknown, path = 'body', depth = 0): void {
-  if (depth > MAX_DEPTH) throw new AuditError('BODY_NOT_CANONICAL', `${path}: nested deeper than ${MAX_DEPTH}`)
-  switch (typeof value) {
-    case 'string':
-      if (!value.isWellFormed()) throw new AuditError('BODY_NOT_CANONICAL', `${path}: string with a lone surrogate`)
-      return
-    case 'number':
-      if (!Number.isSafeInteger(value) || Object.is(value, -0)) throw new AuditError('BODY_NOT_CANONICAL', `${path}: ${value} is not a safe integer (floats are not allowed)`)
-      return
-    case 'boolean':
-      return
-    case 'object': {
-      if (value === null || value instanceof Uint8Array) return
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) assertCanonicalValue(value[i], `${path}[${i}]`, depth + 1)
-        return
-      }
-      const proto = Object.getPrototypeOf(value)
-      if (proto !== Object.prototype && proto !== null) {
-        throw new AuditError('BODY_NOT_CANONICAL', `${path}: ${proto?.constructor?.name ?? 'object'} is not a plain object`)
-      }
-      if (Object.getOwnPropertySymbols(value).length > 0) throw new AuditError('BODY_NOT_CANONICAL', `${path}: symbol keys are not allowed`)
-      for (const [k, v] of Object.entries(value)) assertCanonicalValue(v, `${path}.${k}`, depth + 1)
-      return
-    }
-    default:
-      throw new AuditError('BODY_NOT_CANONICAL', `${path}: ${typeof value} is not allowed`)
-  }
-}
-
-/** Canonical bytes of any value in the data model above (used by every record of this folder). */
-export function encodeCanonical (value: unknown): Uint8Array {
-  assertCanonicalValue(value, 'value')
-  return asU8(encode(value, rfc8949EncodeOptions))
-}
-
 type MalformedCode = 'ENTRY_MALFORMED' | 'MESSAGE_MALFORMED' | 'STORE_CORRUPT'
 type TooLargeCode = 'ENTRY_TOO_LARGE' | 'MESSAGE_TOO_LARGE' | 'STORE_CORRUPT'
 
-/**
- * Strict decode without the canonical check: oversize input (`tooLarge`), anything cborg refuses
- * in strict mode, and trailing bytes are rejected. For containers (sync frames) whose items are
- * themselves checked canonically; re-encoding a whole frame would only cost time.
- */
+function asAuditError<T> (fn: () => T, malformed: MalformedCode = 'MESSAGE_MALFORMED', tooLarge: TooLargeCode = 'MESSAGE_TOO_LARGE'): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (!(err instanceof canonical.CanonicalError)) throw err
+    throw new AuditError(err.code === 'NOT_CANONICAL' ? 'BODY_NOT_CANONICAL' : err.code === 'TOO_LARGE' ? tooLarge : malformed, err.message)
+  }
+}
+
+/** BODY_NOT_CANONICAL unless `value` is in the canonical data model (see protocols/canonical.ts). */
+export function assertCanonicalValue (value: unknown, path = 'body'): void {
+  asAuditError(() => { canonical.assertCanonicalValue(value, path) })
+}
+
+/** Canonical bytes of any value in the data model (used by every record of this folder). */
+export function encodeCanonical (value: unknown): Uint8Array {
+  return asAuditError(() => canonical.encodeCanonical(value))
+}
+
+/** canonical.decodeStrict with this folder's error codes. */
 export function decodeStrict (bytes: Uint8Array, maxBytes: number, malformed: MalformedCode = 'MESSAGE_MALFORMED', tooLarge: TooLargeCode = 'MESSAGE_TOO_LARGE'): unknown {
-  if (bytes.length > maxBytes) throw new AuditError(tooLarge, `${bytes.length} bytes exceeds the limit of ${maxBytes}`)
-  try {
-    // decode() itself rejects trailing bytes
-    return decode(bytes, DECODE_OPTIONS)
-  } catch (err) {
-    throw new AuditError(malformed, `not strict CBOR: ${(err as Error).message}`)
-  }
+  return asAuditError(() => canonical.decodeStrict(bytes, maxBytes), malformed, tooLarge)
 }
 
-/** decodeStrict, then: the bytes must be the one canonical encoding of the value they decode to. */
+/** canonical.decodeCanonical with this folder's error codes. */
 export function decodeCanonical (bytes: Uint8Array, maxBytes: number, malformed: MalformedCode = 'MESSAGE_MALFORMED', tooLarge: TooLargeCode = 'MESSAGE_TOO_LARGE'): unknown {
-  const value = decodeStrict(bytes, maxBytes, malformed, tooLarge)
-  let again: Uint8Array
-  try {
-    again = encodeCanonical(value)
-  } catch (err) {
-    throw new AuditError(malformed, `not in the canonical data model: ${(err as Error).message}`)
-  }
-  if (!bytesEqual(again, bytes)) throw new AuditError(malformed, 'not the canonical encoding of its value (key order, float or length form)')
-  return value
-}
-
-/** A plain Uint8Array view of the same memory: cborg and level hand out Buffers, callers compare with deepEqual. */
-export function asU8 (b: Uint8Array): Uint8Array {
-  return b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-}
-
-export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+  return asAuditError(() => canonical.decodeCanonical(bytes, maxBytes), malformed, tooLarge)
 }
 
 function uintLength (n: number): number {
@@ -160,7 +99,7 @@ function isBytes (v: unknown, length: number): v is Uint8Array {
 
 /** Checks every envelope field (not the signature, link or body schema: see verify.ts). */
 function assertEnvelope (e: Record<string, unknown>, requireSig: boolean): asserts e is Entry & Record<string, unknown> {
-  if (typeof e.feed !== 'string' || e.feed.length === 0 || e.feed.length > MAX_FEED_CHARS || !FEED_RE.test(e.feed)) throw malformed('feed must be a base58btc peer id string')
+  if (typeof e.feed !== 'string' || !FEED_RE.test(e.feed)) throw malformed('feed must be a base58btc peer id string')
   if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 0) throw malformed('seq must be a non-negative safe integer')
   if (!isBytes(e.prev, PREV_BYTES)) throw malformed(`prev must be ${PREV_BYTES} bytes`)
   if (typeof e.ts !== 'number' || !Number.isSafeInteger(e.ts) || e.ts < 0) throw malformed('ts must be a non-negative integer of milliseconds')
@@ -222,10 +161,6 @@ export function decodeEntry (bytes: Uint8Array, limits: CodecLimits = DEFAULT_LI
   const bodyBytes = bodyLength(bytes.length, e)
   if (bodyBytes > limits.maxBodyBytes) throw new AuditError('ENTRY_TOO_LARGE', `body is ${bodyBytes} bytes, the limit is ${limits.maxBodyBytes}`)
   return { feed: e.feed, seq: e.seq, prev: e.prev, ts: e.ts, kind: e.kind, body: e.body, sig: e.sig }
-}
-
-export function sha256 (bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(bytes).digest())
 }
 
 /** SHA-256 of the full canonical bytes (signature included): what `prev` and heads point at. */

@@ -1,7 +1,7 @@
 // Pure verification of entries: bytes or an entry, plus what precedes it, to ok or a typed
 // reason. No storage and no network here, so the store, sync, `audit verify` and a third-party
 // checker of an export all apply the very same rules.
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdPublicKey } from '../../crypto/identity.js'
 import { verifyEd25519 } from '../../crypto/sign.js'
 import { DEFAULT_LIMITS, KindRegistry, ZERO_HASH, bytesEqual, decodeEntry, detachSignature, sha256, signingBytes, type CodecLimits } from './codec.js'
 import { AuditError } from './errors.js'
@@ -20,25 +20,13 @@ export interface Link { seq: number, hash: Uint8Array }
 
 export type VerifyResult = { ok: true } | { ok: false, error: AuditError }
 
-const FEED_KEY_CACHE_LIMIT = 4096
-const feedKeys = new Map<string, Uint8Array>()
-
 /** The raw Ed25519 public key inside a feed id; UNKNOWN_FEED_KEY for anything else. */
 export function feedPublicKey (feed: string): Uint8Array {
-  const cached = feedKeys.get(feed)
-  if (cached !== undefined) return cached
-  let key: Uint8Array
   try {
-    const peerId = peerIdFromString(feed)
-    // toString() must give back the same text: one feed, one spelling, one set of store keys
-    if (peerId.type !== 'Ed25519' || peerId.toString() !== feed) throw new Error('not an Ed25519 peer id in base58btc')
-    key = peerId.publicKey.raw
+    return peerIdPublicKey(feed)
   } catch (err) {
     throw new AuditError('UNKNOWN_FEED_KEY', `feed ${feed.slice(0, 64)}: ${(err as Error).message}`)
   }
-  if (feedKeys.size >= FEED_KEY_CACHE_LIMIT) feedKeys.delete(feedKeys.keys().next().value as string)
-  feedKeys.set(feed, key)
-  return key
 }
 
 /** The body's kind schema and the author check (canonical form is the codec's job). */

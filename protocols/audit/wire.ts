@@ -1,6 +1,7 @@
 // Schemas of the replication messages: the sync protocol's requests and response frames, and the
 // gossiped head announcements. Each is a CBOR map with a `t` tag, decoded strictly and checked
 // field by field; entries inside frames stay opaque bytes here and are checked by the store.
+import { FEED_RE } from '../../crypto/ids.js'
 import { encodeCanonical, decodeStrict, HASH_BYTES } from './codec.js'
 import { AuditError } from './errors.js'
 import type { Head } from './types.js'
@@ -31,7 +32,6 @@ export function maxFrameBytes (maxEntry: number): number {
   return Math.max(BATCH_BYTES, MAX_ANNOUNCE_BYTES) + maxEntry + 64
 }
 
-const FEED_RE = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/
 
 function bad (why: string): AuditError {
   return new AuditError('MESSAGE_MALFORMED', why)

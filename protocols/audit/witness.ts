@@ -2,6 +2,7 @@
 // (only those that moved since its last witness entry). Once a head is witnessed and replicated,
 // an author who later rewrites that entry is contradicted by someone else's signature:
 // findWitnessConflicts() names every stored entry whose hash differs from a witnessed one.
+import { FEED_RE } from '../../crypto/ids.js'
 import { HASH_BYTES, bytesEqual } from './codec.js'
 import type { AuditStore } from './store.js'
 import type { Head, StoredEntry } from './types.js'
@@ -9,7 +10,6 @@ import type { Head, StoredEntry } from './types.js'
 export const WITNESS_KIND = 'witness'
 // ~100 bytes per head keeps one witness body far below the 64 KiB body limit
 const HEADS_PER_WITNESS = 500
-const FEED_RE = /^[1-9A-HJ-NP-Za-km-z]{1,128}$/
 
 export interface WitnessBody { heads: Array<[string, number, Uint8Array]> }
 

@@ -1,6 +1,7 @@
 // Schemas of the membership entry bodies: genesis, admit, grant, revoke. Each validator takes
 // a decoded body, checks every field and refuses unknown ones (a field we do not interpret
 // must not ride along under a signature), and returns the typed body.
+import { PEER_ID_RE } from '../../crypto/ids.js'
 import { checkTags } from '../../crypto/invite.js'
 import { XWING_PUBLIC_KEY_BYTES } from '../../crypto/xwing.js'
 import type { BodyValidator } from '../audit/types.js'
@@ -22,7 +23,6 @@ const MAX_MESH_ID_CHARS = 128
 const MAX_NAME_CHARS = 128
 const MAX_REASON_CHARS = 512
 // Hosts are Ed25519 libp2p keys, whose peer ids are always this 52-character base58btc form.
-const PEER_ID_RE = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/
 const INVITE_ID_RE = /^[0-9a-f]{32}$/
 
 function invalid (kind: string, message: string): never {

@@ -3,7 +3,7 @@
 //   inviter -> joiner   challenge { t, nonce }                 | error
 //   joiner  -> inviter  proof     { t, proof, xwing }
 //   inviter -> joiner   welcome   { t, mesh, name, founder, addrs } | error
-import { decodeCanonical, encodeCanonical } from '../audit/codec.js'
+import { decodeCanonical, encodeCanonical } from '../canonical.js'
 import { PairingError, WIRE_ERROR_CODES, type PairingErrorCode } from './errors.js'
 
 export const PAIRING_VERSION = 1

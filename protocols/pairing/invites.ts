@@ -1,7 +1,8 @@
 // The inviter's book of open invites. It stores the hash of each secret (never the secret),
 // the expiry and the uses left; a use is consumed in one serialised read-modify-write so two
 // joiners racing for a single-use code cannot both get in.
-import { decodeCanonical, encodeCanonical } from '../audit/codec.js'
+import { decodeCanonical, encodeCanonical } from '../canonical.js'
+import { Mutex } from '../mutex.js'
 import { PairingError } from './errors.js'
 
 export interface InviteRecord {
@@ -35,7 +36,7 @@ const exactFields = (r: object): boolean => {
 function decodeRecord (bytes: Uint8Array): InviteRecord {
   let r: Partial<InviteRecord>
   try {
-    r = decodeCanonical(bytes, MAX_RECORD_BYTES, 'STORE_CORRUPT', 'STORE_CORRUPT') as Partial<InviteRecord>
+    r = decodeCanonical(bytes, MAX_RECORD_BYTES) as Partial<InviteRecord>
   } catch (err) {
     throw new PairingError('INVITE_STORE_CORRUPT', `stored invite record is corrupt: ${(err as Error).message}`)
   }
@@ -49,12 +50,12 @@ function decodeRecord (bytes: Uint8Array): InviteRecord {
 }
 
 export class InviteBook {
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly lock = new Mutex()
 
   constructor (private readonly db: InviteDb) {}
 
   async add (record: InviteRecord): Promise<void> {
-    await this.serial(async () => { await this.db.put(record.id, encodeCanonical(record)) })
+    await this.lock.run(async () => { await this.db.put(record.id, encodeCanonical(record)) })
   }
 
   async get (id: string): Promise<InviteRecord | undefined> {
@@ -73,7 +74,7 @@ export class InviteBook {
    * throws to refuse (e.g. a bad proof), so a refused attempt never spends a use.
    */
   async consume (id: string, nowSeconds: number, check: (record: InviteRecord) => void): Promise<InviteRecord> {
-    return this.serial(async () => {
+    return this.lock.run(async () => {
       const record = await this.get(id)
       if (record === undefined) throw new PairingError('INVITE_UNKNOWN', 'no such invite (wrong or revoked code)')
       if (nowSeconds >= record.expiresAt) throw new PairingError('INVITE_EXPIRED', `the invite expired at ${new Date(record.expiresAt * 1000).toISOString()}`)
@@ -87,15 +88,9 @@ export class InviteBook {
 
   /** Gives back a use taken by `consume` when the admit it paid for could not be written. */
   async refund (id: string): Promise<void> {
-    await this.serial(async () => {
+    await this.lock.run(async () => {
       const record = await this.get(id)
       if (record !== undefined) await this.db.put(id, encodeCanonical({ ...record, usesLeft: record.usesLeft + 1 }))
     })
-  }
-
-  private async serial<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn)
-    this.queue = run.catch(() => {})
-    return run
   }
 }

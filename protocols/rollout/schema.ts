@@ -2,6 +2,7 @@
 // decoded into the canonical data model, throws a RolloutError naming the offending field, and
 // returns the SAME object typed: unknown optional fields are preserved, never stripped, so
 // entries written by newer code (planned features) keep their meaning when re-read.
+import { FEED_RE, STORE_PATH_RE, TAG_RE } from '../../crypto/ids.js'
 import { RolloutError } from './errors.js'
 import type {
   ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, ReleaseBody,
@@ -23,11 +24,6 @@ const MAX_OUTPUT_CHARS = 4096
 
 // Release ids appear in CLI arguments and log lines: no whitespace or control characters.
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]*$/
-// A Nix store path: the hash part is 32 chars of Nix's base32 alphabet (no e, o, u, t); the
-// name part is Nix's allowed name characters and may not start with a dot.
-const STORE_PATH_RE = /^\/nix\/store\/[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-_?=][A-Za-z0-9+\-._?=]{0,210}$/
-const PEER_RE = /^[1-9A-HJ-NP-Za-km-z]+$/
-const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/
 const CONTROL_ACTIONS: readonly ControlAction[] = ['pause', 'resume', 'abort']
 
 function invalid (path: string, why: string): RolloutError {
@@ -87,7 +83,7 @@ function source (v: unknown, path: string): void {
 
 function target (v: unknown, path: string): Target {
   const t = record(v, path)
-  optStr(t.host, `${path}.host`, MAX_PEER_CHARS, PEER_RE)
+  optStr(t.host, `${path}.host`, MAX_PEER_CHARS, FEED_RE)
   optStr(t.tag, `${path}.tag`, MAX_TAG_CHARS, TAG_RE)
   // both would be an AND nobody asked for; neither means "every member"
   if (t.host !== undefined && t.tag !== undefined) throw invalid(path, 'names a host or a tag, not both')
@@ -109,7 +105,7 @@ function wave (v: unknown, path: string): Wave {
   if (selectors.length !== 1) throw invalid(path, 'needs exactly one of hosts, tag, count, percent')
   if (w.hosts !== undefined) {
     const hosts = list(w.hosts, `${path}.hosts`, 1, MAX_WAVE_HOSTS)
-    hosts.forEach((h, i) => str(h, `${path}.hosts[${i}]`, MAX_PEER_CHARS, PEER_RE))
+    hosts.forEach((h, i) => str(h, `${path}.hosts[${i}]`, MAX_PEER_CHARS, FEED_RE))
   }
   optStr(w.tag, `${path}.tag`, MAX_TAG_CHARS, TAG_RE)
   optInt(w.count, `${path}.count`, 1)

@@ -9,6 +9,7 @@
 // at most MAX_KEYS_PER_ENTRY = 40 sealed keys (≈ 50 KB) and MAX_MEMBERS = 128 members of at most
 // ~100 bytes each (≈ 13 KB): a room has at most 40 member hosts and 128 (host, agent) members.
 import { createHash } from 'node:crypto'
+import { PEER_ID_RE } from '../../crypto/ids.js'
 import { AuditError } from '../audit/errors.js'
 import { decodeCanonical, encodeCanonical } from '../audit/codec.js'
 import type { BodyValidator } from '../audit/types.js'
@@ -41,7 +42,6 @@ export const MAX_HISTORY_FRAME_BYTES = HISTORY_BATCH * (MAX_FRAME_BYTES + 8) + 6
 // are Ed25519 libp2p peer ids, always this 52-character base58btc form.
 const ROOM_ID_RE = /^[0-9a-f]{32}$/
 const AGENT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/
-const PEER_ID_RE = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/
 
 export type HistoryMode = 'joined' | 'shared'
 

@@ -12,7 +12,7 @@ import type { HybridCrypto } from '../../crypto/noise/crypto.js'
 import type { HandshakeVector } from '../../crypto/noise/vectors.js'
 
 interface VectorFile { protocol: string, vectors: Array<HandshakeVector & { vector_index: number, base: number }> }
-const file = JSON.parse(readFileSync(new URL('../../../shared/vectors/noise-xxhfs-mlkem768.json', import.meta.url), 'utf8')) as VectorFile
+const file = JSON.parse(readFileSync(new URL('../vectors/noise-xxhfs-mlkem768.json', import.meta.url), 'utf8')) as VectorFile
 
 const hex = (bytes: Uint8Array | undefined): string => Buffer.from(bytes ?? ZEROLEN).toString('hex')
 
