@@ -1,4 +1,4 @@
-// Invite codes and the pairing proof (DESIGN §2).
+// Invite codes and the pairing proof (docs/architecture.md, membership).
 //
 // A code is `fm1-` + base32 (RFC 4648 alphabet, lowercase, no padding) of
 //   payload || checksum

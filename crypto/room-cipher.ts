@@ -1,4 +1,4 @@
-// Room messages (DESIGN §6): the body is XChaCha20-Poly1305 under the room's epoch key, with
+// Room messages (docs/architecture.md, rooms): the body is XChaCha20-Poly1305 under the room's epoch key, with
 // the canonical header (every field but the ciphertext) as associated data, so a relay can
 // neither read a message nor move it to another room, epoch, sender, agent, seq or time.
 //

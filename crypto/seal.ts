@@ -1,4 +1,4 @@
-// Sealing a room's epoch key to one member host (DESIGN §6): HPKE (RFC 9180) base mode with
+// Sealing a room's epoch key to one member host (docs/architecture.md, rooms): HPKE (RFC 9180) base mode with
 // KEM X-Wing, KDF HKDF-SHA256, AEAD ChaCha20-Poly1305, to the host's static X-Wing key.
 //
 // Sealed layout (fixed size, 1169 bytes):  version(1) = 0x01 || enc(1120) || ct(32 + 16 tag)

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { ClosureError, NixosError } from './errors.js'
+import { ClosureError, NixCommandError, NixosError } from './errors.js'
 import { assertStorePath, commandLine, runNix, spawnNix, storeArgs, waitNix, type NixOptions } from './nix.js'
 
 /** One store path's metadata, as `nix path-info --json --sigs` reports it. */
@@ -90,6 +90,42 @@ export async function importClosure (source: AsyncIterable<Uint8Array>, expected
     return staged.map(i => ({ ...i, signatures: expected.get(i.path)?.signatures ?? [] }))
   } finally {
     await rm(staging, { recursive: true, force: true })
+  }
+}
+
+export interface NixClosureStoreOptions {
+  /** The store root, Nix config and timeouts of every command. */
+  nix?: NixOptions
+  /** When set, every imported path needs a Nix signature by one of these keys (`name:base64`). */
+  trustedPublicKeys?: string[]
+  /** Where imports are staged; default the OS temp dir. */
+  tmpDir?: string
+}
+
+/** One Nix store as the mesh's closure transfer sees it: what it serves and what it takes in. */
+export class NixClosureStore {
+  private readonly nix: NixOptions
+
+  constructor (private readonly opts: NixClosureStoreOptions = {}) {
+    this.nix = opts.nix ?? {}
+  }
+
+  /** The closure's metadata when `path` is valid in this store, else null. */
+  async info (path: string): Promise<PathInfo[] | null> {
+    try {
+      return await closureInfo(path, this.nix)
+    } catch (err) {
+      if (err instanceof NixCommandError && err.code === 'NIX_COMMAND_FAILED' && err.stderrTail.includes('is not valid')) return null
+      throw err
+    }
+  }
+
+  export (path: string): AsyncIterable<Uint8Array> {
+    return exportClosure(path, this.nix)
+  }
+
+  async import (source: AsyncIterable<Uint8Array>, path: string, expected: PathInfo[], opts: { maxBytes?: number } = {}): Promise<PathInfo[]> {
+    return await importClosure(source, path, { ...this.nix, expected, trustedPublicKeys: this.opts.trustedPublicKeys, tmpDir: this.opts.tmpDir, maxBytes: opts.maxBytes })
   }
 }
 

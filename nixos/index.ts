@@ -10,4 +10,7 @@ export {
 } from './health.js'
 export { Journal, newApplyId, encodeRecord, decodeRecord, type ApplyRecord, type ApplyPhase, type JournalDb } from './journal.js'
 export { DeployEngine, type DeployEvent, type ApplyOutcome, type ApplyRequest, type EngineOptions } from './engine.js'
-export { closureInfo, exportClosure, importClosure, fingerprint, nixBase32, parsePathInfos, type PathInfo, type ImportOptions } from './closure.js'
+export {
+  closureInfo, exportClosure, importClosure, fingerprint, nixBase32, parsePathInfos, NixClosureStore,
+  type PathInfo, type ImportOptions, type NixClosureStoreOptions
+} from './closure.js'

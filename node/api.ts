@@ -1,7 +1,8 @@
 // The local control API: loopback HTTP guarded by a bearer token kept in a 0600 file in the
 // data dir, so only users who can read the data dir can drive the daemon. Features register
 // their routes here; the server knows nothing of what they do.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer } from './http.js'
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import type { AddressInfo } from 'node:net'

@@ -1,20 +1,18 @@
 // The operator's single entry point. Human output by default, --json on every query, and
 // exit codes scripts can rely on: 0 ok, 1 failed, 2 usage, 3 daemon not running, 4 locked,
 // 5 refused (pairing refused, verification failed).
+// `--help` and the commands that only call the daemon load commander and the client alone: the
+// node (libp2p, level, the protocols) is imported inside the actions that run it or open its store.
 import { Command, CommanderError } from 'commander'
 import { createReadStream, existsSync } from 'node:fs'
-import { pino } from 'pino'
 import { dataPaths, defaultDataDir } from './config.js'
-import { ControlClient } from './client.js'
-import { runDaemon } from './daemon.js'
-import { initHost } from './init.js'
+import { ControlClient, runningDaemon } from './client.js'
 import { registerRoomCommands } from './cli-rooms.js'
-import { registerDeployCommands } from './cli-deploy.js'
-import { MeshNode } from './mesh.js'
-import { runningDaemon, viaDaemonOrStore } from './offline.js'
-import { entryRow, type EntryRow, type MemberRow, type NodeStatus, type PeerInfo } from './routes.js'
+import { registerDeployCommands } from './deploy/cli.js'
+import type { OfflineStore } from './offline.js'
+import type { EntryRow, MemberRow, NodeStatus, PeerInfo } from './routes.js'
 import type { IssuedInvite, JoinResult } from './pairing.js'
-import { exportJsonl, verifyJsonl, type VerifyAllResult } from '../protocols/audit/index.js'
+import type { VerifyAllResult } from '../protocols/audit/index.js'
 
 const EXIT: Record<string, number> = { DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4, REFUSED: 5 }
 const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
@@ -52,12 +50,21 @@ function printVerify (r: VerifyAllResult | { ok: false, entries: number, feed: s
 
 /** With no daemon running, `join` runs the node just long enough to pair and catch up. */
 async function joinWithoutDaemon (dataDir: string, code: string): Promise<JoinResult> {
+  const [{ MeshNode }, { pino }] = await Promise.all([import('./mesh.js'), import('pino')])
   const node = await MeshNode.start({ dataDir, logger: pino({ level: 'warn' }, pino.destination(2)) })
   try {
     return await node.join(code)
   } finally {
     await node.stop()
   }
+}
+
+/** Runs `online` against the daemon when one answers, else `offline` on the store itself. */
+async function viaDaemonOrStore<T> (dataDir: string, online: (c: ControlClient) => Promise<T>, offline: (s: OfflineStore) => Promise<T>): Promise<T> {
+  const daemon = await runningDaemon(dataDir)
+  if (daemon !== undefined) return online(daemon)
+  const { withOfflineStore } = await import('./offline.js')
+  return withOfflineStore(dataDir, offline)
 }
 
 export function buildCli (): Command {
@@ -78,6 +85,7 @@ export function buildCli (): Command {
     .option('--json', 'machine-readable output')
     .action(async (o: { mesh?: string, tag?: string[], listen?: string[], json?: boolean }) => {
       if (o.tag !== undefined && o.mesh === undefined) throw new CommanderError(2, 'fleetmesh.usage', '--tag needs --mesh (other hosts get their tags from their invite)')
+      const { initHost } = await import('./init.js')
       const r = await initHost(globals().dataDir, { listen: o.listen, mesh: o.mesh, tags: o.tag })
       if (o.json === true) return out(JSON.stringify(r))
       out(`initialised ${r.dataDir}\npeer id: ${r.peerId}`)
@@ -92,7 +100,11 @@ export function buildCli (): Command {
     .option('--init', 'initialise the data dir first when it is not (embedded defaults)')
     .action(async (o: { listen?: string[], bootstrap?: string[], health?: string, init?: boolean }) => {
       const dataDir = globals().dataDir
-      if (o.init === true && !existsSync(dataPaths(dataDir).config)) out(`initialised ${(await initHost(dataDir, {})).dataDir}`)
+      if (o.init === true && !existsSync(dataPaths(dataDir).config)) {
+        const { initHost } = await import('./init.js')
+        out(`initialised ${(await initHost(dataDir, {})).dataDir}`)
+      }
+      const { runDaemon } = await import('./daemon.js')
       await runDaemon({ dataDir, listen: o.listen, bootstrap: o.bootstrap, healthFile: o.health }, out)
     })
 
@@ -219,6 +231,7 @@ export function buildCli (): Command {
         if (o.limit !== undefined) q.set('limit', o.limit)
         return c.get<EntryRow[]>(`/v1/audit/log?${q.toString()}`)
       }, async ({ store }) => {
+        const { entryRow } = await import('./routes.js')
         const rows: EntryRow[] = []
         for await (const s of store.log({ kind: o.kind, since, limit: o.limit !== undefined ? Number(o.limit) : undefined })) {
           if (o.feed === undefined || s.entry.feed === o.feed) rows.push(entryRow(s))
@@ -236,7 +249,10 @@ export function buildCli (): Command {
     .option('--file <jsonl>', 'verify an export file instead of this host\'s store')
     .option('--json', 'machine-readable output')
     .action(async (o: { file?: string, json?: boolean }) => {
-      if (o.file !== undefined) return printVerify(await verifyJsonl(createReadStream(o.file)), o.json === true)
+      if (o.file !== undefined) {
+        const { verifyJsonl } = await import('../protocols/audit/index.js')
+        return printVerify(await verifyJsonl(createReadStream(o.file)), o.json === true)
+      }
       const r = await viaDaemonOrStore(globals().dataDir,
         async (c) => c.post<VerifyAllResult | { ok: false, entries: number, feed: string, seq: number, code: string, reason: string }>('/v1/audit/verify'),
         async ({ store }) => store.verifyAll())
@@ -250,7 +266,10 @@ export function buildCli (): Command {
         const res = await fetch(`${c.url}/v1/audit/export`, { headers: { authorization: `Bearer ${c.token}` } })
         if (!res.ok || res.body === null) throw new Error(`export failed: HTTP ${res.status}`)
         for await (const chunk of res.body) if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve))
-      }, async ({ store }) => { await exportJsonl(store, process.stdout) })
+      }, async ({ store }) => {
+        const { exportJsonl } = await import('../protocols/audit/index.js')
+        await exportJsonl(store, process.stdout)
+      })
     })
 
   registerDeployCommands(program, client)

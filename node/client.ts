@@ -48,3 +48,15 @@ export class ControlClient {
   async get<T> (path: string): Promise<T> { return this.request<T>('GET', path) }
   async post<T> (path: string, body?: unknown): Promise<T> { return this.request<T>('POST', path, body ?? {}) }
 }
+
+/** A client of the data dir's daemon if one answers, else undefined. */
+export async function runningDaemon (dataDir: string): Promise<ControlClient | undefined> {
+  try {
+    const client = await ControlClient.forDataDir(dataDir)
+    await client.get('/v1/status')
+    return client
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'DAEMON_NOT_RUNNING') throw err
+    return undefined
+  }
+}

@@ -1,5 +1,6 @@
 // `fleetmesh start`: run a node in the foreground until SIGINT/SIGTERM, then close it in
 // order so the store is consistent (a kill -9 is covered by the store's atomic batches).
+import { runtimeEnv } from './config.js'
 import { MeshNode, type MeshNodeOptions } from './mesh.js'
 
 /** Resolves once the node has stopped after a signal; rejects if it cannot start or stop. */
@@ -10,7 +11,7 @@ export async function runDaemon (opts: MeshNodeOptions, out: (line: string) => v
     process.once('SIGINT', () => resolve('SIGINT'))
     process.once('SIGTERM', () => resolve('SIGTERM'))
   })
-  const node = await MeshNode.start(opts)
+  const node = await MeshNode.start({ ...runtimeEnv(), ...opts })
   out(`peer id: ${node.identity.peerId.toString()}`)
   for (const a of node.addresses()) out(`listening: ${a}`)
   out(`control api: ${node.apiUrl}`)

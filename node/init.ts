@@ -3,7 +3,8 @@
 import { promises as fs } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { createIdentity } from '../crypto/identity.js'
-import { DEFAULT_CONFIG, dataPaths, writeConfig } from './config.js'
+import { DEFAULT_CONFIG, dataPaths } from './config.js'
+import { writeConfig } from './config-file.js'
 import { NodeError } from './errors.js'
 import { withOfflineStore } from './offline.js'
 

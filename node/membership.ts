@@ -1,13 +1,15 @@
 // Membership on a running host: keeps the member view (a pure fold of the audit log) current,
-// turns it into the connection gate and the gossip score, hangs up on revoked peers, and
-// runs the inviter's side of pairing. The decisions themselves live in protocols/membership.
+// turns it into the connection gate and the gossip score, reports revoked peers for the node to
+// hang up on, and signs an admin's grants and revokes. The decisions themselves live in
+// protocols/membership.
 import { EventEmitter } from 'node:events'
 import type { Connection, ConnectionGater, PeerId } from '@libp2p/interface'
 import type { MultiaddrConnection } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
-import { applyEntry, createMembershipState, isAdmin, isMember, viewOf, type MemberView, type MembershipState } from '../protocols/membership/index.js'
+import { applyEntry, createMembershipState, isAdmin, isMember, viewOf, type MemberView, type MembershipState, type Role } from '../protocols/membership/index.js'
 import { RateLimiter } from '../protocols/pairing/index.js'
+import { NodeError } from './errors.js'
 import type { MeshMeta, MetaStore } from './meta.js'
 
 export const MEMBERSHIP_KINDS = ['genesis', 'admit', 'grant', 'revoke'] as const
@@ -45,9 +47,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   static async open (store: AuditStore, metaStore: MetaStore, self: string, log: Logger): Promise<Membership> {
     const m = new Membership(store, metaStore, self, log)
+    // Subscribed before the scan so an entry landing during it is not missed; one the scan
+    // also reads is applied once, since applyEntry ignores an entry it already holds.
+    store.on('entry', (s) => { m.onEntry(s) })
     const meta = await metaStore.mesh()
     if (meta !== undefined) await m.adopt(meta)
-    store.on('entry', (s) => { m.onEntry(s) })
     return m
   }
 
@@ -125,6 +129,28 @@ export class Membership extends EventEmitter<MembershipEvents> {
       },
       denyOutboundEncryptedConnection: (peer: PeerId) => this.isRevoked(peer.toString())
     }
+  }
+
+  /** `fleetmesh grant`: an admin changes a member's role and/or tags. */
+  async grant (peer: string, change: { role?: Role, tags?: string[] }): Promise<{ peer: string, role?: Role, tags?: string[] }> {
+    if (!this.isAdmin(this.self)) throw new NodeError('NOT_ADMIN', 'only admins may grant')
+    if (!this.isMember(peer)) throw new NodeError('API_NOT_FOUND', `${peer} is not a member`)
+    if (change.role === undefined && change.tags === undefined) throw new NodeError('API_BAD_REQUEST', 'name a role or tags to grant')
+    const body = { peer, ...(change.role !== undefined ? { role: change.role } : {}), ...(change.tags !== undefined ? { tags: change.tags } : {}) }
+    await this.store.append('grant', body)
+    return body
+  }
+
+  /** `fleetmesh revoke`: an admin's signed revoke; every host then hangs up on the peer. */
+  async revoke (peer: string, reason?: string): Promise<{ peer: string, after: number }> {
+    if (!this.isAdmin(this.self)) throw new NodeError('NOT_ADMIN', 'only admins may revoke')
+    const view = this.view()
+    if (view === undefined || (!view.members.has(peer) && !view.revoked.has(peer))) throw new NodeError('API_NOT_FOUND', `${peer} is not a member`)
+    if (peer === this.self) throw new NodeError('API_BAD_REQUEST', 'a host cannot revoke itself')
+    // Entries the peer wrote up to what this host holds keep their authority; later ones lose it.
+    const after = this.store.head(peer)?.seq ?? -1
+    await this.store.append('revoke', { peer, after, ...(reason !== undefined ? { reason } : {}) })
+    return { peer, after }
   }
 
   /** Called for every new connection: strangers get a deadline to finish pairing. */

@@ -1,43 +1,32 @@
 // The composition root of a host: identity, store, membership, libp2p, replication and the
 // control API, opened in dependency order and closed in reverse. Features attach here.
-import { Level } from 'level'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Level } from 'level'
 import { pino, type Logger } from 'pino'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { loadIdentity, type HostIdentity } from '../crypto/identity.js'
-import { AuditStore, AuditSync, Witness, auditSublevel, createKindRegistry, type KindRegistry } from '../protocols/audit/index.js'
-import { registerMembershipKinds } from '../protocols/membership/index.js'
-import { rolloutSchemas } from '../protocols/rollout/index.js'
-import { registerRoomKinds } from '../protocols/rooms/index.js'
+import { AuditSync, Witness, type AuditStore } from '../protocols/audit/index.js'
 import { attachRooms, type Rooms } from './rooms.js'
-import { DeployAgent } from './deploy.js'
-import { registerDeployRoutes } from './deploy-routes.js'
+import { registerDeployRoutes, startNixDeploy, type DeployAgent } from './deploy/index.js'
 import { attachObservability } from './observe.js'
-import { readConfig, writeConfig, dataPaths, parseHealthFile, type NodeConfig } from './config.js'
+import { dataPaths, type ListenAddress, type NodeConfig } from './config.js'
+import { readConfig, writeConfig, parseHealthFile } from './config-file.js'
 import { lockDataDir } from './lock.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
 import { ApiServer, loadOrCreateToken, writeEndpoint } from './api.js'
 import { MetaStore } from './meta.js'
 import { Membership } from './membership.js'
 import { Pairing, type JoinResult } from './pairing.js'
-import { NodeError } from './errors.js'
 import { NodeMetrics } from './metrics.js'
+import { Redialer } from './redial.js'
 import { registerCoreRoutes } from './routes.js'
+import { openAuditStore, openDb } from './store.js'
 import { promises as fs } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 
-const REDIAL_MS = 5_000
 /** multicodec of /p2p/ID, stripped from our own addresses when writing them to the config */
 const P2P_CODE = 421
-/** Members this host keeps connections to beyond its bootstrap peers; gossip does the rest. */
-const TARGET_MEMBER_CONNECTIONS = 8
-
-/** The /p2p/ID component of an address, if it has one. */
-export function peerIdOf (ma: Multiaddr): string | undefined {
-  return ma.getComponents().findLast((c) => c.name === 'p2p')?.value
-}
 
 async function nixInstalled (): Promise<boolean> {
   try {
@@ -55,27 +44,17 @@ export interface MeshNodeOptions {
   bootstrap?: string[]
   /** a health-check file replacing the config's checks (the NixOS module writes one) */
   healthFile?: string
+  /** used instead of a pino logger to stderr at `logLevel` */
   logger?: Logger
-}
-
-/** Every kind of entry this build interprets, registered once for the store to validate. */
-export function createNodeKindRegistry (): KindRegistry {
-  const kinds = createKindRegistry()
-  registerMembershipKinds(kinds)
-  for (const [kind, validator] of Object.entries(rolloutSchemas)) kinds.register(kind, validator)
-  registerRoomKinds(kinds)
-  return kinds
-}
-
-/** Opens the audit store of a data dir's db: shared by the daemon and offline commands. */
-export async function openAuditStore (db: Level<string, Uint8Array>, identity: HostIdentity): Promise<AuditStore> {
-  return AuditStore.open({ db: auditSublevel(db), privateKey: identity.privateKey, kinds: createNodeKindRegistry() })
+  /** from config.ts's runtimeEnv, like `metricsListen`: info by default */
+  logLevel?: string
+  metricsListen?: ListenAddress
 }
 
 export class MeshNode {
   readonly startedAt = Date.now()
   readonly metrics = new NodeMetrics()
-  private redialTimer?: NodeJS.Timeout
+  private redialer!: Redialer
   private stopping?: Promise<void>
   private readonly closers: Array<() => Promise<void> | void> = []
   readonly bootstrap: Set<string>
@@ -106,7 +85,7 @@ export class MeshNode {
 
   static async start (opts: MeshNodeOptions): Promise<MeshNode> {
     const paths = dataPaths(opts.dataDir)
-    const log = opts.logger ?? pino({ name: 'fleetmesh', level: process.env.FLEETMESH_LOG_LEVEL ?? 'info' }, pino.destination(2))
+    const log = opts.logger ?? pino({ name: 'fleetmesh', level: opts.logLevel ?? 'info' }, pino.destination(2))
     const fileConfig = await readConfig(opts.dataDir)
     const config: NodeConfig = {
       ...fileConfig,
@@ -118,8 +97,7 @@ export class MeshNode {
     const undo: Array<() => Promise<void> | void> = [lock.release]
     try {
       const identity = await loadIdentity(paths.identity)
-      const db = new Level<string, Uint8Array>(paths.db, { valueEncoding: 'view' })
-      await db.open()
+      const db = await openDb(paths.db)
       undo.unshift(async () => { await db.close() })
       const store = await openAuditStore(db, identity)
       undo.unshift(async () => { await store.close() })
@@ -129,7 +107,7 @@ export class MeshNode {
       node.closers.push(...undo.reverse())
       undo.length = 0
       try {
-        await node.open(paths)
+        await node.open(paths, opts.metricsListen)
         if (opts.listen === undefined) await node.pinListenPorts(fileConfig)
       } catch (err) {
         await node.stop().catch(() => {})
@@ -143,7 +121,7 @@ export class MeshNode {
   }
 
   /** Everything after the store: each step registers its own closer before the next. */
-  private async open (paths: ReturnType<typeof dataPaths>): Promise<void> {
+  private async open (paths: ReturnType<typeof dataPaths>, metricsListen: ListenAddress | undefined): Promise<void> {
     const libp2p = await createMeshLibp2p({
       privateKey: this.identity.privateKey,
       listen: this.config.listen,
@@ -180,7 +158,19 @@ export class MeshNode {
     this.api = new ApiServer(await loadOrCreateToken(paths.apiToken), this.log)
     this.apiUrl = await this.api.listen(this.config.api.host, this.config.api.port)
     this.closers.push(async () => { await this.api.close() })
-    registerCoreRoutes(this)
+    registerCoreRoutes({
+      api: this.api,
+      peerId: this.peerId,
+      dataDir: this.dataDir,
+      startedAt: this.startedAt,
+      addresses: () => this.addresses(),
+      libp2p,
+      membership: this.membership,
+      store: this.store,
+      pairing: this.pairing,
+      join: async (code) => this.join(code),
+      deployStatus: async () => this.deploy === undefined ? null : this.deploy.status()
+    })
     this.rooms = await attachRooms({
       libp2p,
       store: this.store,
@@ -196,20 +186,37 @@ export class MeshNode {
     })
     this.closers.push(async () => { await this.rooms.service.stop() })
 
-    if (await nixInstalled()) {
-      const deploy = new DeployAgent(this.peerId, this.store, this.sync, this.membership, libp2p, this.config.deploy, this.db, this.metrics, this.log)
-      await deploy.start()
-      this.deploy = deploy
-      this.closers.push(async () => { await deploy.stop() })
+    const deploy = await nixInstalled()
+      ? await startNixDeploy({ self: this.peerId, store: this.store, catchUp: this.sync, membership: this.membership, libp2p, config: this.config.deploy, db: this.db, metrics: this.metrics, log: this.log })
+      : undefined
+    if (deploy !== undefined) {
+      this.deploy = deploy.agent
+      this.closers.push(deploy.stop)
     } else {
       this.log.warn('Nix is not installed: this host will not apply releases (apt-get install nix-bin)')
     }
-    registerDeployRoutes(this)
-    attachObservability(this)
+    registerDeployRoutes({ api: this.api, self: this.peerId, libp2p, deploy })
+    this.closers.push(attachObservability({
+      self: this.peerId,
+      metrics: this.metrics,
+      log: this.log,
+      api: this.api,
+      libp2p,
+      store: this.store,
+      sync: this.sync,
+      membership: this.membership,
+      rooms: this.rooms.service,
+      healthChecks: this.config.deploy.healthChecks,
+      deploy: this.deploy,
+      metricsListen
+    }))
     await writeEndpoint(paths.apiEndpoint, { url: this.apiUrl, pid: process.pid })
     this.closers.push(async () => { await fs.rm(paths.apiEndpoint, { force: true }) })
 
-    this.startRedial()
+    const redialer = new Redialer({ self: this.peerId, libp2p, membership: this.membership, meta: this.meta, bootstrap: this.bootstrap, log: this.log })
+    redialer.start()
+    this.redialer = redialer
+    this.closers.push(() => { redialer.stop() })
     this.log.info({ peer: this.peerId, addresses: this.addresses(), api: this.apiUrl, mesh: this.membership.mesh()?.meshId }, 'node started')
   }
 
@@ -247,76 +254,19 @@ export class MeshNode {
     return [...new Set(out)]
   }
 
-  /** Bootstrap peers and known members are redialled while disconnected. */
-  private startRedial (): void {
-    const tick = (): void => { void this.redial().catch((err: Error) => { this.log.debug({ err: err.message }, 'redial failed') }) }
-    tick()
-    this.redialTimer = setInterval(tick, REDIAL_MS)
-    this.redialTimer.unref()
-  }
-
-  /** Dials what should be connected and is not; `now` is exposed for after a join. */
-  async redial (): Promise<void> {
-    const connected = new Set(this.libp2p.getPeers().map(String))
-    const targets: Multiaddr[] = []
-    for (const a of this.bootstrap) {
-      const ma = multiaddr(a)
-      const id = peerIdOf(ma)
-      if (id !== this.peerId && (id === undefined || !connected.has(id))) targets.push(ma)
-    }
-    const view = this.membership.view()
-    if (view !== undefined) {
-      const connectedMembers = [...connected].filter((p) => this.membership.isMember(p)).length
-      let budget = TARGET_MEMBER_CONNECTIONS - connectedMembers
-      const known = await this.meta.addresses()
-      for (const [peer, addrs] of known) {
-        if (budget <= 0) break
-        if (peer === this.peerId || connected.has(peer) || !this.membership.isMember(peer)) continue
-        targets.push(...addrs.map((a) => multiaddr(a)))
-        budget--
-      }
-    }
-    await Promise.all(targets.map(async (ma) => {
-      await this.libp2p.dial(ma).catch((err: Error) => { this.log.debug({ addr: ma.toString(), err: err.message }, 'dial failed') })
-    }))
-  }
-
   /** `fleetmesh join`: pair through an invite code, adopt its mesh, catch up its log. */
   async join (code: string): Promise<JoinResult> {
     return this.pairing.join(code, (addrs) => {
       for (const a of addrs) this.bootstrap.add(a)
       // Syncs refused while this host was a stranger are retried now that it is trusted.
-      void this.redial().then(async () => {
+      void this.redialer.redial().then(async () => {
         for (const p of this.libp2p.getPeers()) await this.sync.syncWith(p).catch(() => {})
       })
     })
   }
 
-  /** `fleetmesh grant`: an admin changes a member's role and/or tags. */
-  async grant (peer: string, change: { role?: 'admin' | 'host', tags?: string[] }): Promise<{ peer: string, role?: string, tags?: string[] }> {
-    if (!this.membership.isAdmin(this.peerId)) throw new NodeError('NOT_ADMIN', 'only admins may grant')
-    if (!this.membership.isMember(peer)) throw new NodeError('API_NOT_FOUND', `${peer} is not a member`)
-    if (change.role === undefined && change.tags === undefined) throw new NodeError('API_BAD_REQUEST', 'name a role or tags to grant')
-    const body = { peer, ...(change.role !== undefined ? { role: change.role } : {}), ...(change.tags !== undefined ? { tags: change.tags } : {}) }
-    await this.store.append('grant', body)
-    return body
-  }
-
-  /** `fleetmesh revoke`: an admin's signed revoke; every host then hangs up on the peer. */
-  async revoke (peer: string, reason?: string): Promise<{ peer: string, after: number }> {
-    if (!this.membership.isAdmin(this.peerId)) throw new NodeError('NOT_ADMIN', 'only admins may revoke')
-    const view = this.membership.view()
-    if (view === undefined || (!view.members.has(peer) && !view.revoked.has(peer))) throw new NodeError('API_NOT_FOUND', `${peer} is not a member`)
-    if (peer === this.peerId) throw new NodeError('API_BAD_REQUEST', 'a host cannot revoke itself')
-    // Entries the peer wrote up to what this host holds keep their authority; later ones lose it.
-    const after = this.store.head(peer)?.seq ?? -1
-    await this.store.append('revoke', { peer, after, ...(reason !== undefined ? { reason } : {}) })
-    return { peer, after }
-  }
-
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
-      clearInterval(this.redialTimer)
       for (const close of this.closers.reverse()) await close()
       this.log.info('node stopped')
     })()

@@ -2,15 +2,22 @@
 // the control API, and on a separate unauthenticated listener when FLEETMESH_METRICS_LISTEN is
 // set), event logs with stable keys, and the live fleet view: the page in node/web/ and the
 // SSE stream of fleet snapshots it renders.
-import { createServer, type Server, type ServerResponse } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
+import { createServer } from './http.js'
 import { readFileSync, readdirSync } from 'node:fs'
-import type { MeshNode } from './mesh.js'
+import type { Logger } from 'pino'
+import type { ApiServer } from './api.js'
+import type { ListenAddress } from './config.js'
 import { NodeError } from './errors.js'
+import type { MeshLibp2p } from './libp2p.js'
+import type { Membership } from './membership.js'
+import type { NodeMetrics } from './metrics.js'
 import { entryRow, type EntryRow } from './routes.js'
-import { checkName } from '../nixos/index.js'
-import { HEADS_TOPIC, type StoredEntry } from '../protocols/audit/index.js'
+import { checkName, type HealthCheck } from '../nixos/index.js'
+import { HEADS_TOPIC, type AuditStore, type AuditSync, type StoredEntry } from '../protocols/audit/index.js'
 import { decodeAnnouncement } from '../protocols/audit/wire.js'
 import type { Flag, ReleaseStatus } from '../protocols/rollout/index.js'
+import type { RoomService } from '../protocols/rooms/index.js'
 
 /** How often a connected fleet view gets a snapshot when nothing changed. */
 export const SNAPSHOT_INTERVAL_MS = 1_000
@@ -50,6 +57,25 @@ const PAGE_HEADERS = {
 
 interface Asset { type: string, body: string }
 
+/** What observability watches and serves: the node's parts, never the node. */
+export interface ObservabilityComponents {
+  self: string
+  metrics: NodeMetrics
+  log: Logger
+  api: Pick<ApiServer, 'route'>
+  libp2p: Pick<MeshLibp2p, 'getPeers' | 'addEventListener' | 'services'>
+  store: AuditStore
+  sync: Pick<AuditSync, 'on'>
+  membership: Pick<Membership, 'view' | 'mesh' | 'on'>
+  rooms: Pick<RoomService, 'on'>
+  /** the configured checks: a host signs apply-ok only once every one of them stayed clean */
+  healthChecks: HealthCheck[]
+  /** absent where deploys are disabled */
+  deploy?: { releases: (online: (peer: string) => boolean) => ReleaseStatus[], flags: () => Flag[] }
+  /** where to serve /metrics without the API token as well (FLEETMESH_METRICS_LISTEN) */
+  metricsListen?: ListenAddress
+}
+
 /** node/web/ read once: a handful of small files, served from memory. */
 function loadAssets (): Map<string, Asset> {
   const out = new Map<string, Asset>()
@@ -83,23 +109,22 @@ class HostStates {
   }
 }
 
-export function attachObservability (node: MeshNode): void {
-  const m = node.metrics
-  const log = node.log
-  const pubsub = node.libp2p.services.pubsub
+/** Wires the counters to the node's events and serves /metrics, the fleet view and its stream; returns the closer. */
+export function attachObservability (c: ObservabilityComponents): () => void {
+  const { self, metrics: m, log, api, libp2p, store, sync, membership, rooms } = c
   /** newest seq any peer announced per feed: the reference the lag is measured against */
   const newestKnown = new Map<string, number>()
   const hostStates = new HostStates()
   // Entries arriving during the scan are folded twice: add() keeps the newest, so that is harmless.
   const scanned = (async () => {
-    for (const kind of OUTCOME_KINDS) for await (const s of node.store.log({ kind })) hostStates.add(s)
+    for (const kind of OUTCOME_KINDS) for await (const s of store.log({ kind })) hostStates.add(s)
   })()
 
   const refresh = (): void => {
-    m.peersConnected.set(node.libp2p.getPeers().length)
-    m.members.set(node.membership.view()?.members.size ?? 0)
-    m.equivocations.set(node.store.forkedFeeds().size)
-    for (const [feed, seq] of newestKnown) m.feedLag.set({ feed }, Math.max(0, seq - (node.store.head(feed)?.seq ?? -1)))
+    m.peersConnected.set(libp2p.getPeers().length)
+    m.members.set(membership.view()?.members.size ?? 0)
+    m.equivocations.set(store.forkedFeeds().size)
+    for (const [feed, seq] of newestKnown) m.feedLag.set({ feed }, Math.max(0, seq - (store.head(feed)?.seq ?? -1)))
   }
 
   const viewers = new Set<ServerResponse>()
@@ -109,15 +134,15 @@ export function attachObservability (node: MeshNode): void {
     changeTimer = setTimeout(() => { changeTimer = undefined; void broadcast() }, CHANGE_DEBOUNCE_MS)
   }
 
-  node.store.on('entry', (s) => {
+  store.on('entry', (s) => {
     const e = s.entry
-    const own = e.feed === node.peerId
+    const own = e.feed === self
     m.logEntries.inc({ event: own ? 'appended' : 'received', reason: '' })
     hostStates.add(s)
     if (!own) log.debug({ feed: e.feed, seq: e.seq, kind: e.kind }, 'audit: entry received')
     else if (e.kind === 'apply-ok') {
       // apply-ok is signed only once every configured check stayed clean through the soak
-      for (const c of node.config.deploy.healthChecks) m.healthChecks.inc({ check: checkName(c), result: 'ok' })
+      for (const check of c.healthChecks) m.healthChecks.inc({ check: checkName(check), result: 'ok' })
     } else if (e.kind === 'health') {
       // The deploy agent records a failed check only as this entry: its one log line is here.
       const b = e.body as { release?: string, check?: string, ok?: boolean }
@@ -125,26 +150,27 @@ export function attachObservability (node: MeshNode): void {
     }
     changed()
   })
-  node.store.on('equivocation', (p) => {
+  store.on('equivocation', (p) => {
     m.logEntries.inc({ event: 'rejected', reason: 'EQUIVOCATION' })
     log.error({ feed: p.feed, seq: p.seq }, 'audit: feed signed two different entries at one seq')
     changed()
   })
-  node.sync.on('penalty', (p) => { m.logEntries.inc({ event: 'rejected', reason: p.error.code }) })
-  node.sync.on('ban', (peer) => { log.warn({ peer }, 'audit sync: peer banned for repeated protocol offences') })
-  node.membership.on('changed', changed)
-  node.libp2p.addEventListener('connection:open', changed)
-  node.libp2p.addEventListener('connection:close', changed)
+  sync.on('penalty', (p) => { m.logEntries.inc({ event: 'rejected', reason: p.error.code }) })
+  sync.on('ban', (peer) => { log.warn({ peer }, 'audit sync: peer banned for repeated protocol offences') })
+  membership.on('changed', changed)
+  libp2p.addEventListener('connection:open', changed)
+  libp2p.addEventListener('connection:close', changed)
 
-  node.rooms.service.on('message', (msg) => {
-    m.roomMessages.inc({ direction: msg.sender === node.peerId ? 'out' : 'in', result: 'ok' })
+  rooms.on('message', (msg) => {
+    const own = msg.sender === self
+    m.roomMessages.inc({ direction: own ? 'out' : 'in', result: 'ok' })
   })
-  node.rooms.service.on('rejected', (r) => {
+  rooms.on('rejected', (r) => {
     m.roomMessages.inc({ direction: 'in', result: r.code })
     log.warn({ room: r.room, peer: r.sender, seq: r.seq, code: r.code }, `rooms: ${r.message}`)
   })
 
-  pubsub.addEventListener('gossipsub:message', (evt) => {
+  libp2p.services.pubsub.addEventListener('gossipsub:message', (evt) => {
     const msg = evt.detail.msg
     m.gossipMessages.inc({ topic: msg.topic, direction: 'in' })
     if (msg.topic !== HEADS_TOPIC) return
@@ -152,19 +178,16 @@ export function attachObservability (node: MeshNode): void {
       for (const h of decodeAnnouncement(msg.data)) newestKnown.set(h.feed, Math.max(h.seq, newestKnown.get(h.feed) ?? -1))
     } catch { /* the sync's topic validator has already penalised the sender */ }
   })
-  // Gossipsub emits no event for a host's own publishes, so they are counted where they leave.
-  const publish = pubsub.publish.bind(pubsub)
-  pubsub.publish = async (topic: string, data?: Uint8Array) => {
-    const result = await publish(topic, data)
-    m.gossipMessages.inc({ topic, direction: 'out' })
-    return result
-  }
+  // Gossipsub emits no event for a host's own publishes: the sync and the rooms report theirs.
+  const published = (p: { topic: string }): void => { m.gossipMessages.inc({ topic: p.topic, direction: 'out' }) }
+  sync.on('published', published)
+  rooms.on('published', published)
 
   const metricsText = async (): Promise<string> => {
     refresh()
     return m.registry.metrics()
   }
-  node.api.route('GET', '/metrics', async (_req, res) => {
+  api.route('GET', '/metrics', async (_req, res) => {
     const body = await metricsText()
     res.writeHead(200, { 'content-type': m.registry.contentType })
     res.end(body)
@@ -172,21 +195,21 @@ export function attachObservability (node: MeshNode): void {
 
   const snapshot = async (): Promise<FleetSnapshot> => {
     await scanned
-    const online = new Set(node.libp2p.getPeers().map(String))
-    const isOnline = (peer: string): boolean => peer === node.peerId || online.has(peer)
-    const view = node.membership.view()
-    const mesh = node.membership.mesh()
+    const online = new Set(libp2p.getPeers().map(String))
+    const isOnline = (peer: string): boolean => peer === self || online.has(peer)
+    const view = membership.view()
+    const mesh = membership.mesh()
     const audit: EntryRow[] = []
-    for await (const s of node.store.log({ reverse: true, limit: RECENT_ENTRIES })) audit.push(entryRow(s))
+    for await (const s of store.log({ reverse: true, limit: RECENT_ENTRIES })) audit.push(entryRow(s))
     return {
       at: Date.now(),
-      self: node.peerId,
+      self: self,
       mesh: mesh === undefined ? null : { id: mesh.meshId, name: mesh.name },
-      members: [...(view?.members ?? [])].map(([peerId, mm]) => ({ peerId, role: mm.role, tags: mm.tags, online: isOnline(peerId), self: peerId === node.peerId })),
-      releases: (node.deploy?.releases(isOnline) ?? []).map((r) => ({ ...r, hosts: hostStates.of(r.id) })),
-      flagged: node.deploy?.flags() ?? [],
+      members: [...(view?.members ?? [])].map(([peerId, mm]) => ({ peerId, role: mm.role, tags: mm.tags, online: isOnline(peerId), self: peerId === self })),
+      releases: (c.deploy?.releases(isOnline) ?? []).map((r) => ({ ...r, hosts: hostStates.of(r.id) })),
+      flagged: c.deploy?.flags() ?? [],
       audit,
-      equivocations: (await node.store.equivocations()).map((p) => ({ feed: p.feed, seq: p.seq, detectedAt: p.detectedAt }))
+      equivocations: (await store.equivocations()).map((p) => ({ feed: p.feed, seq: p.seq, detectedAt: p.detectedAt }))
     }
   }
 
@@ -197,7 +220,7 @@ export function attachObservability (node: MeshNode): void {
     for (const res of viewers) res.write(frame)
   }
 
-  node.api.route('GET', '/v1/events', async (req, res) => {
+  api.route('GET', '/v1/events', async (req, res) => {
     if (viewers.size >= MAX_VIEWERS) throw new NodeError('API_BAD_REQUEST', `at most ${MAX_VIEWERS} fleet views at once`)
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
     res.write(`retry: ${SNAPSHOT_INTERVAL_MS}\n\nevent: snapshot\ndata: ${JSON.stringify(await snapshot())}\n\n`)
@@ -216,39 +239,38 @@ export function attachObservability (node: MeshNode): void {
   }
   // Every request needs the API token and a page cannot put it in a header, so the page's
   // assets carry it in their query string; the page then drops it from the address bar.
-  node.api.route('GET', '/ui', async (req, res) => {
+  api.route('GET', '/ui', async (req, res) => {
     const token = req.query.get('token') ?? ''
     if (!/^[0-9a-f]{64}$/.test(token)) throw new NodeError('API_BAD_REQUEST', 'open the fleet view as /ui?token=THE_API_TOKEN')
     const page = assets.get('index.html')
     serve(res, page === undefined ? undefined : { ...page, body: page.body.replaceAll('{{token}}', token) }, 'index.html')
   })
-  node.api.route('GET', '/ui/:file', async (req, res) => {
+  api.route('GET', '/ui/:file', async (req, res) => {
     serve(res, req.params.file === 'index.html' ? undefined : assets.get(req.params.file), req.params.file)
   })
 
-  const listen = process.env.FLEETMESH_METRICS_LISTEN
   let metricsServer: Server | undefined
-  if (listen !== undefined && listen !== '') {
-    serveMetrics(listen, metricsText, m.registry.contentType).then((s) => {
+  if (c.metricsListen !== undefined) {
+    const { host, port } = c.metricsListen
+    const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+    serveMetrics(c.metricsListen, metricsText, m.registry.contentType).then((s) => {
       metricsServer = s
       log.info({ listen }, 'metrics: serving /metrics without a token')
     }, (err: Error) => { log.error({ listen, err: err.message }, 'metrics: cannot listen') })
   }
-  node.libp2p.addEventListener('stop', () => {
+  return () => {
     clearInterval(tick)
     clearTimeout(changeTimer)
     metricsServer?.closeAllConnections()
     metricsServer?.close()
-  })
+  }
 }
 
 /**
- * The separate scrape endpoint (HOST:PORT): /metrics only, without the API token, for a
- * Prometheus on another address than the loopback control API.
+ * The separate scrape endpoint: /metrics only, without the API token, for a Prometheus on
+ * another address than the loopback control API.
  */
-export async function serveMetrics (listen: string, text: () => Promise<string>, contentType: string): Promise<Server> {
-  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(listen)
-  if (m === null) throw new NodeError('API_BAD_REQUEST', `FLEETMESH_METRICS_LISTEN must be HOST:PORT, not ${listen}`)
+export async function serveMetrics (listen: ListenAddress, text: () => Promise<string>, contentType: string): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404).end()
@@ -261,7 +283,7 @@ export async function serveMetrics (listen: string, text: () => Promise<string>,
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(Number(m[2]), m[1], () => { server.off('error', reject); resolve() })
+    server.listen(listen.port, listen.host, () => { server.off('error', reject); resolve() })
   })
   return server
 }

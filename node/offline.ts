@@ -1,13 +1,12 @@
-// Commands that read the store (audit verify/export/log) also work with no daemon running:
-// they open the data dir's db directly. With a daemon running they go through its API,
-// since LevelDB admits one process at a time.
+// A data dir's store opened by a command rather than by its daemon: `audit verify/export/log`
+// with no daemon running and `init --mesh`. LevelDB admits one process at a time, so while a
+// daemon runs the CLI goes through its API instead.
 import { Level } from 'level'
 import { loadIdentity, type HostIdentity } from '../crypto/identity.js'
 import type { AuditStore } from '../protocols/audit/index.js'
-import { ControlClient } from './client.js'
 import { dataPaths } from './config.js'
 import { NodeError } from './errors.js'
-import { openAuditStore } from './mesh.js'
+import { openAuditStore } from './store.js'
 import { MetaStore } from './meta.js'
 
 export interface OfflineStore { identity: HostIdentity, db: Level<string, Uint8Array>, store: AuditStore, meta: MetaStore }
@@ -31,22 +30,4 @@ export async function withOfflineStore<T> (dataDir: string, fn: (s: OfflineStore
   } finally {
     await db.close()
   }
-}
-
-/** A client of the data dir's daemon if one answers, else undefined. */
-export async function runningDaemon (dataDir: string): Promise<ControlClient | undefined> {
-  try {
-    const client = await ControlClient.forDataDir(dataDir)
-    await client.get('/v1/status')
-    return client
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'DAEMON_NOT_RUNNING') throw err
-    return undefined
-  }
-}
-
-/** Runs `online` against the daemon when one answers, else `offline` on the store itself. */
-export async function viaDaemonOrStore<T> (dataDir: string, online: (c: ControlClient) => Promise<T>, offline: (s: OfflineStore) => Promise<T>): Promise<T> {
-  const client = await runningDaemon(dataDir)
-  return client !== undefined ? online(client) : withOfflineStore(dataDir, offline)
 }

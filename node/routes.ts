@@ -1,14 +1,34 @@
 // The control API's core routes: identity, peers, members, invites, joining, revocation and
 // the audit trail. Each maps one CLI command onto the node's own objects.
 import { PassThrough } from 'node:stream'
-import type { MeshNode } from './mesh.js'
+import type { ApiServer } from './api.js'
 import { NodeError } from './errors.js'
 import { toJson } from './json.js'
+import type { MeshLibp2p } from './libp2p.js'
+import type { Membership } from './membership.js'
+import type { JoinResult, Pairing } from './pairing.js'
 import { VERSION } from './version.js'
-import type { DeployStatus } from './deploy.js'
-import type { StoredEntry } from '../protocols/audit/index.js'
+import type { DeployStatus } from './deploy/index.js'
+import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
 import { exportJsonl } from '../protocols/audit/index.js'
 import type { InviteRole } from '../crypto/invite.js'
+
+/** What the core routes read and act on: the node's parts, never the node. */
+export interface CoreRouteComponents {
+  api: Pick<ApiServer, 'route'>
+  peerId: string
+  dataDir: string
+  startedAt: number
+  /** this host's listen addresses, with /p2p/ID */
+  addresses: () => string[]
+  libp2p: Pick<MeshLibp2p, 'getPeers' | 'getConnections'>
+  membership: Pick<Membership, 'mesh' | 'view' | 'isMember' | 'lastSeen' | 'grant' | 'revoke'>
+  store: AuditStore
+  pairing: Pick<Pairing, 'createInvite'>
+  join: (code: string) => Promise<JoinResult>
+  /** null where deploys are disabled */
+  deployStatus: () => Promise<DeployStatus | null>
+}
 
 export interface NodeStatus {
   version: string
@@ -53,7 +73,7 @@ export function entryRow (s: StoredEntry): EntryRow {
   return { feed: e.feed, seq: e.seq, ts: e.ts, kind: e.kind, hash: Buffer.from(s.hash).toString('hex'), body: toJson(e.body) }
 }
 
-async function status (node: MeshNode): Promise<NodeStatus> {
+async function status (node: CoreRouteComponents): Promise<NodeStatus> {
   const mesh = node.membership.mesh()
   const view = node.membership.view()
   const heads = node.store.heads()
@@ -70,11 +90,11 @@ async function status (node: MeshNode): Promise<NodeStatus> {
     feeds: heads.length,
     entries: heads.reduce((n, h) => n + h.seq + 1, 0),
     equivocatingFeeds: [...node.store.forkedFeeds().keys()],
-    deploy: node.deploy === undefined ? null : await node.deploy.status()
+    deploy: await node.deployStatus()
   }
 }
 
-function peers (node: MeshNode): PeerInfo[] {
+function peers (node: CoreRouteComponents): PeerInfo[] {
   const byPeer = new Map<string, PeerInfo>()
   for (const c of node.libp2p.getConnections()) {
     const id = c.remotePeer.toString()
@@ -85,7 +105,7 @@ function peers (node: MeshNode): PeerInfo[] {
   return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
 }
 
-function members (node: MeshNode): MemberRow[] {
+function members (node: CoreRouteComponents): MemberRow[] {
   const view = node.membership.view()
   if (view === undefined) return []
   const online = new Set(node.libp2p.getPeers().map(String))
@@ -112,7 +132,7 @@ function parseDuration (text: unknown, field: string): number {
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd']
 }
 
-export function registerCoreRoutes (node: MeshNode): void {
+export function registerCoreRoutes (node: CoreRouteComponents): void {
   const api = node.api
   api.route('GET', '/v1/status', async () => status(node))
   api.route('GET', '/v1/peers', async () => peers(node))
@@ -140,13 +160,13 @@ export function registerCoreRoutes (node: MeshNode): void {
     if (typeof b.peer !== 'string') throw new NodeError('API_BAD_REQUEST', 'peer is required')
     if (b.role !== undefined && b.role !== 'admin' && b.role !== 'host') throw new NodeError('API_BAD_REQUEST', 'role must be admin or host')
     if (b.tags !== undefined && (!Array.isArray(b.tags) || !b.tags.every((t) => typeof t === 'string'))) throw new NodeError('API_BAD_REQUEST', 'tags must be a list of strings')
-    return node.grant(b.peer, { role: b.role as 'admin' | 'host' | undefined, tags: b.tags as string[] | undefined })
+    return node.membership.grant(b.peer, { role: b.role as 'admin' | 'host' | undefined, tags: b.tags as string[] | undefined })
   })
 
   api.route('POST', '/v1/revoke', async (req) => {
     const b = (req.body ?? {}) as { peer?: unknown, reason?: unknown }
     if (typeof b.peer !== 'string') throw new NodeError('API_BAD_REQUEST', 'peer is required')
-    return node.revoke(b.peer, typeof b.reason === 'string' ? b.reason : undefined)
+    return node.membership.revoke(b.peer, typeof b.reason === 'string' ? b.reason : undefined)
   })
 
   api.route('GET', '/v1/audit/log', async (req) => {

@@ -18,7 +18,8 @@ const TARGETS: Record<string, Array<{ key: string, op: '<=' | '>=' | '<', value:
   handshake: [{ key: 'connect_ratio', op: '<=', value: 1.0 }, { key: 'throughput_ratio', op: '>=', value: 0.95 }],
   audit: [{ key: 'append_per_s', op: '>=', value: 5000 }, { key: 'catchup_vs_raw', op: '>=', value: 0.7 }],
   rollback: [{ key: 'detect_to_healthy_ms_p50', op: '<', value: 1000 }],
-  rooms: [{ key: 'latency_p50_ms', op: '<=', value: 20 }]
+  rooms: [{ key: 'latency_p50_ms', op: '<=', value: 20 }],
+  footprint: [{ key: 'cli_help_ms_p50', op: '<=', value: 300 }, { key: 'idle_rss_mib', op: '<=', value: 100 }]
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url))

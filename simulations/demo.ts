@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Fleet, type FleetHost } from './harness/fleet.js'
 import { buildGeneration, ensureNix } from '../test/fixtures/nix/fixtures.js'
-import { renderRelease } from '../node/cli-deploy.js'
+import { renderRelease } from '../node/deploy/cli.js'
 import type { ReleaseBody, ReleaseStatus } from '../protocols/rollout/index.js'
 
 const t0 = Date.now()

@@ -1,4 +1,4 @@
-// Known-answer handshakes of shared/vectors/noise-xxhfs-mlkem768.json: every key derives from
+// Known-answer handshakes of test/vectors/noise-xxhfs-mlkem768.json: every key derives from
 // one base byte B (static_i = 32 bytes of B+1, static_r = B+2, ephemeral DH i/r = B+3/B+4,
 // ML-KEM seed = 64 bytes of B+5, encapsulation randomness = 32 bytes of B+6), prologue and
 // payloads empty. Another implementation that produces the same record interoperates.

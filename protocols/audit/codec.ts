@@ -181,6 +181,14 @@ export class KindRegistry {
     this.validators.set(kind, validator)
   }
 
+  /**
+   * The one way a folder registers its kinds: its table of parsers, each of which returns the
+   * typed body or throws its folder's typed error (reported as BODY_INVALID).
+   */
+  registerParsers (parsers: Readonly<Record<string, (body: unknown) => unknown>>): void {
+    for (const [kind, parse] of Object.entries(parsers)) this.register(kind, (body) => { parse(body); return true })
+  }
+
   has (kind: string): boolean {
     return this.validators.has(kind)
   }

@@ -10,24 +10,30 @@
 //   3. the feed's Ed25519 public key is the identity multihash inside its peer id; `sig` must
 //      verify over the canonical encoding of the same map without the `sig` key.
 //   4. seq 0 has prev = 32 zero bytes; seq n has prev = hash of the same feed's line n-1.
-import { createInterface } from 'node:readline'
-import type { Readable, Writable } from 'node:stream'
+// verifyJsonl (verify-log.ts) follows this procedure with the store's own per-entry checks.
+import type { Writable } from 'node:stream'
 import { once } from 'node:events'
-import { DEFAULT_LIMITS, decodeEntry, maxEntryBytes, sha256, type CodecLimits } from './codec.js'
+import { decodeEntry, maxEntryBytes, sha256, type CodecLimits } from './codec.js'
 import { AuditError } from './errors.js'
-import { verifyEntryBytes, type Link, type VerifyOptions } from './verify.js'
-import type { AuditStore, VerifyAllResult } from './store.js'
+import type { Head } from './types.js'
 
 export const JSONL_VERSION = 1
 
-interface Line { v: number, feed: string, seq: number, ts: number, kind: string, hash: string, cbor: string }
+export interface Line { v: number, feed: string, seq: number, ts: number, kind: string, hash: string, cbor: string }
+
+/** What an export reads of the store. */
+export interface ExportSource {
+  readonly limits: CodecLimits
+  heads: () => Head[]
+  rangeBytes: (feed: string, fromSeq: number, toSeq: number) => AsyncIterable<Uint8Array>
+}
 
 async function write (out: Writable, text: string): Promise<void> {
   if (!out.write(text)) await once(out, 'drain')
 }
 
 /** Writes every entry of the store, feed by feed; returns the number of lines. */
-export async function exportJsonl (store: AuditStore, out: Writable): Promise<number> {
+export async function exportJsonl (store: ExportSource, out: Writable): Promise<number> {
   let n = 0
   for (const head of store.heads().sort((a, b) => a.feed < b.feed ? -1 : 1)) {
     for await (const bytes of store.rangeBytes(head.feed, 0, head.seq)) {
@@ -40,7 +46,8 @@ export async function exportJsonl (store: AuditStore, out: Writable): Promise<nu
   return n
 }
 
-function parseLine (text: string, limits: CodecLimits): { line: Line, bytes: Uint8Array } {
+/** One line's fields, checked against the schema, and its canonical bytes (not yet verified). */
+export function parseLine (text: string, limits: CodecLimits): { line: Line, bytes: Uint8Array } {
   // base64 inflates by 4/3; the rest of a line is a few hundred bytes at most
   if (text.length > Math.ceil(maxEntryBytes(limits) * 4 / 3) + 1024) throw new AuditError('ENTRY_TOO_LARGE', 'line is longer than any valid entry')
   let v: Partial<Line>
@@ -56,35 +63,4 @@ function parseLine (text: string, limits: CodecLimits): { line: Line, bytes: Uin
   const bytes = new Uint8Array(Buffer.from(v.cbor, 'base64'))
   if (Buffer.from(bytes).toString('base64') !== v.cbor) throw new AuditError('ENTRY_MALFORMED', 'cbor is not canonical base64')
   return { line: v as Line, bytes }
-}
-
-/** Checks an export line by line as the procedure above says; stops at the first bad line. */
-export async function verifyJsonl (input: Readable, opts: VerifyOptions = {}): Promise<VerifyAllResult> {
-  const limits = opts.limits ?? DEFAULT_LIMITS
-  const links = new Map<string, Link>()
-  let count = 0
-  let lineNo = 0
-  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
-    lineNo++
-    if (text === '') continue
-    let feed = `line ${lineNo}`
-    let seq = -1
-    try {
-      const { line, bytes } = parseLine(text, limits)
-      feed = line.feed
-      seq = line.seq
-      const r = verifyEntryBytes(bytes, links.get(line.feed), opts)
-      if (!r.ok) throw r.error
-      const e = r.entry
-      if (e.feed !== line.feed || e.seq !== line.seq || e.ts !== line.ts || e.kind !== line.kind || Buffer.from(r.hash).toString('hex') !== line.hash) {
-        throw new AuditError('ENTRY_MALFORMED', `line ${lineNo}: readable fields do not match the cbor`)
-      }
-      links.set(e.feed, { seq: e.seq, hash: r.hash })
-    } catch (err) {
-      if (!(err instanceof AuditError)) throw err
-      return { ok: false, entries: count, feed, seq, error: err }
-    }
-    count++
-  }
-  return { ok: true, entries: count, feeds: links.size }
 }

@@ -1,33 +1,24 @@
-// The audit log on disk, in one level sublevel (keys utf8, values raw bytes). Layout, all keys
-// sortable so a range scan is one iterator:
-//   e!<feed>!<seq16>                 canonical entry bytes (seq zero-padded to 16 digits)
-//   h!<feed>                         head record {seq, hash}, written in the entry's batch
-//   t!<ts16>!<feed>!<seq16>          empty: time index (audit log)
-//   k!<kind>!<ts16>!<feed>!<seq16>   empty: kind index (views, witness checks)
-//   x!<feed>!<seq16>!<hash hex>      equivocation proof {feed, seq, a, b, detectedAt}
-//   f!<feed>                         fork flag {seq}: lowest seq where the feed forked
-// Feeds are base58 and kinds [a-z0-9.:-], so "!" never occurs inside a key component.
-// Every write is one atomic batch, so a process killed mid-burst leaves each feed ending at its
-// last complete entry with a head that points at it.
+// The audit log's storage: appends to this host's feed, verified ingest of others' feeds, and
+// reads by feed, by time and by kind, in the key layout of layout.ts. Every write is one atomic
+// batch, so a process killed mid-burst leaves each feed ending at its last complete entry with a
+// head that points at it.
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { AbstractBatchOptions, AbstractLevel } from 'abstract-level'
+import type { AbstractBatchOptions } from 'abstract-level'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
-import { createSigner, Ed25519VerifyPool, verifyEd25519, type SignatureCheck, type Signer } from '../../crypto/sign.js'
-import { DEFAULT_LIMITS, KindRegistry, ZERO_HASH, asU8, attachSignature, bytesEqual, decodeCanonical, decodeEntry, detachSignature, encodeCanonical, encodeEntry, sha256, signingBytes, type CodecLimits } from './codec.js'
+import { createSigner, type Signer } from '../../crypto/sign.js'
+import { Mutex } from '../mutex.js'
+import { DEFAULT_LIMITS, KindRegistry, ZERO_HASH, asU8, attachSignature, bytesEqual, decodeEntry, encodeEntry, sha256, signingBytes, type CodecLimits } from './codec.js'
 import { AuditError } from './errors.js'
 import { createKindRegistry } from './kinds.js'
+import {
+  allKeys, decodeFlag, decodeHead, decodeProof, encodeFlag, encodeHead, encodeProof, entryKey, flagKey, headKey, indexKeys, indexRange, keyFeed, parseIndexKey, proofKey, type AuditDb
+} from './layout.js'
+import { SignatureChecker } from './signatures.js'
 import { checkContent, checkLink, feedPublicKey, type VerifyOptions } from './verify.js'
+import { verifyStore, type VerifyAllResult } from './verify-log.js'
 import type { AuthorCheck, Entry, EquivocationProof, Head, StoredEntry } from './types.js'
-
-/** The sublevel the store lives in: utf8 keys, Uint8Array values. */
-export type AuditDb = AbstractLevel<any, string, Uint8Array>
-
-/** The sublevel of a host's root level db that holds the audit log. */
-export function auditSublevel (root: AbstractLevel<any, any, any>): AuditDb {
-  return root.sublevel<string, Uint8Array>('audit', { keyEncoding: 'utf8', valueEncoding: 'view' }) as unknown as AuditDb
-}
 
 export interface AuditStoreOptions {
   db: AuditDb
@@ -56,10 +47,6 @@ export interface IngestResult {
   equivocations: EquivocationProof[]
 }
 
-export type VerifyAllResult =
-  | { ok: true, entries: number, feeds: number }
-  | { ok: false, entries: number, feed: string, seq: number, error: AuditError }
-
 export interface LogQuery {
   kind?: string
   /** inclusive lower bound on ts */
@@ -82,55 +69,10 @@ interface PendingAppend {
   reject: (err: Error) => void
 }
 
-const SEQ_DIGITS = 16
 // Group commit: appends that arrive while a batch is being written go into the next batch,
 // bounded so one batch stays a few MiB at most.
 const MAX_APPEND_GROUP = 512
-const VERIFY_CHUNK = 512
-// The store's thread also decodes, hashes and writes each entry (measured: ~0.8 of a signature
-// check), so it takes a quarter of a worker's share of the signatures and the workers the rest.
-const CALLER_VERIFY_SHARE = 0.25
-const SEP = '!'
-
-const pad = (n: number): string => n.toString().padStart(SEQ_DIGITS, '0')
-const entryKey = (feed: string, seq: number): string => `e${SEP}${feed}${SEP}${pad(seq)}`
-const headKey = (feed: string): string => `h${SEP}${feed}`
-const flagKey = (feed: string): string => `f${SEP}${feed}`
 const EMPTY = new Uint8Array(0)
-
-function indexKeys (e: Entry): string[] {
-  const tail = `${pad(e.ts)}${SEP}${e.feed}${SEP}${pad(e.seq)}`
-  return [`t${SEP}${tail}`, `k${SEP}${e.kind}${SEP}${tail}`]
-}
-
-// The head and flag records: one schema each, validated whenever read back.
-function encodeHead (h: Head): Uint8Array {
-  return encodeCanonical({ seq: h.seq, hash: h.hash })
-}
-
-function decodeHead (feed: string, bytes: Uint8Array): Head {
-  const v = decodeCanonical(bytes, 128, 'STORE_CORRUPT', 'STORE_CORRUPT') as Record<string, unknown>
-  if (v === null || typeof v !== 'object' || !Number.isSafeInteger(v.seq) || (v.seq as number) < 0 || !(v.hash instanceof Uint8Array) || v.hash.length !== 32 || Object.keys(v).length !== 2) {
-    throw new AuditError('STORE_CORRUPT', `head record of ${feed} does not follow its schema`)
-  }
-  return { feed, seq: v.seq as number, hash: v.hash }
-}
-
-function decodeFlag (feed: string, bytes: Uint8Array): number {
-  const v = decodeCanonical(bytes, 64, 'STORE_CORRUPT', 'STORE_CORRUPT') as Record<string, unknown>
-  if (v === null || typeof v !== 'object' || !Number.isSafeInteger(v.seq) || Object.keys(v).length !== 1) {
-    throw new AuditError('STORE_CORRUPT', `fork flag of ${feed} does not follow its schema`)
-  }
-  return v.seq as number
-}
-
-function decodeProof (bytes: Uint8Array, limits: CodecLimits): EquivocationProof {
-  const v = decodeCanonical(bytes, 2 * (limits.maxBodyBytes + 1024), 'STORE_CORRUPT', 'STORE_CORRUPT') as Record<string, unknown>
-  if (v === null || typeof v !== 'object' || typeof v.feed !== 'string' || !Number.isSafeInteger(v.seq) || !(v.a instanceof Uint8Array) || !(v.b instanceof Uint8Array) || !Number.isSafeInteger(v.detectedAt)) {
-    throw new AuditError('STORE_CORRUPT', 'equivocation proof does not follow its schema')
-  }
-  return { feed: v.feed, seq: v.seq as number, a: v.a, b: v.b, detectedAt: v.detectedAt as number }
-}
 
 type Op = { type: 'put', key: string, value: Uint8Array }
 
@@ -145,11 +87,10 @@ export class AuditStore extends EventEmitter<AuditEvents> {
   private readonly heads_ = new Map<string, Head>()
   private readonly flags = new Map<string, number>()
   private readonly now: () => number
-  private readonly verifyThreads: number
   // `sync` is classic-level's fsync switch; the abstract type does not list it
   private readonly batchOptions: AbstractBatchOptions<string, Uint8Array>
-  private pool: Ed25519VerifyPool | undefined
-  private tail: Promise<unknown> = Promise.resolve()
+  private readonly signatures: SignatureChecker
+  private readonly lock = new Mutex()
   private appendQueue: PendingAppend[] = []
   private closed = false
 
@@ -163,18 +104,18 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     this.feed = opts.privateKey === undefined ? undefined : peerIdFromPrivateKey(opts.privateKey).toString()
     this.now = opts.now ?? Date.now
     this.batchOptions = { sync: opts.sync ?? false } as AbstractBatchOptions<string, Uint8Array>
-    this.verifyThreads = opts.verifyThreads ?? Math.min(2, Math.max(0, availableParallelism() - 1))
+    this.signatures = new SignatureChecker(opts.verifyThreads ?? Math.min(2, Math.max(0, availableParallelism() - 1)))
   }
 
   static async open (opts: AuditStoreOptions): Promise<AuditStore> {
     const store = new AuditStore(opts)
     if (opts.db.status === 'opening') await opts.db.open()
-    for await (const [key, value] of opts.db.iterator({ gt: `h${SEP}`, lt: `h${SEP}\xff` })) {
-      const feed = key.slice(2)
+    for await (const [key, value] of opts.db.iterator(allKeys('h'))) {
+      const feed = keyFeed(key)
       store.heads_.set(feed, decodeHead(feed, value))
     }
-    for await (const [key, value] of opts.db.iterator({ gt: `f${SEP}`, lt: `f${SEP}\xff` })) {
-      const feed = key.slice(2)
+    for await (const [key, value] of opts.db.iterator(allKeys('f'))) {
+      const feed = keyFeed(key)
       store.flags.set(feed, decodeFlag(feed, value))
     }
     return store
@@ -199,13 +140,6 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     return this.flags.get(feed)
   }
 
-  /** Serialises writers; `fn` runs after every earlier exclusive section has settled. */
-  private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn)
-    this.tail = run.catch(() => {})
-    return run
-  }
-
   private assertOpen (): void {
     if (this.closed) throw new AuditError('STORE_CLOSED', 'the audit store is closed')
   }
@@ -222,11 +156,14 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     this.kinds.validate(kind, body)
     return new Promise((resolve, reject) => {
       this.appendQueue.push({ kind, body, resolve, reject })
-      if (this.appendQueue.length === 1) void this.exclusive(async () => { await this.flushAppends() })
+      if (this.appendQueue.length === 1) void this.lock.run(async () => { await this.flushAppends() })
     })
   }
 
   private async flushAppends (): Promise<void> {
+    // The lock starts an idle job at once: yielding first lets the appends of the same tick
+    // join this batch instead of waiting for the next.
+    await Promise.resolve()
     while (this.appendQueue.length > 0) {
       const group = this.appendQueue.splice(0, MAX_APPEND_GROUP)
       const feed = this.feed as string
@@ -264,17 +201,6 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     for (const key of indexKeys(entry)) ops.push({ type: 'put', key, value: EMPTY })
   }
 
-  private signatureChecks (items: Array<{ entry: Entry, bytes: Uint8Array }>): SignatureCheck[] {
-    return items.map(({ entry, bytes }) => ({ publicKey: feedPublicKey(entry.feed), message: detachSignature(bytes, entry), signature: entry.sig }))
-  }
-
-  private async verifySignatures (checks: SignatureCheck[]): Promise<boolean[]> {
-    // threads start on the first large batch: a store that only appends never pays for them
-    if (this.pool === undefined && this.verifyThreads > 0 && checks.length >= VERIFY_CHUNK / 8) this.pool = new Ed25519VerifyPool(this.verifyThreads, CALLER_VERIFY_SHARE)
-    if (this.pool === undefined) return checks.map(c => verifyEd25519(c.publicKey, c.message, c.signature))
-    return this.pool.verifyBatch(checks)
-  }
-
   /**
    * Verifies and stores entries received from others (canonical bytes, or entries). Checks run
    * before the write lock, in parallel with earlier batches, but batches are applied in call
@@ -283,7 +209,7 @@ export class AuditStore extends EventEmitter<AuditEvents> {
   async ingest (items: Array<Uint8Array | Entry>): Promise<IngestResult> {
     this.assertOpen()
     const checked = this.checkBatch(items)
-    return this.exclusive(async () => this.applyBatch(await checked))
+    return await this.lock.run(async () => await this.applyBatch(await checked))
   }
 
   private async checkBatch (items: Array<Uint8Array | Entry>): Promise<{ ok: StoredEntry[], error?: AuditError, errorIndex?: number }> {
@@ -302,7 +228,7 @@ export class AuditStore extends EventEmitter<AuditEvents> {
         break
       }
     }
-    const verdicts = await this.verifySignatures(this.signatureChecks(ok))
+    const verdicts = await this.signatures.verify(ok)
     const bad = verdicts.indexOf(false)
     if (bad !== -1) {
       const { entry } = ok[bad]
@@ -337,10 +263,10 @@ export class AuditStore extends EventEmitter<AuditEvents> {
         }
         if (held === undefined) throw new AuditError('STORE_CORRUPT', `feed ${feed}: head at ${head.seq} but no entry at ${seq}`)
         const proof: EquivocationProof = { feed, seq, a: held, b: s.bytes, detectedAt: this.now() }
-        ops.push({ type: 'put', key: `x${SEP}${feed}${SEP}${pad(seq)}${SEP}${Buffer.from(s.hash).toString('hex')}`, value: encodeCanonical({ ...proof }) })
+        ops.push({ type: 'put', key: proofKey(feed, seq, s.hash), value: encodeProof(proof) })
         const flagged = Math.min(seq, forkedAt ?? seq)
         newFlags.set(feed, flagged)
-        ops.push({ type: 'put', key: flagKey(feed), value: encodeCanonical({ seq: flagged }) })
+        ops.push({ type: 'put', key: flagKey(feed), value: encodeFlag(flagged) })
         result.equivocations.push(proof)
         stopAt = { error: new AuditError('EQUIVOCATION', `feed ${feed} has two different valid entries at seq ${seq}`), index: i }
         break
@@ -394,95 +320,29 @@ export class AuditStore extends EventEmitter<AuditEvents> {
 
   /** Entries by time (all kinds, or one), oldest first unless `reverse`; for `audit log` and views. */
   async * log (q: LogQuery = {}): AsyncGenerator<StoredEntry> {
-    const prefix = q.kind === undefined ? `t${SEP}` : `k${SEP}${q.kind}${SEP}`
-    const lo = `${prefix}${q.since === undefined ? '' : pad(q.since)}`
-    const hi = q.until === undefined ? `${prefix}\xff` : `${prefix}${pad(q.until)}`
-    for await (const key of this.db.keys({ gte: lo, lt: hi, reverse: q.reverse ?? false, limit: q.limit ?? -1 })) {
-      const parts = key.split(SEP)
-      const got = await this.get(parts[parts.length - 2], Number(parts[parts.length - 1]))
+    for await (const key of this.db.keys({ ...indexRange(q), reverse: q.reverse ?? false, limit: q.limit ?? -1 })) {
+      const { feed, seq } = parseIndexKey(key)
+      const got = await this.get(feed, seq)
       if (got !== undefined) yield got
     }
   }
 
   async equivocations (): Promise<EquivocationProof[]> {
     const out: EquivocationProof[] = []
-    for await (const value of this.db.values({ gt: `x${SEP}`, lt: `x${SEP}\xff` })) out.push(decodeProof(asU8(value), this.limits))
+    for await (const value of this.db.values(allKeys('x'))) out.push(decodeProof(asU8(value), this.limits))
     return out
   }
 
-  /**
-   * Re-checks the whole store from the raw records: each entry's key, canonical form, schema,
-   * signature, seq continuity and prev link, and that every head names its feed's last entry.
-   * Returns the first bad entry and why.
-   */
+  /** Re-checks the whole store from its raw records (see verifyStore); the first bad entry and why. */
   async verifyAll (onProgress?: (entries: number) => void): Promise<VerifyAllResult> {
-    let count = 0
-    let feeds = 0
-    let feed: string | undefined
-    let link: Head | undefined
-    let chunk: Array<{ key: string, entry: Entry, bytes: Uint8Array }> = []
-    const fail = (f: string, seq: number, error: AuditError): VerifyAllResult => ({ ok: false, entries: count, feed: f, seq, error })
-    const flush = async (): Promise<VerifyAllResult | undefined> => {
-      const verdicts = await this.verifySignatures(this.signatureChecks(chunk))
-      const bad = verdicts.indexOf(false)
-      if (bad !== -1) return fail(chunk[bad].entry.feed, chunk[bad].entry.seq, new AuditError('BAD_SIGNATURE', `stored entry ${chunk[bad].key}: signature does not verify`))
-      count += chunk.length
-      onProgress?.(count)
-      chunk = []
-      return undefined
-    }
-    const checkHead = (f: string, last: Head | undefined): VerifyAllResult | undefined => {
-      const head = this.heads_.get(f)
-      if (head === undefined || last === undefined || head.seq !== last.seq || !bytesEqual(head.hash, last.hash)) {
-        return fail(f, head?.seq ?? -1, new AuditError('STORE_CORRUPT', `head of ${f} does not name its last stored entry`))
-      }
-      return undefined
-    }
-    for await (const [key, bytes] of this.db.iterator({ gt: `e${SEP}`, lt: `e${SEP}\xff` })) {
-      const [, keyFeed, keySeq] = key.split(SEP)
-      if (keyFeed !== feed) {
-        if (feed !== undefined) {
-          const r = (await flush()) ?? checkHead(feed, link)
-          if (r !== undefined) return r
-        }
-        feed = keyFeed
-        link = undefined
-        feeds++
-      }
-      let entry: Entry
-      try {
-        entry = decodeEntry(bytes, this.limits)
-        if (entry.feed !== keyFeed || pad(entry.seq) !== keySeq) throw new AuditError('STORE_CORRUPT', `entry stored under ${key} is ${entry.feed} seq ${entry.seq}`)
-        checkContent(entry, this.verifyOpts)
-        feedPublicKey(entry.feed)
-        checkLink(entry, link)
-      } catch (err) {
-        if (!(err instanceof AuditError)) throw err
-        const flushed = await flush()
-        return flushed ?? fail(keyFeed, Number(keySeq), err)
-      }
-      chunk.push({ key, entry, bytes })
-      link = { feed: keyFeed, seq: entry.seq, hash: sha256(bytes) }
-      if (chunk.length >= VERIFY_CHUNK) {
-        const r = await flush()
-        if (r !== undefined) return r
-      }
-    }
-    if (feed !== undefined) {
-      const r = (await flush()) ?? checkHead(feed, link)
-      if (r !== undefined) return r
-    }
-    for (const f of this.heads_.keys()) {
-      if ((await this.db.get(entryKey(f, 0))) === undefined) return fail(f, 0, new AuditError('STORE_CORRUPT', `head of ${f} exists but its entries do not`))
-    }
-    return { ok: true, entries: count, feeds }
+    return await verifyStore({ db: this.db, heads: this.heads_ }, this.verifyOpts, this.signatures, onProgress)
   }
 
   /** Waits for pending writes, then releases the worker threads (the db stays the caller's). */
   async close (): Promise<void> {
     if (this.closed) return
-    await this.exclusive(async () => {})
+    await this.lock.run(async () => {})
     this.closed = true
-    await this.pool?.close()
+    await this.signatures.close()
   }
 }

@@ -46,3 +46,9 @@ export type AuthorCheck = (entry: Entry) => boolean
 
 /** Validates the body of one kind; throws (any Error) or returns false when it is not acceptable. */
 export type BodyValidator = (body: unknown) => boolean
+
+/** Where the sync helpers report what they did (pino's shape; optional everywhere). */
+export interface SyncLogger {
+  debug (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+}

@@ -2,6 +2,7 @@
 // gossiped head announcements. Each is a CBOR map with a `t` tag, decoded strictly and checked
 // field by field; entries inside frames stay opaque bytes here and are checked by the store.
 import { FEED_RE } from '../../crypto/ids.js'
+import { lengthPrefixFault, MAX_ERROR_MESSAGE_CHARS, type EndFrame, type ErrorFrame, type Exchange } from '../reqresp.js'
 import { encodeCanonical, decodeStrict, HASH_BYTES } from './codec.js'
 import { AuditError } from './errors.js'
 import type { Head } from './types.js'
@@ -21,11 +22,12 @@ export type SyncRequest =
   | { t: 'heads' }
   | { t: 'range', feed: string, from: number, to: number }
 
-export type SyncFrame =
+/** What a response carries; `end` and `error` close it (see reqresp.ts). */
+export type SyncData =
   | { t: 'heads', heads: Head[] }
   | { t: 'entries', entries: Uint8Array[] }
-  | { t: 'end' }
-  | { t: 'error', code: string, message: string }
+
+export type SyncFrame = SyncData | EndFrame | ErrorFrame
 
 /** Largest frame a peer may send, given the largest entry it may carry. */
 export function maxFrameBytes (maxEntry: number): number {
@@ -101,7 +103,7 @@ export function decodeFrame (bytes: Uint8Array, maxBytes: number): SyncFrame {
       return { t }
     case 'error': {
       const m = asMap(v, ['code', 'message', 't'])
-      if (typeof m.code !== 'string' || typeof m.message !== 'string' || m.code.length > 64 || m.message.length > 1024) throw bad('error is {code, message}')
+      if (typeof m.code !== 'string' || typeof m.message !== 'string' || m.code.length > 64 || m.message.length > MAX_ERROR_MESSAGE_CHARS) throw bad('error is {code, message}')
       return { t, code: m.code, message: m.message }
     }
     default:
@@ -116,4 +118,28 @@ export function encodeAnnouncement (heads: Head[]): Uint8Array {
 export function decodeAnnouncement (bytes: Uint8Array): Head[] {
   const v = decodeStrict(bytes, MAX_ANNOUNCE_BYTES)
   return decodeHeads(asMap(v, ['heads']).heads)
+}
+
+/** Any failure of an exchange as the audit chain's typed error; length-prefix faults by what they mean. */
+export function toAuditError (err: unknown): AuditError {
+  if (err instanceof AuditError) return err
+  const fault = lengthPrefixFault(err)
+  if (fault === 'too-large') return new AuditError('MESSAGE_TOO_LARGE', (err as Error).message)
+  if (fault === 'malformed') return new AuditError('MESSAGE_MALFORMED', (err as Error).message)
+  return new AuditError('SYNC_FAILED', (err as Error)?.message ?? String(err))
+}
+
+/** The sync protocol's exchange, for peers whose frames may carry entries up to `maxEntry` bytes. */
+export function syncExchange (maxEntry: number): Exchange<SyncRequest, SyncData, AuditError> {
+  const maxFrame = maxFrameBytes(maxEntry)
+  return {
+    maxRequestBytes: MAX_REQUEST_BYTES,
+    maxFrameBytes: maxFrame,
+    encodeRequest,
+    decodeRequest,
+    encodeFrame,
+    decodeFrame: (bytes) => decodeFrame(bytes, maxFrame),
+    toError: toAuditError,
+    failed: (message) => new AuditError('SYNC_FAILED', message)
+  }
 }

@@ -4,7 +4,6 @@
 // findWitnessConflicts() names every stored entry whose hash differs from a witnessed one.
 import { FEED_RE } from '../../crypto/ids.js'
 import { HASH_BYTES, bytesEqual } from './codec.js'
-import type { AuditStore } from './store.js'
 import type { Head, StoredEntry } from './types.js'
 
 export const WITNESS_KIND = 'witness'
@@ -25,14 +24,29 @@ function witnessedHeads (s: StoredEntry): Head[] {
   return (s.entry.body as WitnessBody).heads.map(([feed, seq, hash]) => ({ feed, seq, hash }))
 }
 
+/** What findWitnessConflicts reads of the store. */
+export interface WitnessedLog {
+  log: (q: { kind: string }) => AsyncIterable<StoredEntry>
+  get: (feed: string, seq: number) => Promise<StoredEntry | undefined>
+}
+
+/** What a Witness reads of the store, and its own feed it appends to. */
+export interface WitnessStore {
+  readonly feed: string | undefined
+  heads: () => Head[]
+  forkedFeeds: () => Map<string, number>
+  log: (q: { kind: string }) => AsyncIterable<StoredEntry>
+  append: (kind: string, body: unknown) => Promise<StoredEntry>
+}
+
 export interface WitnessOptions {
-  store: AuditStore
+  store: WitnessStore
   /** default 5 minutes */
   intervalMs?: number
 }
 
 export class Witness {
-  private readonly store: AuditStore
+  private readonly store: WitnessStore
   private readonly intervalMs: number
   private readonly witnessed = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
@@ -92,7 +106,7 @@ export interface WitnessConflict {
 }
 
 /** Every stored entry whose hash contradicts a head some witness entry in the store recorded. */
-export async function findWitnessConflicts (store: AuditStore): Promise<WitnessConflict[]> {
+export async function findWitnessConflicts (store: WitnessedLog): Promise<WitnessConflict[]> {
   const conflicts: WitnessConflict[] = []
   for await (const s of store.log({ kind: WITNESS_KIND })) {
     for (const h of witnessedHeads(s)) {

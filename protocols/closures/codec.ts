@@ -5,16 +5,16 @@
 // follows the header on the same stream, so the header needs a length the reader can stop at.
 // The metadata (`infos`) travels with the bytes because `nix-store --import` accepts corrupted
 // data silently: the importer verifies every path against it.
-import { decodeCanonical, encodeCanonical } from '../audit/codec.js'
-import { AuditError } from '../audit/errors.js'
-import { assertStorePath, type PathInfo } from '../../nixos/index.js'
+import { isStorePath } from '../../crypto/ids.js'
+import { CanonicalError, decodeCanonical, encodeCanonical } from '../canonical.js'
 import { ClosuresError, WIRE_ERROR_CODES, type ClosuresErrorCode } from './errors.js'
+import type { PathInfo } from './store.js'
 
 export const CLOSURE_PROTOCOL = '/fleetmesh/closure/1.0.0'
 
 export const FRAME_PREFIX_BYTES = 4
 export const MAX_REQUEST_BYTES = 512
-/** A NixOS system closure has a few thousand paths; ~1 KiB of metadata each fits with room. */
+/** A whole system closure has a few thousand paths; ~1 KiB of metadata each fits with room. */
 export const MAX_HEADER_BYTES = 16 * 1024 * 1024
 export const MAX_INFOS = 65_536
 export const MAX_SIGNATURES = 16
@@ -41,19 +41,17 @@ function asMap (v: unknown, keys: string[], what: string): Record<string, unknow
   return v as Record<string, unknown>
 }
 
+/** `v` when it is a store path other than a derivation: only built outputs are closures to move. */
 export function storePath (v: unknown, what: string, code: ClosuresErrorCode = 'MESSAGE_MALFORMED'): string {
-  try {
-    return assertStorePath(v as string)
-  } catch {
-    throw new ClosuresError(code, `${what} is not a store path: ${JSON.stringify(String(v).slice(0, 300))}`)
-  }
+  if (isStorePath(v) && !v.endsWith('.drv')) return v
+  throw new ClosuresError(code, `${what} is not a store path: ${JSON.stringify(String(v).slice(0, 300))}`)
 }
 
 function decode (body: Uint8Array, maxBytes: number): unknown {
   try {
     return decodeCanonical(body, maxBytes)
   } catch (err) {
-    if (err instanceof AuditError) throw new ClosuresError(err.code === 'MESSAGE_TOO_LARGE' ? 'MESSAGE_TOO_LARGE' : 'MESSAGE_MALFORMED', err.message)
+    if (err instanceof CanonicalError) throw new ClosuresError(err.code === 'TOO_LARGE' ? 'MESSAGE_TOO_LARGE' : 'MESSAGE_MALFORMED', err.message)
     throw err
   }
 }

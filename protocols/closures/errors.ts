@@ -1,6 +1,5 @@
 // Typed errors of peer closure fetch. `code` is stable: the deploy agent and the CLI branch on
 // it (and peers send some of them on the wire), never on the message.
-import type { NixosError } from '../../nixos/index.js'
 
 export type ClosuresErrorCode =
   /** a request or response header that breaks its schema, or bytes past the announced length */
@@ -31,10 +30,10 @@ export const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<ClosuresErrorCode>(
   'MESSAGE_MALFORMED', 'MESSAGE_TOO_LARGE', 'INVALID_STORE_PATH', 'PATH_NOT_FOUND', 'PEER_REFUSED', 'PEER_BUSY', 'PEER_FAILED'
 ])
 
-/** Why one peer could not deliver: a protocol failure, or the closure failing verification (nixos ClosureError). */
+/** Why one peer could not deliver: a protocol failure, or the local store refusing what it sent. */
 export interface FetchAttempt {
   peer: string
-  error: ClosuresError | NixosError
+  error: ClosuresError | ClosureStoreError
 }
 
 export class ClosuresError extends Error {
@@ -44,5 +43,17 @@ export class ClosuresError extends Error {
   constructor (readonly code: ClosuresErrorCode, message: string, options: { cause?: unknown, attempts?: FetchAttempt[] } = {}) {
     super(message, { cause: options.cause })
     this.attempts = options.attempts ?? []
+  }
+}
+
+/**
+ * The local store refused a peer's closure (it failed verification, or could not be imported).
+ * `code` and message are the store's own, its error is the `cause`.
+ */
+export class ClosureStoreError extends Error {
+  override readonly name = 'ClosureStoreError'
+
+  constructor (readonly code: string, message: string, options: { cause?: unknown } = {}) {
+    super(message, options)
   }
 }

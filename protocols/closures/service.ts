@@ -1,15 +1,15 @@
 // Serving and fetching Nix closures between mesh members over /fleetmesh/closure/1.0.0.
 // The server sends the closure's metadata from its own store and the export stream; the
-// fetcher hands both to nixos' importClosure, which stages and verifies every path before
-// anything reaches the local store. Without `trustedPublicKeys` that verification proves the
-// bytes match what the peer claimed, which catches corruption and a broken peer; against a
-// lying member only Nix signatures by keys this host trusts prove the content itself.
+// fetcher hands both to the local store's import, which stages and verifies every path before
+// anything reaches the store. Without trusted signing keys that verification proves the bytes
+// match what the peer claimed, which catches corruption and a broken peer; against a lying
+// member only Nix signatures by keys this host trusts prove the content itself.
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
-import { closureInfo, exportClosure, importClosure, NixCommandError, NixosError, type NixOptions, type PathInfo } from '../../nixos/index.js'
 import { CLOSURE_PROTOCOL, MAX_HEADER_BYTES, MAX_REQUEST_BYTES, decodeHeader, decodeRequest, encodeHeader, encodeRequest, frame, storePath, type ClosureHeader } from './codec.js'
-import { ClosuresError, type FetchAttempt } from './errors.js'
+import { ClosureStoreError, ClosuresError, type FetchAttempt } from './errors.js'
+import type { ClosureStore, PathInfo } from './store.js'
 import { FrameReader, exactly, readPaced, send } from './stream.js'
 
 export interface ClosuresLogger {
@@ -19,18 +19,14 @@ export interface ClosuresLogger {
 
 export interface ClosureServiceOptions {
   libp2p: Libp2p
-  /** Passed to closureInfo/exportClosure/importClosure: the store root, Nix config, timeouts. */
-  nix?: NixOptions
+  /** Where served closures come from and fetched ones go, verified on the way in. */
+  store: ClosureStore
   /** Mesh membership gate, asked for every peer served and every peer fetched from. */
   allowPeer: (peer: string) => boolean
-  /** When set, every fetched path needs a Nix signature by one of these keys (`name:base64`). */
-  trustedPublicKeys?: string[]
   /** Largest closure export accepted by fetch(); default 16 GiB. */
   maxBytes?: number
   /** Closures served at the same time; more requests get PEER_BUSY and try another peer. Default 4. */
   maxTransfers?: number
-  /** Where importClosure stages received closures; default the OS temp dir. */
-  tmpDir?: string
   /** How long fetch() waits for a peer's header; the peer measures its export first. Default 2 min. */
   headerTimeoutMs?: number
   log?: ClosuresLogger
@@ -45,7 +41,7 @@ const SIZE_CACHE_ENTRIES = 256
 
 export class ClosureService {
   private readonly libp2p: Libp2p
-  private readonly nix: NixOptions
+  private readonly store: ClosureStore
   private readonly allowPeer: (peer: string) => boolean
   private readonly opts: ClosureServiceOptions
   private readonly maxBytes: number
@@ -63,7 +59,7 @@ export class ClosureService {
   constructor (opts: ClosureServiceOptions) {
     this.opts = opts
     this.libp2p = opts.libp2p
-    this.nix = opts.nix ?? {}
+    this.store = opts.store
     this.allowPeer = opts.allowPeer
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES
     this.maxTransfers = opts.maxTransfers ?? DEFAULT_MAX_TRANSFERS
@@ -92,7 +88,7 @@ export class ClosureService {
    */
   async fetch (path: string, peers: string[], signal?: AbortSignal): Promise<PathInfo[]> {
     const wanted = storePath(path, 'path', 'INVALID_STORE_PATH')
-    const local = await this.localInfos(wanted)
+    const local = await this.store.info(wanted)
     if (local !== null) return local
     const attempts: FetchAttempt[] = []
     for (const peer of peers) {
@@ -133,17 +129,9 @@ export class ClosureService {
       if (!header.infos.some(i => i.path === path)) throw new ClosuresError('MESSAGE_MALFORMED', `${peer} answered with a closure that does not contain ${path}`)
       if (header.bytes > this.maxBytes) throw new ClosuresError('MESSAGE_TOO_LARGE', `${peer} announced ${header.bytes} bytes, over the limit of ${this.maxBytes}`)
       try {
-        return await importClosure(exactly(reader.rest(), header.bytes), path, {
-          ...this.nix,
-          expected: header.infos,
-          trustedPublicKeys: this.opts.trustedPublicKeys,
-          maxBytes: this.maxBytes,
-          tmpDir: this.opts.tmpDir
-        })
+        return await this.store.import(exactly(reader.rest(), header.bytes), path, header.infos, { maxBytes: this.maxBytes })
       } catch (err) {
-        // importClosure wraps a failing source; the stream's own reason is the useful one.
-        if (err instanceof NixosError && err.cause instanceof ClosuresError) throw err.cause
-        throw err
+        throw storeFailure(err)
       }
     } catch (err) {
       stream.abort(err as Error)
@@ -178,12 +166,12 @@ export class ClosureService {
       if (this.transfers >= this.maxTransfers) throw new ClosuresError('PEER_BUSY', `already serving ${this.maxTransfers} closures`)
       this.transfers++
       slot = true
-      const infos = await this.localInfos(path)
+      const infos = await this.store.info(path)
       if (infos === null) throw new ClosuresError('PATH_NOT_FOUND', `${path} is not valid in this host's store`)
       const bytes = await this.exportSize(path)
       await send(stream, frame(encodeHeader({ ok: true, infos, bytes })))
       sent = true
-      for await (const chunk of exportClosure(path, this.nix)) await send(stream, chunk)
+      for await (const chunk of this.store.export(path)) await send(stream, chunk)
       await stream.close()
       this.log?.info({ peer, path, bytes }, 'closure served')
     } catch (err) {
@@ -219,21 +207,11 @@ export class ClosureService {
     }
   }
 
-  /** The closure's metadata when `path` is valid in the local store, else null. */
-  private async localInfos (path: string): Promise<PathInfo[] | null> {
-    try {
-      return await closureInfo(path, this.nix)
-    } catch (err) {
-      if (err instanceof NixCommandError && err.code === 'NIX_COMMAND_FAILED' && err.stderrTail.includes('is not valid')) return null
-      throw err
-    }
-  }
-
   private async exportSize (path: string): Promise<number> {
     const known = this.sizes.get(path)
     if (known !== undefined) return known
     let bytes = 0
-    for await (const chunk of exportClosure(path, this.nix)) bytes += chunk.byteLength
+    for await (const chunk of this.store.export(path)) bytes += chunk.byteLength
     if (this.sizes.size >= SIZE_CACHE_ENTRIES) this.sizes.delete(this.sizes.keys().next().value as string)
     this.sizes.set(path, bytes)
     return bytes
@@ -248,7 +226,15 @@ function parsePeer (peer: string): PeerId {
   }
 }
 
-function attemptError (err: unknown): ClosuresError | NixosError {
-  if (err instanceof ClosuresError || err instanceof NixosError) return err
+/** What a failed import says about the peer: the stream's own reason when the source failed, else the store's refusal. */
+function storeFailure (err: unknown): unknown {
+  const cause = (err as Error | undefined)?.cause
+  if (cause instanceof ClosuresError) return cause
+  const code = (err as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' ? new ClosureStoreError(code, (err as Error).message, { cause: err }) : err
+}
+
+function attemptError (err: unknown): ClosuresError | ClosureStoreError {
+  if (err instanceof ClosuresError || err instanceof ClosureStoreError) return err
   return new ClosuresError('PEER_UNREACHABLE', (err as Error)?.message ?? String(err), { cause: err })
 }

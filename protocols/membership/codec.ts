@@ -4,7 +4,6 @@
 import { PEER_ID_RE } from '../../crypto/ids.js'
 import { checkTags } from '../../crypto/invite.js'
 import { XWING_PUBLIC_KEY_BYTES } from '../../crypto/xwing.js'
-import type { BodyValidator } from '../audit/types.js'
 import { MembershipError } from './errors.js'
 
 export type Role = 'admin' | 'host'
@@ -108,8 +107,3 @@ export const membershipSchemas: { [K in MembershipKind]: (body: unknown) => Memb
 }
 
 /** Registers the four kinds with the audit codec's registry (protocols/audit KindRegistry). */
-export function registerMembershipKinds (registry: { register: (kind: string, validator: BodyValidator) => void }): void {
-  for (const [kind, schema] of Object.entries(membershipSchemas)) {
-    registry.register(kind, (body) => { schema(body); return true })
-  }
-}

@@ -2,7 +2,7 @@
 // and the pure fold from audit entries to the member set.
 export { MembershipError } from './errors.js'
 export {
-  membershipSchemas, registerMembershipKinds, validateAdmit, validateGenesis, validateGrant, validateRevoke,
+  membershipSchemas, validateAdmit, validateGenesis, validateGrant, validateRevoke,
   type AdmitBody, type GenesisBody, type GrantBody, type MembershipBodies, type MembershipKind, type RevokeBody, type Role
 } from './codec.js'
 export {

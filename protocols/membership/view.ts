@@ -1,4 +1,4 @@
-// The member set as a pure fold over audit entries (DESIGN §2). No I/O and no clock: the same
+// The member set as a pure fold over audit entries (docs/architecture.md, membership). No I/O and no clock: the same
 // set of entries gives the same view on every host, whatever order they arrived in.
 //
 // Rules

@@ -66,3 +66,21 @@ export function planRelease (release: ReleaseBody, membership: MembershipView): 
   })
   return { waves, waveOf, targetOf, unassigned: ordered.filter(h => !waveOf.has(h)) }
 }
+
+/**
+ * Plans by release body, valid while the view's revision stays the same; a view without a
+ * revision gets a fresh plan on every call. One cache can serve many states that share bodies
+ * and one view (a simulator's hosts), so each plan is computed once, not once per host.
+ */
+export class PlanCache {
+  private readonly plans = new WeakMap<ReleaseBody, { revision: number, plan: Plan }>()
+
+  of (body: ReleaseBody, membership: MembershipView): Plan {
+    const revision = membership.revision
+    const hit = this.plans.get(body)
+    if (revision !== undefined && hit !== undefined && hit.revision === revision) return hit.plan
+    const plan = planRelease(body, membership)
+    if (revision !== undefined) this.plans.set(body, { revision, plan })
+    return plan
+  }
+}

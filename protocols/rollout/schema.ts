@@ -8,7 +8,6 @@ import type {
   ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, ReleaseBody,
   ReleaseControlBody, RollbackBody, Target, Wave
 } from './types.js'
-import type { BodyValidator } from '../audit/types.js'
 
 // Bounds keep a hostile admin (or a corrupt store) from making every host fold a giant plan.
 export const MAX_TARGETS = 1024
@@ -182,7 +181,7 @@ export function parseHealth (body: unknown): HealthBody {
 }
 
 /** One parser per rollout kind; state.ts folds only bodies that pass. */
-export const rolloutParsers = {
+export const rolloutSchemas = {
   release: parseRelease,
   'release-control': parseReleaseControl,
   'apply-start': parseApplyStart,
@@ -192,9 +191,5 @@ export const rolloutParsers = {
   health: parseHealth
 } as const
 
-export type RolloutKind = keyof typeof rolloutParsers
+export type RolloutKind = keyof typeof rolloutSchemas
 
-/** For the audit codec's KindRegistry: a validator throws the RolloutError, which it reports as BODY_INVALID. */
-export const rolloutSchemas: Record<RolloutKind, BodyValidator> = Object.fromEntries(
-  Object.entries(rolloutParsers).map(([kind, parse]) => [kind, (body: unknown) => { parse(body); return true }])
-) as Record<RolloutKind, BodyValidator>

@@ -1,64 +1,41 @@
 // The rollout fold: applyEntry(state, entry) files each rollout entry where the decisions look
 // for it. It does not judge authority (who is admin) — membership is itself a fold of the same
-// log and may arrive later than a release — so it keeps every well-formed entry and decide.ts
+// log and may arrive later than a release — so it keeps every well-formed entry and authority.ts
 // judges them against the membership view at query time. Everything kept is keyed by
 // (feed, seq) or "highest seq wins", so entries from different feeds, and duplicates, give the
 // same state in any delivery order.
 //
 // The state is updated in place: copying per-host maps on every entry would make folding a
 // 10,000-host log quadratic. The caller owns it; nothing else mutates it.
-import { rolloutParsers } from './schema.js'
+import { rolloutSchemas } from './schema.js'
 import type { RolloutKind } from './schema.js'
+import { GateEvaluator } from './gates.js'
+import { PlanCache } from './plan.js'
 import type { Entry } from '../audit/types.js'
-import type { ControlAction, ReleaseBody } from './types.js'
+import type { ControlAction, ControlRecord, Flag, ReleaseBody, ReleaseCandidate, ReleaseOutcomes } from './types.js'
 
-export interface ReleaseCandidate { feed: string, seq: number, ts: number, body: ReleaseBody }
-export interface ControlRecord { feed: string, seq: number, ts: number, action: ControlAction }
-
-/** A rollout entry the fold refused: its body broke the schema. */
-export interface Flag { feed: string, seq: number, kind: string, reason: string }
-
-/** A host whose record for a release changed, with what it held before (for incremental readers). */
-export interface OutcomeChange {
-  host: string
-  before: Entry | undefined
-  after: Entry | undefined
-  beforeHealth: Entry | undefined
-  afterHealth: Entry | undefined
-  newlyFailed: boolean
-}
-
-export interface ReleaseOutcomes {
-  /** host → its highest-seq apply-start / apply-ok / apply-failed / rollback entry for this release */
-  latest: Map<string, Entry>
-  /** hosts that ever wrote apply-failed or rollback for this release: the failure budget counts them */
-  failed: Set<string>
-  /** host → its highest-seq health entry naming this release */
-  health: Map<string, Entry>
-  /**
-   * Changes not yet read by the release's gate evaluator (decide.ts is the single reader and
-   * drains it), so a decision costs O(new entries), not O(hosts).
-   */
-  pending: OutcomeChange[]
-}
-
+// The maps are filled in place and never replaced: the gate evaluator holds `outcomes`.
 export interface RolloutState {
   /** release id → every well-formed release entry using that id (normally one) */
-  releases: Map<string, ReleaseCandidate[]>
-  controls: Map<string, ControlRecord[]>
-  outcomes: Map<string, ReleaseOutcomes>
-  flagged: Flag[]
+  readonly releases: Map<string, ReleaseCandidate[]>
+  readonly controls: Map<string, ControlRecord[]>
+  readonly outcomes: Map<string, ReleaseOutcomes>
+  readonly flagged: Flag[]
+  /** the decisions' incremental reader of `outcomes`, with its plans */
+  readonly gates: GateEvaluator
 }
 
 // Bodies that passed their kind's schema, by identity: parsing is pure, so its result can be memoised.
 const validBodies = new WeakMap<object, RolloutKind>()
 
-export function emptyState (): RolloutState {
-  return { releases: new Map(), controls: new Map(), outcomes: new Map(), flagged: [] }
+/** `plans` may be shared by states that fold the same body objects under one view (a simulator's hosts). */
+export function emptyState (plans: PlanCache = new PlanCache()): RolloutState {
+  const outcomes = new Map<string, ReleaseOutcomes>()
+  return { releases: new Map(), controls: new Map(), outcomes, flagged: [], gates: new GateEvaluator(outcomes, plans) }
 }
 
 export function isRolloutKind (kind: string): kind is RolloutKind {
-  return Object.hasOwn(rolloutParsers, kind)
+  return Object.hasOwn(rolloutSchemas, kind)
 }
 
 export function outcomesOf (state: RolloutState, release: string): ReleaseOutcomes {
@@ -84,7 +61,7 @@ export function applyEntry (state: RolloutState, entry: Entry): RolloutState {
   try {
     // one body object is often folded by many states (a simulator's hosts share entries)
     if (validBodies.get(entry.body as object) !== entry.kind) {
-      rolloutParsers[entry.kind](entry.body)
+      rolloutSchemas[entry.kind](entry.body)
       // only reached for maps: every parser refuses anything else first
       validBodies.set(entry.body as object, entry.kind)
     }

@@ -1,7 +1,9 @@
 // The rollout data model: release and outcome bodies as they sit in the audit log, the
 // membership facts the decisions need, and the decisions themselves. Bodies are typed views of
 // validated log data: unknown optional fields are kept on the object (planned features of
-// DESIGN §4 ride along untouched until code that understands them lands).
+// DESIGN §4 ride along untouched until code that understands them lands). The records the fold
+// files them into are here too, so the gate evaluator can read them without knowing the fold.
+import type { Entry } from '../audit/types.js'
 
 /** What the decisions need to know about the mesh; protocols/membership/view.ts provides it. */
 export interface MembershipView {
@@ -85,4 +87,34 @@ export type Decision =
 export interface DecideOptions {
   /** fill `trace` (default true); a simulator of 10,000 hosts turns it off to save the strings */
   trace?: boolean
+}
+
+export interface ReleaseCandidate { feed: string, seq: number, ts: number, body: ReleaseBody }
+export interface ControlRecord { feed: string, seq: number, ts: number, action: ControlAction }
+
+/** A rollout entry the fold refused: its body broke the schema. */
+export interface Flag { feed: string, seq: number, kind: string, reason: string }
+
+/** A host whose record for a release changed, with what it held before (for incremental readers). */
+export interface OutcomeChange {
+  host: string
+  before: Entry | undefined
+  after: Entry | undefined
+  beforeHealth: Entry | undefined
+  afterHealth: Entry | undefined
+  newlyFailed: boolean
+}
+
+export interface ReleaseOutcomes {
+  /** host → its highest-seq apply-start / apply-ok / apply-failed / rollback entry for this release */
+  latest: Map<string, Entry>
+  /** hosts that ever wrote apply-failed or rollback for this release: the failure budget counts them */
+  failed: Set<string>
+  /** host → its highest-seq health entry naming this release */
+  health: Map<string, Entry>
+  /**
+   * Changes not yet read by the state's gate evaluator (gates.ts is the single reader and
+   * drains it), so a decision costs O(new entries), not O(hosts).
+   */
+  pending: OutcomeChange[]
 }

@@ -10,9 +10,7 @@
 // ~100 bytes each (≈ 13 KB): a room has at most 40 member hosts and 128 (host, agent) members.
 import { createHash } from 'node:crypto'
 import { PEER_ID_RE } from '../../crypto/ids.js'
-import { AuditError } from '../audit/errors.js'
-import { decodeCanonical, encodeCanonical } from '../audit/codec.js'
-import type { BodyValidator } from '../audit/types.js'
+import { CanonicalError, decodeCanonical, encodeCanonical } from '../canonical.js'
 import { SEALED_EPOCH_KEY_BYTES } from '../../crypto/seal.js'
 import { MAX_ROOM_PLAINTEXT_BYTES, ROOM_NONCE_BYTES, type RoomMessage } from '../../crypto/room-cipher.js'
 import { RoomError } from './errors.js'
@@ -145,11 +143,6 @@ export const roomSchemas: { [K in RoomKind]: (body: unknown) => RoomBodies[K] } 
 }
 
 /** Registers the three kinds with the audit codec's registry (protocols/audit KindRegistry). */
-export function registerRoomKinds (registry: { register: (kind: string, validator: BodyValidator) => void }): void {
-  for (const [kind, schema] of Object.entries(roomSchemas)) {
-    registry.register(kind, (body) => { schema(body); return true })
-  }
-}
 
 export function memberId (m: RoomMember): string {
   return `${m.host}/${m.agent}`
@@ -170,7 +163,7 @@ export function keyId (room: string, epoch: number, key: Uint8Array): Uint8Array
 const TOPIC_PREFIX = 'fleetmesh/room/'
 const TOPIC_SUFFIX = '/1'
 
-/** Gossip topic of one room: its member hosts and relays subscribe (see service.ts). */
+/** Gossip topic of one room: its member hosts and relays subscribe (see service.ts, topics.ts). */
 export function roomTopic (room: string): string {
   return `${TOPIC_PREFIX}${room}${TOPIC_SUFFIX}`
 }
@@ -191,7 +184,7 @@ function wrap<T> (fn: () => T): T {
   try {
     return fn()
   } catch (err) {
-    if (err instanceof AuditError) throw new RoomError(err.code === 'MESSAGE_TOO_LARGE' ? 'ROOM_FRAME_TOO_LARGE' : 'ROOM_FRAME_MALFORMED', err.message)
+    if (err instanceof CanonicalError) throw new RoomError(err.code === 'TOO_LARGE' ? 'ROOM_FRAME_TOO_LARGE' : 'ROOM_FRAME_MALFORMED', err.message)
     throw err
   }
 }

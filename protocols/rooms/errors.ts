@@ -1,5 +1,7 @@
 // Typed errors of rooms. `code` is stable: the service reports it as the reason a frame was
 // dropped, the local API maps it to an HTTP status, and tests branch on it, never on the message.
+import { RoomCipherError } from '../../crypto/errors.js'
+
 export type RoomErrorCode =
   /** an entry body that breaks the schema of its kind */
   | 'ROOM_BODY_INVALID'
@@ -45,4 +47,13 @@ export class RoomError extends Error {
 
 export function isRoomError (err: unknown, code?: RoomErrorCode): err is RoomError {
   return err instanceof RoomError && (code === undefined || err.code === code)
+}
+
+/** A room error for anything a frame, its decryption or an exchange threw; cipher errors keep their meaning. */
+export function asRoomError (err: unknown): RoomError {
+  if (err instanceof RoomError) return err
+  if (err instanceof RoomCipherError) {
+    return new RoomError(err.code === 'ROOM_MSG_AUTH_FAILED' ? 'ROOM_MSG_AUTH_FAILED' : err.code === 'ROOM_MSG_TOO_LARGE' ? 'ROOM_FRAME_TOO_LARGE' : 'ROOM_FRAME_MALFORMED', err.message)
+  }
+  return new RoomError('ROOM_HISTORY_FAILED', (err as Error)?.message ?? String(err))
 }

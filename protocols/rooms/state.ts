@@ -18,7 +18,7 @@
 //   up to `graceMs` past the end. A sending host enforces the current member set itself.
 // - The result flags `leaked` hosts (hold the current key but are no member host any more)
 //   and `missing` ones (member hosts without the current key): both are repaired by a rekey.
-import type { Entry } from '../audit/types.js'
+import type { Entry } from '../audit/index.js'
 import { memberId, roomSchemas, ROOM_CREATE, type HistoryMode, type RoomBodies, type RoomKind, type RoomMember } from './codec.js'
 import type { RoomErrorCode } from './errors.js'
 

@@ -5,7 +5,7 @@
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { HostProcess, runCli, tempDir, type CliResult } from './processes.js'
-import { readConfig, writeConfig } from '../../node/config.js'
+import { readConfig, writeConfig } from '../../node/config-file.js'
 import { createServer } from 'node:net'
 
 export interface HostSpec {

@@ -1,7 +1,7 @@
 // Many real mesh hosts in one process, for the rollout and partition scenarios: each has its
 // own key, libp2p node (hybrid Noise, TCP on loopback, gossipsub), level store, audit sync,
-// membership view and rollout decisions — the daemon's own code. Only the Nix apply is left
-// out: a host "applies" in zero time, which is what these scenarios measure around.
+// membership view and deploy agent — the daemon's own code. Only Nix is left out: a host's
+// executor applies in zero time (zero-executor.ts), which is what these scenarios measure around.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,11 +12,13 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { ConnectionGater, Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import { AuditStore, AuditSync, auditSublevel, type StoredEntry } from '../../protocols/audit/index.js'
-import { applyEntry, decide, emptyState, isRolloutKind, type MembershipView, type RolloutState } from '../../protocols/rollout/index.js'
+import { decide, type RolloutState } from '../../protocols/rollout/index.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
-import { createNodeKindRegistry } from '../../node/mesh.js'
+import { DeployAgent, type RolloutMembership } from '../../node/deploy/index.js'
+import { createNodeKindRegistry } from '../../node/store.js'
 import { MetaStore } from '../../node/meta.js'
 import { Membership } from '../../node/membership.js'
+import { ZeroTimeExecutor } from './zero-executor.js'
 
 export interface SimHostOptions {
   dir: string
@@ -35,27 +37,21 @@ export class SimHost {
   store!: AuditStore
   sync!: AuditSync
   membership!: Membership
-  readonly rollout: RolloutState = emptyState()
+  agent!: DeployAgent
   /** release id → when this host first stored the release entry (ms) */
   readonly known = new Map<string, number>()
   /** release id → when this host applied it (ms) */
   readonly applied = new Map<string, number>()
   private db!: Level<string, Uint8Array>
-  private revision = 0
-  private busy = false
-  private wake?: NodeJS.Timeout
 
   constructor (readonly opts: SimHostOptions) {
     this.peerId = peerIdFromPrivateKey(opts.key).toString()
   }
 
-  readonly view: MembershipView = {
-    isAdmin: (p) => this.membership.isAdmin(p),
-    isMember: (p) => this.membership.isMember(p),
-    tagsOf: (p) => this.membership.view()?.members.get(p)?.tags ?? [],
-    members: () => [...(this.membership.view()?.members.keys() ?? [])],
-    revision: 0
-  }
+  /** the agent's rollout fold of this host's log */
+  get rollout (): RolloutState { return this.agent.state }
+  /** the membership facts this host's decisions read */
+  get view (): RolloutMembership { return this.agent.view }
 
   async start (): Promise<void> {
     const log = pino({ level: 'silent' })
@@ -67,7 +63,6 @@ export class SimHost {
     if (this.membership.mesh() === undefined) {
       await this.membership.adopt({ meshId: this.opts.meshId, name: 'sim', founder: this.opts.founder, trusted: [this.opts.founder] })
     }
-    this.membership.on('changed', () => { (this.view as { revision: number }).revision = ++this.revision; this.evaluate() })
     const gate = this.membership.gater()
     const blocked = (p: PeerId): boolean => this.opts.blocked?.().has(p.toString()) ?? false
     const gater: ConnectionGater = {
@@ -77,13 +72,17 @@ export class SimHost {
     }
     this.libp2p = await createMeshLibp2p({ privateKey: this.opts.key, listen: ['/ip4/127.0.0.1/tcp/0'], gater, gossipScore: (p) => this.membership.gossipScore(p) })
     this.sync = new AuditSync({ libp2p: this.libp2p, store: this.store, allowPeer: (p) => this.membership.isMember(p) })
-    for await (const s of this.store.log()) if (isRolloutKind(s.entry.kind)) applyEntry(this.rollout, s.entry)
     this.store.on('entry', (s: StoredEntry) => {
-      if (!isRolloutKind(s.entry.kind)) return
-      if (s.entry.kind === 'release' && !this.known.has((s.entry.body as { id: string }).id)) this.known.set((s.entry.body as { id: string }).id, Date.now())
-      applyEntry(this.rollout, s.entry)
-      this.evaluate()
+      const e = s.entry
+      if (e.kind === 'release' && !this.known.has((e.body as { id: string }).id)) this.known.set((e.body as { id: string }).id, Date.now())
+      if (e.kind === 'apply-ok' && e.feed === this.peerId) this.applied.set((e.body as { release: string }).release, Date.now())
     })
+    this.agent = new DeployAgent(
+      { self: this.peerId, store: this.store, catchUp: this.sync, membership: this.membership, executor: new ZeroTimeExecutor(() => this.opts.failApply === true), log },
+      // A simulated host starts with an empty log, never a stale one: there is nothing to catch up before deciding.
+      { catchUpGraceMs: 0 }
+    )
+    await this.agent.start()
     await this.sync.start()
   }
 
@@ -101,33 +100,6 @@ export class SimHost {
     await Promise.all(this.libp2p.getConnections().filter((c) => blocked.has(c.remotePeer.toString())).map(async (c) => { await c.close().catch(() => {}) }))
   }
 
-  /** What this host would do now, and doing it at once (apply time zero). */
-  private evaluate (): void {
-    if (this.busy) return
-    const d = decide(this.rollout, this.view, this.peerId, Date.now(), { trace: false })
-    // A soak ends with no new entry to wake anyone: look again when it does.
-    if (d.action === 'wait' && d.until !== undefined) {
-      clearTimeout(this.wake)
-      this.wake = setTimeout(() => { this.evaluate() }, Math.max(0, d.until - Date.now()) + 5)
-    }
-    if (d.action !== 'apply') return
-    this.busy = true
-    void (async () => {
-      try {
-        await this.store.append('apply-start', { release: d.release, path: d.path, wave: d.wave })
-        if (this.opts.failApply === true) {
-          await this.store.append('apply-failed', { release: d.release, path: d.path, reason: 'simulated failure' })
-        } else {
-          await this.store.append('apply-ok', { release: d.release, path: d.path, healthyAt: Date.now() })
-          this.applied.set(d.release, Date.now())
-        }
-      } finally {
-        this.busy = false
-      }
-      this.evaluate()
-    })()
-  }
-
   /** The decision as it stands, for comparing hosts after a partition heals. */
   desired (): string {
     const d = decide(this.rollout, this.view, this.peerId, Date.now(), { trace: false })
@@ -135,7 +107,7 @@ export class SimHost {
   }
 
   async stop (): Promise<void> {
-    clearTimeout(this.wake)
+    await this.agent.stop()
     await this.sync.stop()
     await this.libp2p.stop()
     await this.store.close()

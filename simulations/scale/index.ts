@@ -21,7 +21,7 @@
 // into one typed slab) for what keeps each one at a few nanoseconds.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { applyEntry, decide, emptyState, planRelease } from '../../protocols/rollout/index.js'
+import { applyEntry, decide, emptyState, planRelease, PlanCache } from '../../protocols/rollout/index.js'
 import type { MembershipView, ReleaseBody, RolloutState } from '../../protocols/rollout/index.js'
 import type { Entry } from '../../protocols/audit/types.js'
 import { Network, mulberry32 } from './network.js'
@@ -195,7 +195,9 @@ export function simulate (opts: ScaleOptions): ScaleResult {
   const inbox = new Inboxes(N)
   // every host writes about two entries: size the bitsets once
   const haveBytes = (2 * N + 64) >> 3
-  const hosts: HostSim[] = ids.map(() => ({ state: emptyState(), have: new Uint8Array(haveBytes), dirty: false, untilAt: Number.POSITIVE_INFINITY, applying: false, lastArrival: Number.NEGATIVE_INFINITY }))
+  // Every simulated host sees the same member view: one plan per release serves them all.
+  const plans = new PlanCache()
+  const hosts: HostSim[] = ids.map(() => ({ state: emptyState(plans), have: new Uint8Array(haveBytes), dirty: false, untilAt: Number.POSITIVE_INFINITY, applying: false, lastArrival: Number.NEGATIVE_INFINITY }))
   // apply-start counts for a gate only through its silent-host rule (waitOfflineMs)
   const startCounts = release.waves.map(w => w.waitOfflineMs !== undefined)
   const q = new EventQueue()

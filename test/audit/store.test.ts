@@ -8,7 +8,8 @@ import { Level } from 'level'
 import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { entryHash, ZERO_HASH } from '../../protocols/audit/codec.js'
-import { exportJsonl, verifyJsonl } from '../../protocols/audit/jsonl.js'
+import { exportJsonl } from '../../protocols/audit/jsonl.js'
+import { verifyJsonl } from '../../protocols/audit/verify-log.js'
 import { Witness, findWitnessConflicts } from '../../protocols/audit/witness.js'
 import type { StoredEntry } from '../../protocols/audit/types.js'
 import { craft, craftChain, openStore, tempDir, until } from './helpers.js'
@@ -256,7 +257,8 @@ test('STORE_CORRUPT for records moved, dropped or mangled on disk; STORE_CLOSED,
     await edit(async (raw) => { await raw.put(`!audit!h!${feed}`, new Uint8Array([0xa1, 0x61])) })
     await assert.rejects(openStore({ dir, key }), { code: 'STORE_CORRUPT' })
     const keyless = new Level<string, Uint8Array>(tempDir())
-    const { AuditStore, auditSublevel } = await import('../../protocols/audit/store.js')
+    const { AuditStore } = await import('../../protocols/audit/store.js')
+    const { auditSublevel } = await import('../../protocols/audit/layout.js')
     const ro = await AuditStore.open({ db: auditSublevel(keyless), authorCheck: () => false })
     await assert.rejects(ro.append('status', {}), { code: 'NO_SIGNING_KEY' })
     const refused = await ro.ingest(craftChain(await generateKeyPair('Ed25519'), 2).map(c => c.bytes))

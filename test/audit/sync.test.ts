@@ -6,7 +6,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
 import { encodeCanonical, entryHash } from '../../protocols/audit/codec.js'
-import type { PenaltyEvent } from '../../protocols/audit/sync.js'
+import type { PenaltyEvent } from '../../protocols/audit/penalties.js'
 import { HEADS_TOPIC, SYNC_PROTOCOL, decodeFrame, decodeRequest, encodeFrame, type SyncFrame } from '../../protocols/audit/wire.js'
 import { startNode, connect, until, craft, craftChain } from './helpers.js'
 
@@ -257,5 +257,36 @@ test('allowPeer: a host neither serves nor pulls from peers it does not allow', 
   } finally {
     await a.stop()
     await b.stop()
+  }
+})
+
+test('error frames: the server\'s bytes are pinned, and a peer\'s error frame ends a pull as SYNC_FAILED naming its code, unpenalised', { timeout: 120_000 }, async () => {
+  const h = await startNode()
+  const refuser = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const penalties: PenaltyEvent[] = []
+  h.sync.on('penalty', (p) => penalties.push(p))
+  await refuser.handle(SYNC_PROTOCOL, async (stream) => {
+    await lp.decode(stream)[Symbol.asyncIterator]().next()
+    stream.send(lp.encode.single(encodeFrame({ t: 'error', code: 'SEQ_GAP', message: 'not here' })))
+    await stream.close()
+  })
+  try {
+    // the length prefix, then the canonical map {t, code, message}
+    const stream = await refuser.dialProtocol(h.libp2p.getMultiaddrs()[0], SYNC_PROTOCOL)
+    stream.send(lp.encode.single(encodeCanonical({ t: 'range', feed: 'abc', from: 5, to: 1 })))
+    const chunks: Uint8Array[] = []
+    for await (const chunk of stream) chunks.push(chunk.subarray())
+    assert.equal(Buffer.concat(chunks).toString('hex'), '46a36174656572726f7264636f6465714d4553534147455f4d414c464f524d4544676d657373616765781c72616e6765206973207b666565642c2066726f6d20e289a420746f7d')
+    await until(() => penalties.length === 1, 'the malformed request to be penalised')
+    penalties.length = 0
+    await connect(h.libp2p, refuser)
+    const r = await h.sync.pull(refuser.peerId, h.store.feed as string, 0, 0)
+    assert.equal(r.stored, 0)
+    assert.equal(r.error?.code, 'SYNC_FAILED')
+    assert.equal(r.error?.message, 'peer refused: SEQ_GAP: not here')
+    assert.deepEqual(penalties, [])
+  } finally {
+    await h.stop()
+    await refuser.stop()
   }
 })

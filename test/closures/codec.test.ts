@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { encode } from 'cborg'
-import { encodeCanonical } from '../../protocols/audit/codec.js'
+import { encodeCanonical } from '../../protocols/canonical.js'
 import {
   MAX_HEADER_BYTES, MAX_REQUEST_BYTES, decodeHeader, decodeRequest, encodeHeader, encodeRequest, frame, type ClosureHeader
 } from '../../protocols/closures/codec.js'
 import { FrameReader, exactly } from '../../protocols/closures/stream.js'
-import type { PathInfo } from '../../nixos/index.js'
+import type { PathInfo } from '../../protocols/closures/index.js'
 
 const TOP = '/nix/store/a8spvqsbbpp7h2mgrfa2cf2dqh1gvyp0-fleetmesh-fixture-system-1'
 const DEP = '/nix/store/b8spvqsbbpp7h2mgrfa2cf2dqh1gvyp0-fleetmesh-fixture-service'

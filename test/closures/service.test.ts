@@ -12,9 +12,10 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
-import { closureInfo, NixProfileBackend, type NixOptions } from '../../nixos/index.js'
+import { closureInfo, NixClosureStore, NixProfileBackend, type NixOptions } from '../../nixos/index.js'
 import { runNix } from '../../nixos/nix.js'
-import { ClosureService, ClosuresError, sourcesFetcher, type ClosureServiceOptions } from '../../protocols/closures/index.js'
+import { ClosureService, ClosuresError, type ClosureServiceOptions } from '../../protocols/closures/index.js'
+import { sourcesFetcher } from '../../node/deploy/sources.js'
 import { buildGeneration, ensureNix } from '../fixtures/nix/fixtures.js'
 
 async function isValid (store: string, path: string): Promise<boolean> {
@@ -84,7 +85,7 @@ describe('closure service over libp2p', () => {
   const freshStore = (): string => join(dir, `store-${++stores}`)
   const id = (n: MeshLibp2p): string => n.peerId.toString()
   const fetcher = (nix: NixOptions, extra: Partial<ClosureServiceOptions> = {}): ClosureService =>
-    new ClosureService({ libp2p: b, nix, allowPeer: p => members.has(p), ...extra })
+    new ClosureService({ libp2p: b, store: new NixClosureStore({ nix }), allowPeer: p => members.has(p), ...extra })
 
   before(async () => {
     await ensureNix()
@@ -95,7 +96,7 @@ describe('closure service over libp2p', () => {
     ;[b, e, stranger] = await Promise.all([node(), node(), node()])
     ;[a, flipper, truncator] = await Promise.all((['honest', 'flip', 'truncate'] as const).map(async (mode) => await peerProcess(storeA, mode, [id(b)])))
     members = new Set([id(b), id(e), a.peer, flipper.peer, truncator.peer])
-    serviceE = new ClosureService({ libp2p: e, nix: { store: join(dir, 'empty') }, allowPeer: p => members.has(p) })
+    serviceE = new ClosureService({ libp2p: e, store: new NixClosureStore({ nix: { store: join(dir, 'empty') } }), allowPeer: p => members.has(p) })
     await serviceE.start()
     for (const addr of [a.addr, flipper.addr, truncator.addr, ...e.getMultiaddrs().map(String)]) {
       await b.dial(multiaddr(addr))
@@ -139,7 +140,7 @@ describe('closure service over libp2p', () => {
 
   it('serves members only, and fetches from members only', async () => {
     const store = freshStore()
-    const outsider = new ClosureService({ libp2p: stranger, nix: { store }, allowPeer: () => true })
+    const outsider = new ClosureService({ libp2p: stranger, store: new NixClosureStore({ nix: { store } }), allowPeer: () => true })
     const refused = await failure(outsider.fetch(path, [a.peer]))
     assert.equal(refused.code, 'PEER_REFUSED')
     const picky = await failure(fetcher({ store }, { allowPeer: p => p !== a.peer }).fetch(path, [a.peer]))
@@ -176,7 +177,7 @@ describe('closure service over libp2p', () => {
 
   it('answers PEER_BUSY beyond its transfer limit', async () => {
     await serviceE.stop()
-    const busy = new ClosureService({ libp2p: e, nix: { store: storeA }, allowPeer: () => true, maxTransfers: 0 })
+    const busy = new ClosureService({ libp2p: e, store: new NixClosureStore({ nix: { store: storeA } }), allowPeer: () => true, maxTransfers: 0 })
     await busy.start()
     try {
       const err = await failure(fetcher({ store: freshStore() }).fetch(path, [id(e)]))

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { KindRegistry } from '../../protocols/audit/codec.js'
 import { AuditError } from '../../protocols/audit/errors.js'
-import { MembershipError, membershipSchemas, registerMembershipKinds } from '../../protocols/membership/index.js'
+import { MembershipError, membershipSchemas } from '../../protocols/membership/index.js'
 import { peers } from './helpers.js'
 
 const [a, b] = await peers(2)
@@ -53,7 +53,7 @@ test('every schema rejects malformed bodies with a typed error', () => {
 
 test('registered with the audit codec registry, bad bodies become BODY_INVALID', () => {
   const registry = new KindRegistry()
-  registerMembershipKinds(registry)
+  registry.registerParsers(membershipSchemas)
   for (const kind of ['genesis', 'admit', 'grant', 'revoke']) assert.ok(registry.has(kind))
   registry.validate('admit', { peer: b, role: 'host', tags: [] })
   assert.throws(() => registry.validate('revoke', { peer: b }), (err: unknown) => err instanceof AuditError && err.code === 'BODY_INVALID')

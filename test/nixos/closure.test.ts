@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { closureInfo, exportClosure, fingerprint, importClosure, nixBase32, type PathInfo } from '../../nixos/index.js'
+import { closureInfo, exportClosure, fingerprint, importClosure, nixBase32, NixClosureStore, type PathInfo } from '../../nixos/index.js'
 import { runNix } from '../../nixos/nix.js'
 import { buildGeneration, ensureNix } from '../fixtures/nix/fixtures.js'
 
@@ -96,6 +96,19 @@ describe('closure export/import between store roots', () => {
     await assert.rejects(importClosure(chunked(nar), path, { store: store2, expected: signed, trustedPublicKeys: [otherPk] }), { code: 'CLOSURE_SIGNATURE_INVALID' })
     await assert.rejects(importClosure(chunked(nar), path, { store: store2, expected: infos, trustedPublicKeys: [pk] }), { code: 'CLOSURE_SIGNATURE_INVALID' })
     assert.equal(await isValid(store2, path), false)
+  })
+
+  it('serves as a closure store: null for a path it lacks, export and verified import otherwise', async () => {
+    const a = new NixClosureStore({ nix: { store: storeA } })
+    assert.equal(await a.info('/nix/store/00000000000000000000000000000000-not-built-anywhere'), null)
+    assert.deepEqual((await a.info(path))?.map(i => i.path).sort(), infos.map(i => i.path).sort())
+    const storeB = freshStore()
+    const b = new NixClosureStore({ nix: { store: storeB } })
+    assert.equal(await b.info(path), null)
+    await assert.rejects(b.import(chunked(nar), path, infos, { maxBytes: 1000 }), { code: 'CLOSURE_TOO_LARGE' })
+    const got = await b.import(a.export(path), path, infos)
+    assert.deepEqual(got.map(i => i.path).sort(), infos.map(i => i.path).sort())
+    assert.deepEqual((await b.info(path))?.map(i => i.path).sort(), infos.map(i => i.path).sort())
   })
 
   it('computes fingerprints in Nix base-32', () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_CONFIG, parseConfig, parseHealthFile } from '../../node/config.js'
+import { DEFAULT_CONFIG, runtimeEnv } from '../../node/config.js'
+import { parseConfig, parseHealthFile } from '../../node/config-file.js'
 import { NodeError } from '../../node/errors.js'
 
 const invalid = (fn: () => unknown, why: RegExp): void => {
@@ -32,4 +33,14 @@ test('a health file replaces the checks and soak, validated like the config', ()
   assert.equal(d.profile, DEFAULT_CONFIG.deploy.profile)
   invalid(() => parseHealthFile('h', '{"checks":[{"kind":"systemd","units":[]}]}', DEFAULT_CONFIG.deploy), /units/)
   invalid(() => parseHealthFile('h', 'nope', DEFAULT_CONFIG.deploy), /not valid JSON/)
+})
+
+test('the environment gives the log level and the token-free metrics listener, validated', () => {
+  assert.deepEqual(runtimeEnv({}), { logLevel: 'info' })
+  assert.deepEqual(runtimeEnv({ FLEETMESH_LOG_LEVEL: 'debug', FLEETMESH_METRICS_LISTEN: '' }), { logLevel: 'debug' })
+  assert.deepEqual(runtimeEnv({ FLEETMESH_METRICS_LISTEN: '0.0.0.0:9100' }).metricsListen, { host: '0.0.0.0', port: 9100 })
+  assert.deepEqual(runtimeEnv({ FLEETMESH_METRICS_LISTEN: '[::1]:9100' }).metricsListen, { host: '::1', port: 9100 })
+  invalid(() => runtimeEnv({ FLEETMESH_LOG_LEVEL: 'loud' }), /FLEETMESH_LOG_LEVEL/)
+  invalid(() => runtimeEnv({ FLEETMESH_METRICS_LISTEN: '9100' }), /FLEETMESH_METRICS_LISTEN: must be HOST:PORT/)
+  invalid(() => runtimeEnv({ FLEETMESH_METRICS_LISTEN: 'localhost:99999' }), /HOST:PORT/)
 })

@@ -58,7 +58,7 @@ test('the libp2p metrics bridge counts real hybrid handshakes and protocol bytes
   const mb = new NodeMetrics()
   const a = await meshNode(ma)
   const b = await meshNode(mb)
-  const server = await serveMetrics('127.0.0.1:0', async () => ma.registry.metrics(), ma.registry.contentType)
+  const server = await serveMetrics({ host: '127.0.0.1', port: 0 }, async () => ma.registry.metrics(), ma.registry.contentType)
   try {
     await b.handle('/fleetmesh/test-echo/1.0.0', async (stream) => {
       for await (const chunk of stream) stream.send(chunk.subarray())

@@ -53,7 +53,7 @@ describe('rollout schemas', () => {
 
   it('registers with the audit codec, which reports refusals as BODY_INVALID', () => {
     const reg = new KindRegistry()
-    for (const [kind, v] of Object.entries(rolloutSchemas)) reg.register(kind, v)
+    reg.registerParsers(rolloutSchemas)
     assert.doesNotThrow(() => reg.validate('release', releaseBody()))
     assert.throws(() => reg.validate('rollback', { release: 'r1', from: PATH_A, to: 'nope', ok: true }), (e: unknown) => isAuditError(e, 'BODY_INVALID'))
   })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeCanonical } from '../../protocols/audit/codec.js'
+import { encodeCanonical } from '../../protocols/canonical.js'
 import { SEALED_EPOCH_KEY_BYTES } from '../../crypto/seal.js'
 import {
   decodeFrame, encodeFrame, validateRoomCreate, validateRoomMember, applyRoomEntry, createRoomsState, foldRoom, admitMessage,
@@ -8,7 +8,7 @@ import {
 } from '../../protocols/rooms/index.js'
 import { decodeHistoryRequest, decodeHistoryResponse, MAX_FRAME_BYTES } from '../../protocols/rooms/codec.js'
 import { entry, peers, rng, shuffled } from '../membership/helpers.js'
-import type { Entry } from '../../protocols/audit/types.js'
+import type { Entry } from '../../protocols/audit/index.js'
 
 const ROOM = 'ab'.repeat(16)
 const kid = (n: number): Uint8Array => new Uint8Array(16).fill(n)

@@ -11,8 +11,8 @@ import type { HostIdentity } from '../../crypto/identity.js'
 import { generateXWingSeed, xwingPublicKey } from '../../crypto/xwing.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
 import { AuditStore, auditSublevel, AuditSync, createKindRegistry } from '../../protocols/audit/index.js'
-import { applyEntry, createMembershipState, registerMembershipKinds, viewOf, type MembershipState } from '../../protocols/membership/index.js'
-import { registerRoomKinds, RoomService, roomsSublevel, type RejectEvent, type RoomMembershipView, type RoomServiceOptions } from '../../protocols/rooms/index.js'
+import { applyEntry, createMembershipState, membershipSchemas, viewOf, type MembershipState } from '../../protocols/membership/index.js'
+import { roomSchemas, RoomService, roomsSublevel, type RejectEvent, type RoomMembershipView, type RoomServiceOptions } from '../../protocols/rooms/index.js'
 
 export const MESH = 'rooms-test-mesh'
 
@@ -55,8 +55,8 @@ export async function startHost (identity: HostIdentity, founder: string, servic
   const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view' })
   await db.open()
   const kinds = createKindRegistry()
-  registerMembershipKinds(kinds)
-  registerRoomKinds(kinds)
+  kinds.registerParsers(membershipSchemas)
+  kinds.registerParsers(roomSchemas)
   const store = await AuditStore.open({ db: auditSublevel(db), privateKey: identity.privateKey, kinds })
   const state = createMembershipState({ meshId: MESH, founder })
   // the view follows the store before the room service sees the same entry

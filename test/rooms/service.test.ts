@@ -1,12 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Message } from '@libp2p/gossipsub'
+import * as lp from 'it-length-prefixed'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createMeshLibp2p } from '../../node/libp2p.js'
 import { openEpochKey } from '../../crypto/seal.js'
 import { createSigner } from '../../crypto/sign.js'
 import { signingBytes } from '../../crypto/room-cipher.js'
-import { decodeFrame, encodeFrame, roomTopic, ROOM_CREATE, ROOM_MEMBER, type SealedKey, type SignedRoomMessage } from '../../protocols/rooms/index.js'
+import { decodeFrame, encodeFrame, roomTopic, HISTORY_PROTOCOL, ROOM_CREATE, ROOM_MEMBER, type SealedKey, type SignedRoomMessage } from '../../protocols/rooms/index.js'
+import { decodeHistoryResponse, MAX_HISTORY_REQUEST_BYTES } from '../../protocols/rooms/codec.js'
 import { meshed, startMesh, until, type TestHost } from './helpers.js'
 
 async function closeAll (hosts: TestHost[]): Promise<void> {
@@ -254,6 +256,28 @@ test('gossip on a room topic from a peer that is not a member never reaches the 
     assert.equal(a.rooms.stats(room.id).gossip, 0, 'and not relayed to a')
   } finally {
     await stranger.stop()
+    await closeAll(hosts)
+  }
+})
+
+test('a bad history request is answered with a typed error frame, not a reset', { timeout: 120_000 }, async () => {
+  const hosts = await startMesh(2)
+  const [a, b] = hosts as [TestHost, TestHost]
+  try {
+    // the codes of the frames a answers with; a reset would throw out of the read loop instead
+    const ask = async (bytes: Uint8Array): Promise<string[]> => {
+      const stream = await b.libp2p.dialProtocol(a.libp2p.peerId, HISTORY_PROTOCOL)
+      stream.send(lp.encode.single(bytes))
+      const got: string[] = []
+      for await (const chunk of lp.decode(stream)) {
+        const res = decodeHistoryResponse(chunk.subarray())
+        got.push(res.t === 'error' ? res.code : res.t)
+      }
+      return got
+    }
+    assert.deepEqual(await ask(Uint8Array.of(0xff)), ['ROOM_FRAME_MALFORMED'])
+    assert.deepEqual(await ask(new Uint8Array(MAX_HISTORY_REQUEST_BYTES + 1)), ['ROOM_FRAME_TOO_LARGE'])
+  } finally {
     await closeAll(hosts)
   }
 })

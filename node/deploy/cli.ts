@@ -1,9 +1,9 @@
 // CLI commands of deploys: releases (publish, status, list, pause/resume/abort), generations,
 // local apply and rollback. Every command talks to the running daemon.
 import { Command, CommanderError } from 'commander'
-import type { ControlClient } from './client.js'
-import type { PublishParams } from './deploy.js'
-import type { ReleaseBody, ReleaseStatus, Flag, Wave } from '../protocols/rollout/index.js'
+import type { ControlClient } from '../client.js'
+import type { PublishParams } from './agent.js'
+import type { ReleaseBody, ReleaseStatus, Flag, Wave } from '../../protocols/rollout/index.js'
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 

@@ -1,7 +1,7 @@
 // A release names where its generation can be fetched: substituter URLs and the word `peers`.
 // This turns that list into the deploy backend's fetch, trying each source in the given order.
 import { NixosError, type Backend } from '../../nixos/index.js'
-import type { ClosureService } from './service.js'
+import type { ClosureService } from '../../protocols/closures/index.js'
 
 export const PEERS_SOURCE = 'peers'
 

@@ -1,0 +1,68 @@
+// An operator's own commands on this host, outside any release: `fleetmesh apply PATH` through
+// the same engine, `fleetmesh rollback [--to N]` to an exact generation, and the generations
+// themselves. Each is written into this host's feed too.
+import { verify, type ApplyOutcome, type Generation } from '../../nixos/index.js'
+import { NodeError } from '../errors.js'
+import { noteCurrent, type DeployMetrics } from './metrics.js'
+import type { NixExecutor } from './nix.js'
+import { MAX_OUTPUT_CHARS, type Appender } from './report.js'
+
+export interface LocalDeployComponents {
+  nix: Pick<NixExecutor, 'profile' | 'engine' | 'policy'>
+  store: Appender
+  metrics?: DeployMetrics
+}
+
+export class LocalDeploy {
+  constructor (private readonly c: LocalDeployComponents) {}
+
+  /** This host's generations, oldest first, the current one marked. */
+  async generations (): Promise<Array<Generation & { current: boolean }>> {
+    const profile = this.c.nix.profile
+    const current = await profile.current()
+    return (await profile.list()).sort((x, y) => x.number - y.number).map((g) => ({ ...g, current: g.number === current?.number }))
+  }
+
+  /** The closure difference between generations numbered `a` and `b`. */
+  async diff (a: string | null, b: string | null): Promise<{ from: string, to: string, diff: string }> {
+    const profile = this.c.nix.profile
+    const gens = await profile.list()
+    const pick = (n: string | null): string => {
+      const g = gens.find((x) => String(x.number) === n)
+      if (g === undefined) throw new NodeError('API_NOT_FOUND', `no generation ${n ?? ''}`)
+      return g.path
+    }
+    const from = pick(a)
+    const to = pick(b)
+    return { from, to, diff: await profile.diff(from, to) }
+  }
+
+  /** `fleetmesh apply PATH`: one host, through the same engine, outside any release. */
+  async applyLocal (path: string, sources: string[], dryRun: boolean): Promise<{ preview: string, outcome: ApplyOutcome | null }> {
+    const { profile, engine } = this.c.nix
+    const preview = await profile.preview(path).catch((err: Error) => `(no preview: ${err.message})`)
+    if (dryRun) return { preview, outcome: null }
+    await this.c.store.append('local-apply', { path, phase: 'start' })
+    const outcome = await engine.apply({ path, sources })
+    await this.c.store.append('local-apply', { path, phase: 'end', status: outcome.status, ...('reason' in outcome ? { reason: outcome.reason.slice(0, MAX_OUTPUT_CHARS) } : {}) })
+    await noteCurrent(this.c.metrics, profile)
+    return { preview, outcome }
+  }
+
+  /** `fleetmesh rollback [--to N]`: back to an exact generation, activated and health-checked. */
+  async rollbackLocal (to?: number): Promise<{ generation: Generation, healthy: boolean, failure?: string }> {
+    const profile = this.c.nix.profile
+    const gens = (await profile.list()).sort((a, b) => a.number - b.number)
+    const current = await profile.current()
+    const target = to !== undefined ? gens.find((g) => g.number === to) : gens.filter((g) => current === null || g.number < current.number).pop()
+    if (target === undefined) throw new NodeError('API_NOT_FOUND', to !== undefined ? `no generation ${to}` : 'no generation before the current one')
+    const started = Date.now()
+    const generation = await profile.rollback(target)
+    await profile.activate()
+    const verdict = await verify(this.c.nix.policy)
+    this.c.metrics?.rolledBack((Date.now() - started) / 1000)
+    await this.c.store.append('local-rollback', { from: current?.path ?? null, to: generation.path, number: generation.number, healthy: verdict.ok })
+    await noteCurrent(this.c.metrics, profile)
+    return { generation, healthy: verdict.ok, ...(verdict.ok ? {} : { failure: `${verdict.failed.check}: ${verdict.failed.output}` }) }
+  }
+}
