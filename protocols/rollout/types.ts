@@ -1,8 +1,9 @@
 // The rollout data model: release and outcome bodies as they sit in the audit log, the
 // membership facts the decisions need, and the decisions themselves. Bodies are typed views of
-// validated log data: unknown optional fields are kept on the object (planned features of
-// DESIGN §4 ride along untouched until code that understands them lands). The records the fold
-// files them into are here too, so the gate evaluator can read them without knowing the fold.
+// validated log data: unknown optional fields are kept on the object (planned features such as
+// disruption budgets, pins and confirm windows ride along untouched until code that understands
+// them lands). The records the fold files them into are here too, so the gate evaluator can
+// read them without knowing the fold.
 import type { Entry } from '../audit/types.js'
 
 /** What the decisions need to know about the mesh; protocols/membership/view.ts provides it. */

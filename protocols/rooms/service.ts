@@ -1,4 +1,4 @@
-// Encrypted rooms on the mesh (DESIGN §6). Membership and sealed epoch keys live in the audit
+// Encrypted rooms on the mesh (docs/architecture.md, rooms). Membership and sealed epoch keys live in the audit
 // log (so they replicate with it and a host back from downtime gets them on catch-up); messages
 // travel on one gossipsub topic per room, are verified, decrypted, de-duplicated and kept in a
 // bounded history in level; a member that missed messages fetches them from any other member

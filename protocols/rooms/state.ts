@@ -1,4 +1,4 @@
-// Rooms as a pure fold over their audit entries (DESIGN §6). No I/O and no clock: the same
+// Rooms as a pure fold over their audit entries (docs/architecture.md, rooms). No I/O and no clock: the same
 // entries (and the same answer to "is this peer a mesh admin") give the same rooms on every
 // host, whatever order the entries arrived in.
 //

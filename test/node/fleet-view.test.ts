@@ -31,9 +31,12 @@ test('the fleet view shows members, a rollout\'s waves advancing live, and the a
     page.on('pageerror', (err) => { consoleErrors.push(err.message) })
     await page.goto(`${url}/ui?token=${token}`)
     assert.ok(!page.url().includes(token), 'the page drops the token from the address bar')
-    await page.waitForFunction('document.querySelectorAll(\'#members tbody tr[data-online="true"]\').length === 3', undefined, { timeout: WAIT_MS })
+    // Locators, not waitForFunction: its string predicate is an eval, which the page's CSP refuses.
+    const online = page.locator('#members tbody tr[data-online="true"]')
+    await online.nth(2).waitFor({ timeout: WAIT_MS })
+    assert.equal(await online.count(), 3)
     // Marks this document: a reload would lose it, so its survival proves the updates were live.
-    await page.evaluate('window.marker = 1')
+    await page.evaluate(() => { (globalThis as unknown as { marker: number }).marker = 1 })
 
     // A soak long enough that the second wave is seen waiting on the first.
     const rel = await a.json<{ id: string }>(['release', 'publish', '--tag', 'web', '--path', v1, '--waves', '1,100%', '--gate', 'healthy=100%,soak=3s'])
@@ -56,7 +59,7 @@ test('the fleet view shows members, a rollout\'s waves advancing live, and the a
     await page.screenshot({ path: shot, fullPage: true })
     t.diagnostic(`screenshots: ${shot} and fleet-view-rolling.png beside it`)
 
-    assert.equal(await page.evaluate('window.marker'), 1, 'no reload happened')
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker), 1, 'no reload happened')
     assert.match(await page.getAttribute(`${wave} .bar .healthy`, 'style') ?? '', /width: 100%/)
     const hostStates = await page.$$eval(`[data-release="${rel.id}"] .host`, (els) => els.map((e) => e.className))
     assert.deepEqual(hostStates, ['host apply-ok', 'host apply-ok', 'host apply-ok'])
