@@ -21,9 +21,10 @@ import type { AbstractLevel } from 'abstract-level'
 import type { Libp2p } from 'libp2p'
 import type { Logger } from 'pino'
 import type { HostIdentity } from '../crypto/identity.js'
+import { isPeerId } from '../crypto/ids.js'
 import type { AuditStore } from '../protocols/audit/index.js'
 import {
-  RoomError, RoomService, isAgentName, isHostId, roomsSublevel,
+  RoomError, RoomService, isAgentName, roomsSublevel,
   type RoomErrorCode, type RoomInfo, type RoomMember, type RoomMembershipView, type RoomMessageOut, type RoomStats
 } from '../protocols/rooms/index.js'
 import type { ApiHandler, ApiRequest, ApiServer } from './api.js'
@@ -98,7 +99,7 @@ function objectBody (body: unknown): Record<string, unknown> {
 
 function member (v: unknown): RoomMember {
   const m = objectBody(v)
-  if (!isHostId(m.host)) bad('host must be a host\'s peer id')
+  if (!isPeerId(m.host)) bad('host must be a host\'s peer id')
   if (!isAgentName(m.agent)) bad('agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
   return { host: m.host, agent: m.agent }
 }

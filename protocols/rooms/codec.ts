@@ -9,7 +9,7 @@
 // at most MAX_KEYS_PER_ENTRY = 40 sealed keys (≈ 50 KB) and MAX_MEMBERS = 128 members of at most
 // ~100 bytes each (≈ 13 KB): a room has at most 40 member hosts and 128 (host, agent) members.
 import { createHash } from 'node:crypto'
-import { PEER_ID_RE } from '../../crypto/ids.js'
+import { isPeerId } from '../../crypto/ids.js'
 import { CanonicalError, decodeCanonical, encodeCanonical } from '../canonical.js'
 import { SEALED_EPOCH_KEY_BYTES } from '../../crypto/seal.js'
 import { MAX_ROOM_PLAINTEXT_BYTES, ROOM_NONCE_BYTES, type RoomMessage } from '../../crypto/room-cipher.js'
@@ -81,15 +81,11 @@ export function isAgentName (v: unknown): v is string {
   return typeof v === 'string' && AGENT_RE.test(v)
 }
 
-export function isHostId (v: unknown): v is string {
-  return typeof v === 'string' && PEER_ID_RE.test(v)
-}
-
 const isEpoch = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
 export function checkMember (kind: string, v: unknown): RoomMember {
   const m = fields(kind, v, ['agent', 'host'])
-  if (!isHostId(m.host)) invalid(kind, 'member host must be an Ed25519 peer id')
+  if (!isPeerId(m.host)) invalid(kind, 'member host must be an Ed25519 peer id')
   if (!isAgentName(m.agent)) invalid(kind, `member agent must match ${AGENT_RE}`)
   return { host: m.host, agent: m.agent }
 }
@@ -102,7 +98,7 @@ function epochFields (kind: string, b: Record<string, unknown>): EpochFields {
   const seen = new Set<string>()
   const keys = b.keys.map((k: unknown): SealedKey => {
     const s = fields(kind, k, ['epoch', 'host', 'sealed'])
-    if (!isHostId(s.host)) invalid(kind, 'key host must be an Ed25519 peer id')
+    if (!isPeerId(s.host)) invalid(kind, 'key host must be an Ed25519 peer id')
     if (!isEpoch(s.epoch) || s.epoch > (b.epoch as number)) invalid(kind, 'key epoch must be an integer no later than the entry\'s epoch')
     if (!(s.sealed instanceof Uint8Array) || s.sealed.length !== SEALED_EPOCH_KEY_BYTES) invalid(kind, `sealed must be ${SEALED_EPOCH_KEY_BYTES} bytes`)
     const id = `${s.host}/${s.epoch}`
@@ -209,7 +205,7 @@ export function decodeFrame (bytes: Uint8Array): SignedRoomMessage {
   const f = exactMap(v, ['agent', 'ct', 'epoch', 'room', 'sender', 'seq', 'sig', 'ts', 'v'])
   if (f.v !== FRAME_VERSION) frameMalformed(`frame version ${String(f.v)} is not ${FRAME_VERSION}`)
   if (!isRoomId(f.room)) frameMalformed('room must be 32 hex characters')
-  if (!isHostId(f.sender)) frameMalformed('sender must be an Ed25519 peer id')
+  if (!isPeerId(f.sender)) frameMalformed('sender must be an Ed25519 peer id')
   if (!isAgentName(f.agent)) frameMalformed('agent is not a valid agent name')
   for (const k of ['epoch', 'seq', 'ts'] as const) if (!isEpoch(f[k])) frameMalformed(`${k} must be a non-negative integer`)
   if (!(f.ct instanceof Uint8Array) || f.ct.length < ROOM_NONCE_BYTES + TAG_BYTES) frameMalformed('ciphertext is shorter than nonce and tag')

@@ -3,7 +3,7 @@
 export { RoomError, isRoomError, type RoomErrorCode } from './errors.js'
 export {
   roomSchemas, validateRoomCreate, validateRoomMember, validateRoomRekey, roomTopic, roomOfTopic, keyId, memberId,
-  encodeFrame, decodeFrame, isAgentName, isHostId, isRoomId,
+  encodeFrame, decodeFrame, isAgentName, isRoomId,
   ROOM_CREATE, ROOM_MEMBER, ROOM_REKEY, ROOM_KINDS, HISTORY_PROTOCOL, MAX_ROOM_HOSTS, MAX_MEMBERS, MAX_KEYS_PER_ENTRY,
   type HistoryMode, type RoomMember, type SealedKey, type RoomCreateBody, type RoomMemberBody, type RoomRekeyBody, type SignedRoomMessage
 } from './codec.js'
