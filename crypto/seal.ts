@@ -7,9 +7,7 @@
 // be replayed as another room's key, another epoch's key, or to another host. X-Wing private
 // keys are the 32-byte seed of crypto/xwing.ts; @hpke's X-Wing expands the same seed into the
 // same public key as @noble's ml_kem768_x25519 (checked in test/crypto/seal.test.ts).
-import { CipherSuite, HkdfSha256 } from '@hpke/core'
-import { Chacha20Poly1305 } from '@hpke/chacha20poly1305'
-import { XWing } from '@hpke/hybridkem-x-wing'
+import type { CipherSuite } from '@hpke/core'
 import { SealError } from './errors.js'
 import { XWING_PUBLIC_KEY_BYTES, XWING_SEED_BYTES } from './xwing.js'
 
@@ -21,8 +19,18 @@ export const SEALED_EPOCH_KEY_BYTES = 1 + ENC_BYTES + EPOCH_KEY_BYTES + TAG_BYTE
 const INFO_DOMAIN = 'fleetmesh room epoch key v1'
 const MAX_ID_BYTES = 256
 
-// One suite for the process: the KEM caches its crypto provider after first use.
-const suite = new CipherSuite({ kem: new XWing(), kdf: new HkdfSha256(), aead: new Chacha20Poly1305() })
+// One suite for the process: the KEM caches its crypto provider after first use. Loaded on the
+// first seal or open, as a host in no room never needs @hpke (about 4 MiB of an idle daemon).
+let suitePromise: Promise<CipherSuite> | undefined
+async function hpkeSuite (): Promise<CipherSuite> {
+  suitePromise ??= (async () => {
+    const [{ CipherSuite, HkdfSha256 }, { Chacha20Poly1305 }, { XWing }] = await Promise.all([
+      import('@hpke/core'), import('@hpke/chacha20poly1305'), import('@hpke/hybridkem-x-wing')
+    ])
+    return new CipherSuite({ kem: new XWing(), kdf: new HkdfSha256(), aead: new Chacha20Poly1305() })
+  })()
+  return suitePromise
+}
 const utf8 = new TextEncoder()
 
 export interface SealEpochKeyParams {
@@ -71,6 +79,7 @@ export async function sealEpochKey (p: SealEpochKeyParams): Promise<Uint8Array> 
   if (p.key.length !== EPOCH_KEY_BYTES) malformed(`epoch key must be ${EPOCH_KEY_BYTES} bytes`)
   if (p.recipientPublicKey.length !== XWING_PUBLIC_KEY_BYTES) malformed(`X-Wing public key must be ${XWING_PUBLIC_KEY_BYTES} bytes`)
   const info = sealInfo(p.roomId, p.epoch, p.recipientPeerId)
+  const suite = await hpkeSuite()
   const recipientPublicKey = await suite.kem.importKey('raw', new Uint8Array(p.recipientPublicKey).buffer, true)
   const { enc, ct } = await suite.seal({ recipientPublicKey, info }, p.key)
   const out = new Uint8Array(SEALED_EPOCH_KEY_BYTES)
@@ -86,6 +95,7 @@ export async function openEpochKey (p: OpenEpochKeyParams): Promise<Uint8Array> 
   if (p.sealed[0] !== SEAL_VERSION) throw new SealError('SEAL_VERSION', `sealed epoch key version ${p.sealed[0]} is not supported (this build reads ${SEAL_VERSION})`)
   if (p.sealed.length !== SEALED_EPOCH_KEY_BYTES) malformed(`sealed epoch key must be ${SEALED_EPOCH_KEY_BYTES} bytes, got ${p.sealed.length}`)
   const info = sealInfo(p.roomId, p.epoch, p.peerId)
+  const suite = await hpkeSuite()
   const recipientKey = await suite.kem.importKey('raw', new Uint8Array(p.seed).buffer, false)
   try {
     const key = await suite.open({ recipientKey, enc: p.sealed.slice(1, 1 + ENC_BYTES), info }, p.sealed.slice(1 + ENC_BYTES))
