@@ -3,7 +3,7 @@
 // and verified. Every phase is journalled before it is acted on, so recover() after a
 // kill -9 knows what to finish, and nothing is reported `ok` that was not verified.
 import { NixosError, type NixosErrorCode } from './errors.js'
-import { checkName, validatePolicy, verify, type CheckFailure, type HealthCheck, type HealthPolicy } from './health.js'
+import { checkName, validatePolicy, verify, type CheckFailure, type HealthCheck, type HealthPolicy, type ProbeReport } from './health.js'
 import { newApplyId, type ApplyPhase, type ApplyRecord, type Journal } from './journal.js'
 import { assertStorePath } from './nix.js'
 import type { Backend, Generation } from './types.js'
@@ -27,6 +27,13 @@ export type DeployEvent = EventBase & (
   | { kind: 'pruned', deleted: number[] }
   | { kind: 'prune-failed', reason: string }
 )
+
+/** A health probe of the generation the engine is verifying, a new one or the previous one after a rollback. */
+export type EngineProbe = ProbeReport & {
+  applyId: string
+  generation: Generation | null
+  phase: Extract<ApplyPhase, 'verifying' | 'rolling-back'>
+}
 
 export type ApplyOutcome =
   | { status: 'ok', id: string, generation: Generation }
@@ -53,6 +60,8 @@ export interface EngineOptions {
   /** Soak after a rollback; default 0: the old generation already proved itself. */
   rollbackSoakMs?: number
   onEvent?: (ev: DeployEvent) => void
+  /** Every health probe, kept out of onEvent because probes run many times a second. */
+  onProbe?: (p: EngineProbe) => void
   /** generations kept after each apply; older ones are deleted (default: none deleted) */
   keep?: number
   now?: () => number
@@ -151,7 +160,7 @@ export class DeployEngine {
 
   private async verifyAndFinish (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
     rec = await this.advance(rec, 'verifying', {})
-    const verdict = await verify(policy, { now: this.now })
+    const verdict = await verify(policy, { now: this.now, onProbe: this.probeReporter(rec, rec.switched, 'verifying') })
     if (!verdict.ok) {
       this.emitHealthFailed(rec, rec.switched, verdict.failed)
       return await this.rollBack(rec, `health check ${verdict.failed.check} failed: ${verdict.failed.output}`, verdict.failed, policy)
@@ -169,7 +178,7 @@ export class DeployEngine {
     try {
       await this.opts.backend.rollback(to)
       await this.opts.backend.activate()
-      const verdict = await verify(this.rollbackPolicy(policy), { now: this.now })
+      const verdict = await verify(this.rollbackPolicy(policy), { now: this.now, onProbe: this.probeReporter(rec, to, 'rolling-back') })
       if (!verdict.ok) {
         this.emitHealthFailed(rec, to, verdict.failed)
         throw new NixosError('HEALTH_CHECK_FAILED', `generation ${to.number} is unhealthy after rollback: ${verdict.failed.check}: ${verdict.failed.output}`)
@@ -201,6 +210,11 @@ export class DeployEngine {
     const next: ApplyRecord = { ...rec, ...patch, phase, updatedAt: this.now() }
     await this.opts.journal.write(next)
     return next
+  }
+
+  private probeReporter (rec: ApplyRecord, generation: Generation | null, phase: EngineProbe['phase']): ((p: ProbeReport) => void) | undefined {
+    const onProbe = this.opts.onProbe
+    return onProbe === undefined ? undefined : (p) => { onProbe({ ...p, applyId: rec.id, generation, phase }) }
   }
 
   private emitHealthFailed (rec: ApplyRecord, generation: Generation | null, f: CheckFailure): void {

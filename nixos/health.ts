@@ -2,6 +2,7 @@
 // each probed on its own timer so a hanging check never delays the verdict of a failing one.
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { performance } from 'node:perf_hooks'
 import { NixosError } from './errors.js'
 
 interface CheckCommon {
@@ -40,9 +41,21 @@ export type HealthVerdict =
   | { ok: true, probes: Record<string, number> }
   | { ok: false, failed: CheckFailure, probes: Record<string, number> }
 
+/** One probe's result as it became known. */
+export interface ProbeReport {
+  check: string
+  kind: HealthCheck['kind']
+  ok: boolean
+  output: string
+  /** performance.now() when the result was known: monotonic, unlike the injectable `now`. */
+  at: number
+}
+
 export interface VerifyOptions {
   now?: () => number
   signal?: AbortSignal
+  /** Sees every probe, so callers can time when a generation first failed or first passed. */
+  onProbe?: (p: ProbeReport) => void
 }
 
 export const OUTPUT_LIMIT = 4096
@@ -179,6 +192,7 @@ export async function verify (policy: HealthPolicy, opts: VerifyOptions = {}): P
       const r = await probe(check, stop.signal)
       if (stop.signal.aborted) return
       probes[name] = (probes[name] ?? 0) + 1
+      report(opts.onProbe, { check: name, kind: check.kind, ok: r.ok, output: r.output, at: performance.now() })
       if (r.ok) {
         failures = 0
         healthy.add(name)
@@ -199,6 +213,14 @@ export async function verify (policy: HealthPolicy, opts: VerifyOptions = {}): P
   await Promise.allSettled(loops)
   if (result === null) throw new NixosError('HEALTH_CHECK_FAILED', 'health verification aborted', { cause: outer?.reason })
   return result
+}
+
+function report (onProbe: VerifyOptions['onProbe'], p: ProbeReport): void {
+  try {
+    onProbe?.(p)
+  } catch {
+    // An observer's bug must not change a generation's verdict.
+  }
 }
 
 async function sleep (ms: number, signal: AbortSignal): Promise<void> {

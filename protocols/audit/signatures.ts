@@ -1,5 +1,6 @@
 // Signature checks of many entries at once, for the store's ingest and the whole-log verifiers.
 // Worker threads start on the first large batch: a store that only appends never pays for them.
+import { availableParallelism } from 'node:os'
 import { Ed25519VerifyPool, verifyEd25519 } from '../../crypto/sign.js'
 import { detachSignature } from './codec.js'
 import { feedPublicKey } from './verify.js'
@@ -10,6 +11,11 @@ const POOL_MIN_BATCH = 64
 // The caller's thread also decodes, hashes and writes each entry (measured: ~0.8 of a signature
 // check), so it takes a quarter of a worker's share of the signatures and the workers the rest.
 const CALLER_VERIFY_SHARE = 0.25
+
+/** Worker threads a store checks signatures on unless told otherwise: cores - 1, at most 2. */
+export function defaultVerifyThreads (): number {
+  return Math.min(2, Math.max(0, availableParallelism() - 1))
+}
 
 export class SignatureChecker {
   private readonly threads: number

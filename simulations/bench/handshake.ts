@@ -117,12 +117,14 @@ function median (values: number[]): number {
 const round = (value: number, digits: number): number => Number(value.toFixed(digits))
 
 export async function run (args: string[]): Promise<Record<string, number | string>> {
+  const quick = args.includes('--quick')
   const { values } = parseArgs({
     args,
     options: {
-      connections: { type: 'string', default: '200' },
-      mib: { type: 'string', default: '64' },
-      rounds: { type: 'string', default: '3' }
+      connections: { type: 'string', default: quick ? '20' : '200' },
+      mib: { type: 'string', default: quick ? '8' : '64' },
+      rounds: { type: 'string', default: quick ? '1' : '3' },
+      quick: { type: 'boolean', default: false }
     }
   })
   const connections = Number(values.connections)

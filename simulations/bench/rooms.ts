@@ -5,7 +5,10 @@
 // just before alice's POST to the moment a listener reads the message off its stream, on this
 // process's one clock; measured one message at a time (a small gap, no queueing). Throughput:
 // a burst sent with WINDOW requests in flight, until both listeners hold all of it.
-// Args: [latency messages = 300] [burst messages = 1000].
+// Args: [latency messages = 300] [burst messages = 1000] [--quick: 30 and 100 unless given].
+// The room is ready once every host holds it and exchanges its gossip with at least one other
+// host, as in test/node/rooms.test.ts: every host relays, so carol may hear alice through bob's
+// daemon, and her latency then includes that hop, as it would in a fleet whose mesh came out so.
 import { performance } from 'node:perf_hooks'
 import { Fleet, type FleetHost } from '../harness/fleet.js'
 import { ControlClient } from '../../node/client.js'
@@ -16,6 +19,8 @@ const SIZE = 1024
 const GAP_MS = 5
 const WINDOW = 8
 const WARMUP = 20
+/** A message not read this long after it was sent is lost, not slow. */
+const DELIVERY_TIMEOUT_MS = 30_000
 
 const say = (line: string): void => { process.stderr.write(`rooms bench: ${line}\n`) }
 
@@ -39,7 +44,7 @@ class Listener {
   private readonly waiters: Array<{ n: number, resolve: () => void }> = []
   readonly done: Promise<void>
 
-  constructor (client: RoomClient, room: string) {
+  constructor (readonly agent: string, client: RoomClient, room: string) {
     this.done = (async () => {
       for await (const m of client.stream(room, { signal: this.ac.signal })) {
         const n = Number(m.text.slice(0, m.text.indexOf('|')))
@@ -54,7 +59,20 @@ class Listener {
 
   async got (n: number): Promise<void> {
     if (this.arrivals.has(n)) return
-    await new Promise<void>((resolve) => { this.waiters.push({ n, resolve }) })
+    let timer: NodeJS.Timeout | undefined
+    const waiter = { n, resolve: () => {} }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        waiter.resolve = resolve
+        this.waiters.push(waiter)
+        timer = setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1)
+          reject(new Error(`${this.agent} did not read message ${n} within ${DELIVERY_TIMEOUT_MS} ms of waiting (read ${this.arrivals.size} messages)`))
+        }, DELIVERY_TIMEOUT_MS)
+      })
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   async close (): Promise<void> {
@@ -68,26 +86,42 @@ async function agentClient (h: FleetHost, agent: string): Promise<RoomClient> {
   return new RoomClient({ url: (await ControlClient.forDataDir(h.dataDir)).url, token })
 }
 
+/**
+ * Until every host holds the room and exchanges its gossip with at least one of the others; on
+ * timeout the error says what each host showed last.
+ */
+async function meshed (fleet: Fleet, hosts: FleetHost[], room: string): Promise<void> {
+  const name = (peer: string): string => hosts.find(h => h.peerId === peer)?.name ?? peer
+  let seen = 'nothing yet'
+  try {
+    await fleet.waitFor(`every host to hold room ${room} with at least one other host as a topic peer`, async () => {
+      const views = await Promise.all(hosts.map(async (h) => {
+        const api = await ControlClient.forDataDir(h.dataDir)
+        if (!(await api.get<RoomInfo[]>('/v1/rooms')).some(r => r.id === room)) return { h, peers: undefined }
+        return { h, peers: (await api.get<RoomStats>(`/v1/rooms/${room}/stats`)).peers }
+      }))
+      seen = views.map(({ h, peers }) => `${h.name}: ${peers === undefined ? 'no room' : `topic peers [${peers.map(name).join(',')}]`}`).join('; ')
+      return views.every(({ h, peers }) => peers !== undefined && hosts.some(o => o !== h && peers.includes(o.peerId)))
+    })
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last seen: ${seen}`, { cause: err })
+  }
+}
+
 export async function run (args: string[]): Promise<Record<string, number | string>> {
-  const latencyCount = Number(args[0] ?? 300)
-  const burst = Number(args[1] ?? 1000)
+  const quick = args.includes('--quick')
+  const counts = args.filter(a => a !== '--quick')
+  const latencyCount = Number(counts[0] ?? (quick ? 30 : 300))
+  const burst = Number(counts[1] ?? (quick ? 100 : 1000))
   const fleet = await Fleet.create({ hosts: [{ name: 'a', role: 'admin' }, { name: 'b' }, { name: 'c' }], onProgress: say })
   const listeners: Listener[] = []
   try {
     await fleet.pairAll()
     const [a, b, c] = ['a', 'b', 'c'].map(n => fleet.host(n)) as [FleetHost, FleetHost, FleetHost]
     const room = (await a.json<RoomInfo>(['room', 'create', 'bench', '--member', `${a.peerId}:alice`, '--member', `${b.peerId}:bob`, '--member', `${c.peerId}:carol`])).id
-    await fleet.waitFor('the room\'s gossip mesh', async () => {
-      for (const h of [a, b, c]) {
-        const api = await ControlClient.forDataDir(h.dataDir)
-        if (!(await api.get<RoomInfo[]>('/v1/rooms')).some(r => r.id === room)) return false
-        const peers = (await api.get<RoomStats>(`/v1/rooms/${room}/stats`)).peers
-        if (![a, b, c].every(o => o === h || peers.includes(o.peerId))) return false
-      }
-      return true
-    })
+    await meshed(fleet, [a, b, c], room)
     const alice = await agentClient(a, 'alice')
-    listeners.push(new Listener(await agentClient(b, 'bob'), room), new Listener(await agentClient(c, 'carol'), room))
+    listeners.push(new Listener('bob', await agentClient(b, 'bob'), room), new Listener('carol', await agentClient(c, 'carol'), room))
     say(`room ${room} ready on 3 daemons`)
 
     let next = 0
@@ -116,6 +150,7 @@ export async function run (args: string[]): Promise<Record<string, number | stri
       while (next <= last) await sendOne()
     }))
     await fleet.waitFor('every burst message at both listeners', async () => listeners.every(l => l.arrivals.size >= last + 1), 120_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; read ${listeners.map(l => `${l.agent}: ${l.arrivals.size}`).join(', ')} of ${last + 1}`, { cause: err }) })
     const done = Math.max(...listeners.flatMap(l => Array.from({ length: burst }, (_, i) => l.arrivals.get(first + i)!)))
     return {
       bench: 'rooms',

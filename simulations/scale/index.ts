@@ -1,4 +1,4 @@
-// `npm run sim -- scale --hosts 10000 [--loss 0.05] [--churn 0.1] [--fail-canary]`
+// `npm run sim -- scale --hosts 10000 [--loss 0.05] [--churn 0.1] [--fail-canary] [--quick]`
 //
 // A discrete-event simulation of one release rolling out over a fleet: a priority queue of
 // events on a simulated clock (no timers), the gossipsub overlay of network.ts, and on every
@@ -51,8 +51,11 @@ const PUBLISH_AT = 2_000
 const LATENCY_MEDIAN_MS = 20
 const LATENCY_SIGMA = 0.5
 
+/** `--quick`: the same scenario and figures on 200 hosts, plotted beside the README's plot, not over it. */
+const QUICK: Partial<ScaleOptions> = { hosts: 200, svg: 'out/sim-scale-quick.svg' }
+
 export function parseArgs (args: string[]): ScaleOptions {
-  const o = { ...DEFAULTS }
+  const o = { ...DEFAULTS, ...(args.includes('--quick') ? QUICK : {}) }
   for (let i = 0; i < args.length; i++) {
     const a = args[i]
     const num = (): number => {
@@ -73,6 +76,7 @@ export function parseArgs (args: string[]): ScaleOptions {
       case '--fold-all': o.foldAll = true; break
       case '--svg': o.svg = args[++i]; break
       case '--no-svg': o.svg = undefined; break
+      case '--quick': break
       default: throw new Error(`unknown option ${a}`)
     }
   }

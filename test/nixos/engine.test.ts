@@ -5,8 +5,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Level } from 'level'
-import { DeployEngine, Journal, NixProfileBackend, verify, type DeployEvent, type HealthPolicy } from '../../nixos/index.js'
+import { DeployEngine, Journal, NixProfileBackend, verify, type DeployEvent, type EngineOptions, type HealthPolicy } from '../../nixos/index.js'
 import { activeVersion, buildGeneration, ensureNix, fixtureHost, type FixtureHost } from '../fixtures/nix/fixtures.js'
+
+type Probe = Parameters<NonNullable<EngineOptions['onProbe']>>[0]
 
 interface Rig {
   host: FixtureHost
@@ -14,6 +16,7 @@ interface Rig {
   backend: NixProfileBackend
   engine: DeployEngine
   events: DeployEvent[]
+  probes: Probe[]
   policy: HealthPolicy
   close: () => Promise<void>
 }
@@ -23,9 +26,10 @@ async function rig (keep?: number): Promise<Rig> {
   const db = new Level<string, string>(join(host.dir, 'db'))
   const backend = new NixProfileBackend({ profile: host.profile, activation: { env: host.env, timeoutMs: 30_000 } })
   const events: DeployEvent[] = []
+  const probes: Probe[] = []
   const policy: HealthPolicy = { soakMs: 300, checks: [{ kind: 'http', name: 'web', url: host.url, intervalMs: 50, retries: 10, timeoutMs: 300 }] }
-  const engine = new DeployEngine({ backend, journal: new Journal(db.sublevel('deploy')), health: policy, keep, onEvent: (e) => { events.push(e) } })
-  return { host, db, backend, engine, events, policy, close: async () => { await db.close(); await host.cleanup() } }
+  const engine = new DeployEngine({ backend, journal: new Journal(db.sublevel('deploy')), health: policy, keep, onEvent: (e) => { events.push(e) }, onProbe: (p) => { probes.push(p) } })
+  return { host, db, backend, engine, events, probes, policy, close: async () => { await db.close(); await host.cleanup() } }
 }
 
 const gens: Record<string, string> = {}
@@ -64,6 +68,7 @@ describe('DeployEngine on a real Nix profile', () => {
       const before = await r.backend.current()
       assert.ok(before !== null)
       r.events.length = 0
+      r.probes.length = 0
       const out = await r.engine.apply({ path: gen(bad) })
       assert.equal(out.status, 'rolled-back')
       assert.ok(out.status === 'rolled-back')
@@ -82,6 +87,15 @@ describe('DeployEngine on a real Nix profile', () => {
       assert.ok(rb?.kind === 'rollback')
       assert.deepEqual(rb.to, before)
       assert.ok(r.events.every(e => e.applyId === out.id && typeof e.at === 'number' && e.id.startsWith(out.id)))
+      // Every probe is reported, in order, against the generation it judged: the bad one
+      // until it failed, then the previous one until it passed.
+      assert.ok(r.probes.every((p, i) => p.applyId === out.id && p.check === 'web' && p.at >= (r.probes[i - 1]?.at ?? 0)))
+      const verifying = r.probes.filter(p => p.phase === 'verifying')
+      assert.ok(verifying.length === 10 && verifying.every(p => !p.ok && p.generation?.path === gen(bad)))
+      assert.ok(r.probes.slice(0, verifying.length).every(p => p.phase === 'verifying'))
+      const back = r.probes.slice(verifying.length)
+      assert.ok(back.every(p => p.phase === 'rolling-back' && p.generation?.number === before.number))
+      assert.equal(back.at(-1)?.ok, true)
     })
   }
 
@@ -150,14 +164,45 @@ describe('a rollback that fails', () => {
     assert.equal(await journal.active(), null)
   })
 
-  it('a rollback whose old generation is unhealthy is failed too', async () => {
-    const policy: HealthPolicy = { soakMs: 0, checks: [{ kind: 'command', name: 'never', command: 'exit 1', intervalMs: 20, retries: 2 }] }
+})
+
+describe('a rollback to an unhealthy generation', () => {
+  // A host of its own: the marker files and services of the tests above must not make the
+  // rollback fail at activation, before the check under test runs.
+  let r: Rig
+  before(async () => { r = await rig() })
+  after(async () => { await r.close() })
+
+  it('is failed at the post-rollback health check, never reported as rolled back', async () => {
+    // The previous generation is one whose service answers HTTP 500, accepted by a policy
+    // that expects it; later applies use the rig's policy, which expects 200. 30 retries
+    // give a slow service time to listen, so that the check fails on its answer.
+    const web = r.policy.checks[0]
+    assert.ok(web?.kind === 'http')
+    const patient = { ...web, retries: 30 }
+    assert.equal((await r.engine.apply({ path: gen('e-500'), health: { soakMs: 0, checks: [{ ...patient, expectStatus: 500 }] } })).status, 'ok')
+    const previous = await r.backend.current()
+    assert.ok(previous !== null)
+    const policy: HealthPolicy = { soakMs: 0, checks: [patient] }
     const verdict = await verify(policy)
     assert.equal(verdict.ok, false)
-    await writeFile(join(r.host.stateDir, 'fail-activation-e2'), '')
-    const out = await r.engine.apply({ path: gen('e1'), health: policy })
+    r.events.length = 0
+    const out = await r.engine.apply({ path: gen('e-crash'), health: policy })
     assert.equal(out.status, 'failed')
     assert.ok(out.status === 'failed')
     assert.equal(out.code, 'ROLLBACK_FAILED')
+    assert.match(out.reason, new RegExp(`rollback to generation ${previous.number} failed: generation ${previous.number} is unhealthy after rollback: web: HTTP 500`))
+    // Switched back and re-activated: the old service runs again and is what failed.
+    assert.deepEqual(await r.backend.current(), previous)
+    assert.equal(await activeVersion(r.host.stateDir), 'e-500')
+    const kinds = r.events.map(e => e.kind)
+    assert.deepEqual(kinds, ['apply-start', 'switched', 'health-failed', 'health-failed', 'apply-failed'])
+    const [, , fresh, old, last] = r.events
+    assert.ok(fresh?.kind === 'health-failed' && fresh.generation?.path === gen('e-crash'))
+    assert.ok(old?.kind === 'health-failed')
+    assert.deepEqual(old.generation, previous)
+    assert.match(old.output, /HTTP 500 \(expected 200\)/)
+    assert.ok(last?.kind === 'apply-failed' && last.rollbackAttempted)
+    assert.equal((await new Journal(r.db.sublevel('deploy')).get(out.id))?.phase, 'failed')
   })
 })

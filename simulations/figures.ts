@@ -1,0 +1,119 @@
+// Every figure the README shows, in one table: which benchmark or scenario prints it, with which
+// arguments, the fields its JSON line carries, the targets it is judged on, and the arguments of
+// its quick mode (same code, same fields, small sizes). `npm run bench -- --readme` regenerates
+// the README from this table; test/simulations/quick.test.ts runs every quick mode and checks its
+// fields, so a benchmark that stops working fails CI.
+
+export interface Target { key: string, op: '<=' | '>=' | '<', value: number }
+
+export interface Figure {
+  kind: 'bench' | 'sim'
+  name: string
+  /** the arguments of the run whose figures the README shows */
+  args: string[]
+  /** the same run in quick mode */
+  quick: string[]
+  /** every field of its JSON line (besides `bench` / `sim`), full and quick alike */
+  fields: string[]
+  targets: Target[]
+  /** what the figures mean, under the scenario block */
+  note?: string
+}
+
+const HANDSHAKE_FIELDS = ['connections', 'mib', 'hybrid_connect_ms_p50', 'classic_connect_ms_p50', 'connect_ratio', 'hybrid_mib_s', 'classic_mib_s', 'throughput_ratio', 'hybrid_bare_handshake_ms_p50', 'classic_bare_handshake_ms_p50']
+
+const SCALE_FIELDS = ['hosts', 'loss', 'churn', 'fail_canary', 'D', 'Dlo', 'Dhi', 'Dlazy', 'heartbeat_ms', 'reach50_ms', 'reach99_ms', 'reach100_ms', 'reached_online', 'online_at_publish', 'model50_ms', 'model99_ms', 'model100_ms', 'ratio', 'applied_ok', 'later_wave_starts', 'rollout_done_ms', 'sim_end_ms', 'msgs_sent_per_host', 'ihave_per_host', 'msgs_received_per_host', 'entries', 'folds', 'decisions', 'acts_digest', 'wall_ms', 'svg']
+
+export const FIGURES: Figure[] = [
+  {
+    kind: 'bench',
+    name: 'audit',
+    args: [],
+    quick: ['--quick'],
+    fields: ['entries', 'verify_threads', 'append_per_s', 'verify_per_s', 'catchup_per_s', 'raw_verify_per_s', 'catchup_vs_raw'],
+    targets: [{ key: 'append_per_s', op: '>=', value: 5000 }, { key: 'catchup_vs_raw', op: '>=', value: 0.7 }]
+  },
+  {
+    kind: 'bench',
+    name: 'footprint',
+    args: [],
+    quick: ['--quick'],
+    fields: ['cli_help_ms_p50', 'status_no_daemon_ms_p50', 'idle_rss_mib'],
+    targets: [{ key: 'cli_help_ms_p50', op: '<=', value: 300 }, { key: 'idle_rss_mib', op: '<=', value: 100 }]
+  },
+  {
+    kind: 'bench',
+    name: 'handshake',
+    args: [],
+    quick: ['--quick'],
+    fields: HANDSHAKE_FIELDS,
+    targets: [{ key: 'connect_ratio', op: '<=', value: 1.0 }, { key: 'throughput_ratio', op: '>=', value: 0.95 }]
+  },
+  {
+    kind: 'bench',
+    name: 'rollback',
+    args: [],
+    quick: ['--quick'],
+    fields: ['runs', 'failed_runs', 'detect_to_healthy_ms_p50', 'detect_to_healthy_ms_max', 'switch_ms_p50'],
+    targets: [{ key: 'detect_to_healthy_ms_p50', op: '<', value: 1000 }]
+  },
+  {
+    kind: 'bench',
+    name: 'rooms',
+    args: [],
+    quick: ['--quick'],
+    fields: ['transport', 'latency_p50_ms', 'latency_p99_ms', 'msgs_per_s', 'message_bytes', 'hosts'],
+    targets: [{ key: 'latency_p50_ms', op: '<=', value: 20 }]
+  },
+  {
+    kind: 'sim',
+    name: 'rollout',
+    args: ['--hosts', '50'],
+    quick: ['--quick'],
+    fields: ['hosts', 'known_p50_ms', 'known_p99_ms', 'applied_p50_ms', 'all_applied_ms'],
+    targets: [{ key: 'known_p99_ms', op: '<=', value: 2000 }],
+    note: '50 real libp2p hosts (hybrid Noise, gossipsub, the daemon\'s sync, membership and deploy agent with an executor that applies in zero time) in one process: every host held the signed release within `known_p99_ms` of its publication (target ≤ 2000 ms; nixfleet polls every 60 s, 5 s during a rollout). The plot is `out/sim-rollout.svg`.'
+  },
+  {
+    kind: 'sim',
+    name: 'partition',
+    args: [],
+    quick: ['--quick'],
+    fields: ['hosts', 'split_ms', 'heal_converge_ms', 'later_wave_starts', 'side_b_waited', 'halted_everywhere', 'log_digests', 'member_digests', 'decision_digests'],
+    targets: [{ key: 'later_wave_starts', op: '<=', value: 0 }, { key: 'log_digests', op: '<=', value: 1 }, { key: 'decision_digests', op: '<=', value: 1 }],
+    note: '30 real hosts split in two during a rollout; a wave-1 host fails on one side, that side halts, the other side cannot open wave 2 (its gate needs every wave-1 host\'s signed ok); after healing every host holds the same log, member set and decision, and no host of a later wave ever started.'
+  },
+  {
+    kind: 'sim',
+    name: 'scale',
+    args: ['--hosts', '10000', '--loss', '0.05', '--churn', '0.1'],
+    quick: ['--quick', '--loss', '0.05', '--churn', '0.1'],
+    fields: [...SCALE_FIELDS, 'returned', 'catchup_p50_ms', 'catchup_max_ms'],
+    targets: [{ key: 'ratio', op: '<=', value: 2 }],
+    note: '10,000 simulated hosts on a discrete-event network (log-normal latency, loss, churn) running the same rollout decision code over a model of gossipsub with its real parameters (D=6, Dlo=4, Dhi=12, Dlazy=6, 1 s heartbeat, read from the installed package). `ratio` = reach99 / the push-gossip (SI) model\'s 99 % time for the same fan-out (target ≤ 2). Plot: `out/sim-scale.svg`.'
+  },
+  {
+    kind: 'sim',
+    name: 'scale',
+    args: ['--hosts', '10000', '--fail-canary', '--svg', 'out/sim-scale-fail-canary.svg'],
+    quick: ['--quick', '--fail-canary'],
+    fields: [...SCALE_FIELDS, 'halt_reached', 'halt_online', 'halt_all_ms'],
+    targets: [{ key: 'later_wave_starts', op: '<=', value: 0 }],
+    note: 'With `--fail-canary` the halt reaches every online host in `halt_all_ms` and no later wave starts. Plot: `out/sim-scale-fail-canary.svg`.'
+  }
+]
+
+export type Result = Record<string, number | string>
+
+export function verdict (r: Result, t: Target): 'met' | 'MISSED' | 'missing' {
+  const v = r[t.key]
+  if (typeof v !== 'number') return 'missing'
+  const ok = t.op === '<=' ? v <= t.value : t.op === '>=' ? v >= t.value : v < t.value
+  return ok ? 'met' : 'MISSED'
+}
+
+/** The fields a result lacks, or carries beyond its figure's list (both mean the list or the code drifted). */
+export function fieldDrift (f: Figure, r: Result): { missing: string[], extra: string[] } {
+  const keys = Object.keys(r).filter((k) => k !== f.kind)
+  return { missing: f.fields.filter((k) => !(k in r)), extra: keys.filter((k) => !f.fields.includes(k)) }
+}
