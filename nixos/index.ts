@@ -6,10 +6,10 @@ export { NixProfileBackend, DEFAULT_PROFILE, DEFAULT_KEEP, type ProfileOptions, 
 export {
   verify, probe, checkName, validatePolicy, OUTPUT_LIMIT,
   type HealthCheck, type SystemdCheck, type HttpCheck, type CommandCheck, type HealthPolicy,
-  type HealthVerdict, type CheckFailure, type ProbeResult, type VerifyOptions
+  type HealthVerdict, type CheckFailure, type ProbeResult, type ProbeReport, type VerifyOptions
 } from './health.js'
 export { Journal, newApplyId, encodeRecord, decodeRecord, type ApplyRecord, type ApplyPhase, type JournalDb } from './journal.js'
-export { DeployEngine, type DeployEvent, type ApplyOutcome, type ApplyRequest, type EngineOptions } from './engine.js'
+export { DeployEngine, type DeployEvent, type EngineProbe, type ApplyOutcome, type ApplyRequest, type EngineOptions } from './engine.js'
 export {
   closureInfo, exportClosure, importClosure, fingerprint, nixBase32, parsePathInfos, NixClosureStore,
   type PathInfo, type ImportOptions, type NixClosureStoreOptions

@@ -291,4 +291,8 @@ export async function main (argv: string[]): Promise<number> {
   }
 }
 
-process.exit(await main(process.argv.slice(2)))
+const code = await main(process.argv.slice(2))
+// process.exit() drops what a pipe has not taken yet, silently cutting the end of a long
+// `audit log --json`: exit once what was written to stdout and stderr has been handed over.
+for (const stream of [process.stdout, process.stderr]) await new Promise<void>((resolve) => { stream.write('', () => { resolve() }) })
+process.exit(code)

@@ -3,7 +3,6 @@
 // batch, so a process killed mid-burst leaves each feed ending at its last complete entry with a
 // head that points at it.
 import { EventEmitter } from 'node:events'
-import { availableParallelism } from 'node:os'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { AbstractBatchOptions } from 'abstract-level'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
@@ -15,7 +14,7 @@ import { createKindRegistry } from './kinds.js'
 import {
   allKeys, decodeFlag, decodeHead, decodeProof, encodeFlag, encodeHead, encodeProof, entryKey, flagKey, headKey, indexKeys, indexRange, keyFeed, parseIndexKey, proofKey, type AuditDb
 } from './layout.js'
-import { SignatureChecker } from './signatures.js'
+import { SignatureChecker, defaultVerifyThreads } from './signatures.js'
 import { checkContent, checkLink, feedPublicKey, type VerifyOptions } from './verify.js'
 import { verifyStore, type VerifyAllResult } from './verify-log.js'
 import type { AuthorCheck, Entry, EquivocationProof, Head, StoredEntry } from './types.js'
@@ -104,7 +103,7 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     this.feed = opts.privateKey === undefined ? undefined : peerIdFromPrivateKey(opts.privateKey).toString()
     this.now = opts.now ?? Date.now
     this.batchOptions = { sync: opts.sync ?? false } as AbstractBatchOptions<string, Uint8Array>
-    this.signatures = new SignatureChecker(opts.verifyThreads ?? Math.min(2, Math.max(0, availableParallelism() - 1)))
+    this.signatures = new SignatureChecker(opts.verifyThreads ?? defaultVerifyThreads())
   }
 
   static async open (opts: AuditStoreOptions): Promise<AuditStore> {

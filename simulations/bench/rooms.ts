@@ -88,9 +88,9 @@ async function agentClient (h: FleetHost, agent: string): Promise<RoomClient> {
 
 /**
  * Until every host holds the room and exchanges its gossip with at least one of the others; on
- * timeout the error says what each host showed last.
+ * timeout the error says what each host showed last. Returns each host's topic peers then.
  */
-async function meshed (fleet: Fleet, hosts: FleetHost[], room: string): Promise<void> {
+async function meshed (fleet: Fleet, hosts: FleetHost[], room: string): Promise<string> {
   const name = (peer: string): string => hosts.find(h => h.peerId === peer)?.name ?? peer
   let seen = 'nothing yet'
   try {
@@ -106,6 +106,7 @@ async function meshed (fleet: Fleet, hosts: FleetHost[], room: string): Promise<
   } catch (err) {
     throw new Error(`${(err as Error).message}; last seen: ${seen}`, { cause: err })
   }
+  return seen
 }
 
 export async function run (args: string[]): Promise<Record<string, number | string>> {
@@ -119,10 +120,10 @@ export async function run (args: string[]): Promise<Record<string, number | stri
     await fleet.pairAll()
     const [a, b, c] = ['a', 'b', 'c'].map(n => fleet.host(n)) as [FleetHost, FleetHost, FleetHost]
     const room = (await a.json<RoomInfo>(['room', 'create', 'bench', '--member', `${a.peerId}:alice`, '--member', `${b.peerId}:bob`, '--member', `${c.peerId}:carol`])).id
-    await meshed(fleet, [a, b, c], room)
+    const mesh = await meshed(fleet, [a, b, c], room)
     const alice = await agentClient(a, 'alice')
     listeners.push(new Listener('bob', await agentClient(b, 'bob'), room), new Listener('carol', await agentClient(c, 'carol'), room))
-    say(`room ${room} ready on 3 daemons`)
+    say(`room ${room} ready on 3 daemons (${mesh})`)
 
     let next = 0
     const sendOne = async (): Promise<{ n: number, at: number }> => {
@@ -149,8 +150,9 @@ export async function run (args: string[]): Promise<Record<string, number | stri
     await Promise.all(Array.from({ length: WINDOW }, async () => {
       while (next <= last) await sendOne()
     }))
-    await fleet.waitFor('every burst message at both listeners', async () => listeners.every(l => l.arrivals.size >= last + 1), 120_000)
-      .catch((err: Error) => { throw new Error(`${err.message}; read ${listeners.map(l => `${l.agent}: ${l.arrivals.size}`).join(', ')} of ${last + 1}`, { cause: err }) })
+    const burstRead = (l: Listener): number => Array.from({ length: burst }, (_, i) => first + i).filter(n => l.arrivals.has(n)).length
+    await fleet.waitFor('every burst message at both listeners', async () => listeners.every(l => burstRead(l) === burst), 120_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; read ${listeners.map(l => `${l.agent} ${burstRead(l)}`).join(', ')} of ${burst}`, { cause: err }) })
     const done = Math.max(...listeners.flatMap(l => Array.from({ length: burst }, (_, i) => l.arrivals.get(first + i)!)))
     return {
       bench: 'rooms',

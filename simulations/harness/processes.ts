@@ -20,8 +20,10 @@ export async function runCli (args: string[], opts: { env?: NodeJS.ProcessEnv, t
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
-  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 128)))
+  // Destroying the pipes too: a grandchild that inherited them would otherwise hold off 'close'.
+  const timer = setTimeout(() => { child.kill('SIGKILL'); child.stdout.destroy(); child.stderr.destroy() }, opts.timeoutMs ?? 60_000)
+  // 'close', not 'exit': 'exit' can come before the last of stdout and stderr has been read.
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 128)))
   clearTimeout(timer)
   return { code, stdout, stderr }
 }

@@ -163,7 +163,6 @@ describe('a rollback that fails', () => {
     assert.equal((await journal.get(out.id))?.phase, 'failed')
     assert.equal(await journal.active(), null)
   })
-
 })
 
 describe('a rollback to an unhealthy generation', () => {
