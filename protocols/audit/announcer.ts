@@ -1,6 +1,8 @@
 // The heads gossip topic. This host announces its own new heads (coalesced) and, when asked, its
-// whole head vector; an announcement received names heads the publisher and the relaying peer
-// hold, which become wants of the puller.
+// own head again; an announcement received names heads the publisher and the relaying peer
+// hold, which become wants of the puller. A host lets an announcement travel on only once its
+// pull of those heads settled, so the next host, which may reach the entries only through this
+// one, finds them here instead of asking too early and backing off.
 import { TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import type { AuditError } from './errors.js'
@@ -13,11 +15,13 @@ export interface PublishedEvent { topic: string, bytes: number }
 
 export interface AnnouncerComponents {
   pubsub: Pick<GossipSub, 'publish' | 'subscribe' | 'unsubscribe' | 'topicValidators'>
-  store: Pick<AuditStore, 'feed' | 'head' | 'heads' | 'forkedFeeds' | 'on' | 'off'>
+  store: Pick<AuditStore, 'feed' | 'head' | 'forkedFeeds' | 'on' | 'off'>
   /** peers whose announcements count; others' are ignored */
   allowPeer: (peer: string) => boolean
   /** `peer` holds `head` */
   want: (head: Head, peer: string) => void
+  /** resolves once this store holds `heads`, or the pulls they caused ended without them */
+  settled: (heads: Head[]) => Promise<void>
   penalise: (peer: string, error: AuditError) => void
   onPublished: (event: PublishedEvent) => void
   logger?: SyncLogger
@@ -48,9 +52,15 @@ export class Announcer {
     this.c.pubsub.topicValidators.delete(HEADS_TOPIC)
   }
 
-  /** Announces every head this host holds (of feeds not forked). */
-  async announceAll (): Promise<void> {
-    await this.announce(this.c.store.heads())
+  /**
+   * Announces this host's own head again, for hosts that missed its announcement. Not the whole
+   * head vector: every host flooding all N heads to all N hosts each period costs the fleet N³
+   * heads per period (at 50 hosts, seconds of CPU each round); the other feeds are repaired by
+   * the head vectors two peers exchange (see AuditSync).
+   */
+  async reannounce (): Promise<void> {
+    const own = this.c.store.feed !== undefined ? this.c.store.head(this.c.store.feed) : undefined
+    if (own !== undefined) await this.announce([own])
   }
 
   /**
@@ -85,7 +95,7 @@ export class Announcer {
     }
   }
 
-  private readonly validate = (peer: PeerId, msg: { data: Uint8Array, from?: PeerId }): TopicValidatorResult => {
+  private readonly validate = async (peer: PeerId, msg: { data: Uint8Array, from?: PeerId }): Promise<TopicValidatorResult> => {
     if (!this.c.allowPeer(peer.toString())) return TopicValidatorResult.Ignore
     let heads: Head[]
     try {
@@ -95,12 +105,14 @@ export class Announcer {
       this.c.penalise(peer.toString(), toAuditError(err))
       return TopicValidatorResult.Reject
     }
-    // The publisher holds what it announced; the peer that relayed it may not yet.
+    // The publisher holds what it announced, and so does a relaying peer whose pull succeeded.
     const publisher = msg.from !== undefined && this.c.allowPeer(msg.from.toString()) ? msg.from.toString() : undefined
     for (const h of heads) {
       if (publisher !== undefined && publisher !== peer.toString()) this.c.want(h, publisher)
       this.c.want(h, peer.toString())
     }
+    // gossipsub forwards the message when this resolves
+    await this.c.settled(heads)
     return TopicValidatorResult.Accept
   }
 }

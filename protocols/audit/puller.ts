@@ -1,7 +1,8 @@
 // The requesting side of sync: head vectors compared with a peer, wants (feeds some peer holds
 // further than this store), and the pulls that fetch them, verified and stored by the store as
 // frames arrive. Also the caught-up signal: the first time this host held everything a member it
-// compared heads with held then.
+// compared heads with held then; and settled(), which the announcer awaits before it lets a heads
+// announcement travel on.
 import type { PeerId, Stream } from '@libp2p/interface'
 import { request, type Exchange } from '../reqresp.js'
 import { bytesEqual } from './codec.js'
@@ -50,6 +51,8 @@ export class Puller {
   private abort = new AbortController()
   private started = false
   private caughtUpWith: string | undefined
+  /** conditions awaited by until(), checked whenever an entry is stored or a pull of a feed ends */
+  private readonly waiters = new Set<() => void>()
 
   constructor (components: PullerComponents) {
     this.c = components
@@ -59,11 +62,13 @@ export class Puller {
     this.started = true
     this.caughtUpWith = undefined
     this.abort = new AbortController()
+    this.c.store.on('entry', this.check)
   }
 
   stop (): void {
     this.started = false
     this.abort.abort()
+    this.c.store.off('entry', this.check)
   }
 
   /** The member this host first caught up with since it started, if any. */
@@ -106,29 +111,47 @@ export class Puller {
 
   /** Waits (up to the request timeout) until the store holds every head given, or has forked there. */
   private async holdAll (heads: Head[]): Promise<boolean> {
-    const store = this.c.store
-    const lacking = (): boolean => heads.some(h => (store.head(h.feed)?.seq ?? -1) < h.seq && store.forkedAt(h.feed) === undefined)
-    if (!lacking()) return true
+    return await this.until(() => heads.every(h => this.holds(h)))
+  }
+
+  /**
+   * Resolves once the store holds every head given (or has forked there), or the pull of one it
+   * lacks has ended without it: an attempt settled either way. Bounded by the request timeout.
+   */
+  async settled (heads: Head[]): Promise<void> {
+    await this.until(() => heads.every(h => this.holds(h) || !this.active.has(h.feed)))
+  }
+
+  private holds (h: Head): boolean {
+    return (this.c.store.head(h.feed)?.seq ?? -1) >= h.seq || this.c.store.forkedAt(h.feed) !== undefined
+  }
+
+  /** Whether `done` came true, checked now and after every stored entry and ended pull; false on timeout or stop(). */
+  private async until (done: () => boolean): Promise<boolean> {
+    if (done()) return true
     const signal = this.abort.signal
     return await new Promise<boolean>((resolve) => {
       const finish = (held: boolean): void => {
         clearTimeout(timer)
-        store.off('entry', check)
+        this.waiters.delete(check)
         signal.removeEventListener('abort', stop)
         resolve(held)
       }
-      const check = (): void => { if (!lacking()) finish(true) }
+      const check = (): void => { if (done()) finish(true) }
       const stop = (): void => { finish(false) }
       const timer = setTimeout(stop, this.c.requestTimeoutMs)
-      store.on('entry', check)
+      this.waiters.add(check)
       signal.addEventListener('abort', stop)
     })
   }
 
+  private readonly check = (): void => {
+    for (const w of [...this.waiters]) w()
+  }
+
   /** `peer` holds `h`: pull it unless this store already holds it or the feed forked. */
   want (h: Head, peer: string): void {
-    const mine = this.c.store.head(h.feed)
-    if ((mine !== undefined && mine.seq >= h.seq) || this.c.store.forkedAt(h.feed) !== undefined) return
+    if (this.holds(h)) return
     const w = this.wants.get(h.feed) ?? { seq: h.seq, peers: new Map<string, number>(), offers: 0, retries: 0 }
     w.seq = Math.max(w.seq, h.seq)
     w.peers.set(peer, ++w.offers)
@@ -174,6 +197,7 @@ export class Puller {
       if (done) this.wants.delete(feed)
       this.active.delete(feed)
       this.release()
+      this.check()
       if (!done && this.started && w.retries < MAX_PULL_RETRIES) {
         const delay = PULL_RETRY_MS * 2 ** w.retries++
         setTimeout(() => { if (!this.active.has(feed)) void this.drive(feed) }, delay).unref()

@@ -32,7 +32,7 @@ export interface AuditSyncOptions {
   allowPeer?: (peer: string) => boolean
   /** coalescing delay before announcing new heads (default 75 ms) */
   announceDelayMs?: number
-  /** full head vector re-announced, and exchanged with one random member, this often (default 10 s) */
+  /** this host's own head re-announced, and head vectors exchanged with one random member, this often (default 10 s) */
   announceIntervalMs?: number
   /** entries served per request; the puller asks again for the rest (default 65536) */
   maxRangeEntries?: number
@@ -109,6 +109,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
       store,
       allowPeer: this.allowPeer,
       want: (head, peer) => { this.puller.want(head, peer) },
+      settled: async (heads) => { await this.puller.settled(heads) },
       penalise,
       onPublished: (e) => { this.emit('published', e) },
       logger,
@@ -125,7 +126,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     await this.libp2p.handle(SYNC_PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, { maxInboundStreams: 64, maxOutboundStreams: 64 })
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
     this.intervalTimer = setInterval(() => {
-      void this.announcer.announceAll()
+      void this.announcer.reannounce()
       // Anti-entropy beside the gossip: a head vector exchanged with one random member each
       // period repairs whatever an announcement missed, without trusting gossip to be perfect.
       const peers = this.libp2p.getConnections().map(c => c.remotePeer).filter(p => this.allowPeer(p.toString()) && !this.isBanned(p.toString()))

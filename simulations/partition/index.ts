@@ -1,8 +1,9 @@
-// `npm run sim -- partition`: 30 real hosts split into two halves in the middle of a rollout
-// and healed. During the split a wave-1 host on one side fails, halting the release there;
-// the other side cannot open the next wave (its gate needs every wave-1 host's signed ok,
-// which cannot cross the split). After healing, every host must hold the same log, the same
-// member set and the same decision, and no host may have applied a later wave.
+// `npm run sim -- partition [--hosts 30] [--quick]`: 30 real hosts (10 with --quick) split into
+// two halves in the middle of a rollout and healed. During the split a wave-1 host on one side
+// fails, halting the release there; the other side cannot open the next wave (its gate needs
+// every wave-1 host's signed ok, which cannot cross the split). After healing, every host must
+// hold the same log, the same member set and the same decision, and no host may have applied a
+// later wave.
 import { createHash } from 'node:crypto'
 import { createSimMesh, type SimHost } from '../harness/sim-host.js'
 import { planRelease, releaseStatus, type ReleaseBody } from '../../protocols/rollout/index.js'
@@ -26,16 +27,15 @@ const logDigest = (h: SimHost): string => digest(h.store.heads().map((x) => `${x
 const memberDigest = (h: SimHost): string => digest([...(h.membership.view()?.members ?? new Map())].map(([p, m]) => `${p}:${m.role}:${m.tags.join(',')}`))
 
 export async function run (args: string[]): Promise<BenchResult> {
-  const n = Number(args[args.indexOf('--hosts') + 1] ?? 30) || 30
+  const i = args.indexOf('--hosts')
+  const n = i >= 0 ? Number(args[i + 1]) : args.includes('--quick') ? 10 : 30
+  if (!Number.isInteger(n) || n < 6) throw new Error('--hosts must be an integer ≥ 6')
   const half = new Set<string>()
   let split = false
   const mesh = await createSimMesh(n, {
     blocked: (self) => split ? new Set(mesh.hosts.map((h) => h.peerId).filter((p) => half.has(p) !== half.has(self))) : new Set()
   })
   try {
-    mesh.hosts.slice(0, Math.floor(n / 2)).forEach((h) => half.add(h.peerId))
-    const sideA = mesh.hosts.filter((h) => half.has(h.peerId))
-    const sideB = mesh.hosts.filter((h) => !half.has(h.peerId))
     await new Promise((resolve) => setTimeout(resolve, 2000))
     const body: ReleaseBody = {
       id: RELEASE,
@@ -49,11 +49,17 @@ export async function run (args: string[]): Promise<BenchResult> {
       maxFailures: 0
     }
     const plan = planRelease(body, mesh.founder.view)
+    // The halves take turns through the hosts in wave order, so each side holds hosts of every
+    // wave whatever keys the hosts drew (with 10 hosts, a random half can lack wave-1 hosts).
+    const byWave = [...mesh.hosts].sort((a, b) => (plan.waveOf.get(a.peerId) ?? 0) - (plan.waveOf.get(b.peerId) ?? 0))
+    byWave.forEach((h, k) => { if (k % 2 === 0) half.add(h.peerId) })
+    const sideA = mesh.hosts.filter((h) => half.has(h.peerId))
+    const sideB = mesh.hosts.filter((h) => !half.has(h.peerId))
     /** hosts of `wave` that this host has seen write anything for the release */
     const starts = (h: SimHost, wave: number): number => [...h.rollout.outcomes.get(RELEASE)?.latest.keys() ?? []]
       .filter((host) => plan.waveOf.get(host) === wave).length
     const failing = sideA.find((h) => plan.waveOf.get(h.peerId) === 1)
-    if (failing === undefined || !sideB.some((h) => plan.waveOf.get(h.peerId) === 1)) throw new Error('the plan put no wave-1 host on one of the sides; run again')
+    if (failing === undefined || !sideB.some((h) => plan.waveOf.get(h.peerId) === 1)) throw new Error(`wave 1 has ${plan.waves[1].length} hosts: too few to put one on each side`)
     failing.opts.failApply = true
     await mesh.founder.store.append('release', body)
     process.stderr.write(`partition: release published; canaries ${plan.waves[0].length}, wave 1 ${plan.waves[1].length}, wave 2 ${plan.waves[2].length}; failing host on side A\n`)

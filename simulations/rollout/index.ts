@@ -1,7 +1,8 @@
-// `npm run sim -- rollout --hosts 50`: N real libp2p hosts in one process publish-to-apply with
-// apply time and soak at zero, so what is measured is how fast a signed release and the
+// `npm run sim -- rollout --hosts 50 [--quick]`: N real libp2p hosts in one process publish-to-apply
+// with apply time and soak at zero, so what is measured is how fast a signed release and the
 // wave-by-wave outcomes travel by gossip and sync. Prints per-host percentiles and plots
-// hosts on the new generation against time (out/sim-rollout.svg).
+// hosts on the new generation against time (out/sim-rollout.svg). `--quick` runs the same
+// scenario on 10 hosts and plots beside the README's plot, not over it.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createSimMesh } from '../harness/sim-host.js'
@@ -18,7 +19,8 @@ function pct (sorted: number[], p: number): number {
 }
 
 export async function run (args: string[]): Promise<BenchResult> {
-  const n = arg(args, 'hosts', 50)
+  const quick = args.includes('--quick')
+  const n = arg(args, 'hosts', quick ? 10 : 50)
   const path = '/nix/store/0c8ayrdb1p1vcjrxh2kxi6wxjwl0q8r6-fleetmesh-sim-generation'
   process.stderr.write(`rollout: starting ${n} hosts\n`)
   const mesh = await createSimMesh(n)
@@ -39,11 +41,10 @@ export async function run (args: string[]): Promise<BenchResult> {
       if (Date.now() > until) throw new Error(`only ${mesh.hosts.filter((h) => h.applied.has('sim-r1')).length}/${n} hosts applied within 120 s`)
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
-    if (process.env.SIM_DEBUG) console.error(mesh.hosts.map((h) => (h.applied.get("sim-r1")! - t0)).sort((a, b) => a - b).join(" "))
     const known = mesh.hosts.map((h) => (h.known.get('sim-r1') ?? t0) - t0).sort((a, b) => a - b)
     const applied = mesh.hosts.map((h) => h.applied.get('sim-r1')! - t0).sort((a, b) => a - b)
     await mkdir('out', { recursive: true })
-    const svg = join('out', 'sim-rollout.svg')
+    const svg = join('out', quick ? 'sim-rollout-quick.svg' : 'sim-rollout.svg')
     await writeFile(svg, linePlot(`${n} hosts: publish to applied (apply time 0, soak 0)`, 'ms since publish', 'hosts', [
       { name: 'hold the release entry', color: '#1f77b4', points: known.map((t, i) => [t, i + 1]) },
       { name: 'on the new generation', color: '#d62728', points: applied.map((t, i) => [t, i + 1]) }

@@ -7,7 +7,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
 import { encodeCanonical, entryHash } from '../../protocols/audit/codec.js'
 import type { PenaltyEvent } from '../../protocols/audit/penalties.js'
-import { HEADS_TOPIC, SYNC_PROTOCOL, decodeFrame, decodeRequest, encodeFrame, type SyncFrame } from '../../protocols/audit/wire.js'
+import { HEADS_TOPIC, SYNC_PROTOCOL, decodeAnnouncement, decodeFrame, decodeRequest, encodeFrame, type SyncFrame } from '../../protocols/audit/wire.js'
 import { startNode, connect, until, craft, craftChain } from './helpers.js'
 
 test('entries appended on A replicate to a connected B, verified, and later appends follow by gossip', { timeout: 120_000 }, async () => {
@@ -75,6 +75,75 @@ test('relay catch-up: C learns A\'s feed from B although A and C never connect',
   } finally {
     await b.stop()
     await c.stop()
+  }
+})
+
+test('a relay forwards a heads announcement only once it holds the entries, so the next host can pull them from it', { timeout: 120_000 }, async () => {
+  // No periodic announcements or anti-entropy rounds: A's one announcement is the only way on.
+  const syncOpts = { announceIntervalMs: 3_600_000 }
+  const a = await startNode({ syncOpts })
+  const b = await startNode({ syncOpts })
+  const c = await startNode({ syncOpts })
+  try {
+    await connect(a.libp2p, b.libp2p)
+    await connect(c.libp2p, b.libp2p)
+    await until(() => b.libp2p.services.pubsub.getSubscribers(HEADS_TOPIC).length === 2 && a.libp2p.services.pubsub.getSubscribers(HEADS_TOPIC).length === 1, 'subscriptions to propagate')
+    const feedA = a.store.feed as string
+    // What each host holds of A's feed when its gossipsub accepts A's announcement, i.e. when it
+    // would forward it: B reaches C, C reaches nobody further.
+    const seen: Array<{ host: string, b: number, c: number }> = []
+    for (const [host, n] of [['B', b], ['C', c]] as const) {
+      n.libp2p.services.pubsub.addEventListener('message', (evt) => {
+        const m = evt.detail
+        if (m.topic === HEADS_TOPIC && m.type === 'signed' && m.from.toString() === feedA) {
+          seen.push({ host, b: b.store.head(feedA)?.seq ?? -1, c: c.store.head(feedA)?.seq ?? -1 })
+        }
+      })
+    }
+    await a.store.append('status', { n: 1 })
+    await until(() => c.store.head(feedA)?.seq === 0, 'C to hold A\'s entry')
+    await until(() => seen.length === 2, 'B and C to accept A\'s announcement')
+    assert.deepEqual(seen, [{ host: 'B', b: 0, c: -1 }, { host: 'C', b: 0, c: 0 }])
+    assert.equal(c.libp2p.getConnections().some(conn => conn.remotePeer.toString() === feedA), false)
+  } finally {
+    await a.stop()
+    await b.stop()
+    await c.stop()
+  }
+})
+
+test('the periodic announcement names this host\'s own head only; the feeds it relays reach others by head vector exchange', { timeout: 120_000 }, async () => {
+  const a = await startNode({ syncOpts: { announceIntervalMs: 300 } })
+  const b = await startNode()
+  const m = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  try {
+    await a.store.append('status', { n: 1 })
+    await b.store.append('status', { n: 2 })
+    await connect(a.libp2p, b.libp2p)
+    const feedA = a.store.feed as string
+    const feedB = b.store.feed as string
+    await until(() => a.store.head(feedB)?.seq === 0, 'A to hold B\'s feed')
+    const announced: string[][] = []
+    m.services.pubsub.subscribe(HEADS_TOPIC)
+    m.services.pubsub.addEventListener('message', (evt) => {
+      const msg = evt.detail
+      if (msg.topic === HEADS_TOPIC && msg.type === 'signed' && msg.from.toString() === feedA) announced.push(decodeAnnouncement(msg.data).map(h => `${h.feed}:${h.seq}`))
+    })
+    await connect(m, a.libp2p)
+    await until(() => announced.length >= 2, 'two periodic announcements of A')
+    assert.ok(announced.every(heads => heads.length === 1 && heads[0] === `${feedA}:0`), JSON.stringify(announced))
+    // B's feed, which A holds but no longer announces, still reaches a newcomer through A.
+    const c = await startNode()
+    try {
+      await connect(c.libp2p, a.libp2p)
+      await until(() => c.store.head(feedB)?.seq === 0, 'C to get B\'s feed from A')
+    } finally {
+      await c.stop()
+    }
+  } finally {
+    await a.stop()
+    await b.stop()
+    await m.stop()
   }
 })
 
