@@ -72,7 +72,7 @@ export const FIGURES: Figure[] = [
     quick: ['--quick'],
     fields: ['hosts', 'known_p50_ms', 'known_p99_ms', 'applied_p50_ms', 'all_applied_ms'],
     targets: [{ key: 'known_p99_ms', op: '<=', value: 2000 }],
-    note: '50 real libp2p hosts (hybrid Noise, gossipsub, the daemon\'s sync, membership and deploy agent with an executor that applies in zero time) in one process: every host held the signed release within `known_p99_ms` of its publication (target ≤ 2000 ms; nixfleet polls every 60 s, 5 s during a rollout). The plot is `out/sim-rollout.svg`.'
+    note: '50 real libp2p hosts (hybrid Noise, gossipsub, the daemon\'s sync, membership and deploy agent with an executor that applies in zero time) in one process: every host held the signed release within `known_p99_ms` of its publication (target ≤ 2000 ms; nixfleet polls every 60 s, 5 s during a rollout). The 50 hosts share one Node process, so `applied_p50_ms` and `all_applied_ms` measure how fast one core runs 50 hosts\' networking, not the network: during the rollout the process is busy all the time (Noise and yamux framing, gossipsub, sync streams, LevelDB; the deploy agents\' decisions take under 1 %), as the ~100 entries of a rollout each reach all 50 hosts. With apply time and soak at zero each wave opens as soon as the previous wave\'s apply-ok entries have replicated. The plot is `out/sim-rollout.svg`.'
   },
   {
     kind: 'sim',
