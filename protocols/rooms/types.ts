@@ -5,9 +5,9 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { Libp2p } from 'libp2p'
 import type { HostIdentity } from '../../crypto/identity.js'
 import type { AuditStore } from '../audit/index.js'
-import type { HistoryMode, RoomMember } from './codec.js'
 import type { RoomErrorCode } from './errors.js'
 import type { RoomDb } from './history-store.js'
+import type { Room } from './state.js'
 
 /** What rooms need to know of the mesh's member set (protocols/membership's view). */
 export interface RoomMembershipView {
@@ -57,14 +57,8 @@ export interface RoomMessageOut {
   text: string
 }
 
-export interface RoomInfo {
-  id: string
-  name: string
-  creator: string
-  createdAt: number
-  history: HistoryMode
-  epoch: number
-  members: RoomMember[]
+/** What this host reports of a room: the fold's public fields, and this host's standing in it. */
+export interface RoomInfo extends Pick<Room, 'id' | 'name' | 'creator' | 'createdAt' | 'history' | 'epoch' | 'members'> {
   /** this host is a member host (has at least one agent in the room) */
   member: boolean
   /** this host may add and remove members */
