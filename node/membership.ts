@@ -7,7 +7,7 @@ import type { Connection, ConnectionGater, PeerId } from '@libp2p/interface'
 import type { MultiaddrConnection } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
-import { applyEntry, createMembershipState, isAdmin, isMember, viewOf, type MemberView, type MembershipState, type Role } from '../protocols/membership/index.js'
+import { applyEntry, createMembershipState, isAdmin, isMember, standingAt, viewOf, type MemberView, type MembershipState, type Role, type Standing } from '../protocols/membership/index.js'
 import { RateLimiter } from '../protocols/pairing/index.js'
 import { NodeError } from './errors.js'
 import type { MeshMeta, MetaStore } from './meta.js'
@@ -100,6 +100,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
   isAdmin (peer: string): boolean {
     const view = this.view()
     return view !== undefined && isAdmin(view, peer)
+  }
+
+  /** The author's standing as of one of its entries (DESIGN §8); nothing before a mesh is adopted. */
+  standingAt (feed: string, seq: number, ts: number): Standing {
+    return this.state === undefined ? { member: false, admin: false } : standingAt(this.state, feed, seq, ts)
   }
 
   isRevoked (peer: string): boolean {

@@ -67,6 +67,14 @@ export interface MemberView {
   revoked: Map<string, RevokedInfo>
 }
 
+/** What an author could do at one entry of its feed. */
+export interface Standing {
+  /** founder or admitted, and not cut off by a counted revoke at this seq */
+  member: boolean
+  /** a member whose role at that entry is admin */
+  admin: boolean
+}
+
 interface Base { id: string, feed: string, seq: number, ts: number, sig: Uint8Array }
 type Rec = { [K in MembershipKind]: Base & { kind: K, body: MembershipBodies[K] } }[MembershipKind]
 type GenesisRec = Base & { kind: 'genesis', body: GenesisBody }
@@ -167,11 +175,14 @@ function roleAt (a: Authority, peer: string, ts: number): Role {
   return peer === a.genesis?.feed || a.baseAdmin.has(peer) ? 'admin' : 'host'
 }
 
+function memberAt (a: Authority, feed: string, seq: number): boolean {
+  if (feed !== a.genesis?.feed && !a.admitted.has(feed)) return false
+  const cut = a.cutoff.get(feed)
+  return cut === undefined || seq <= cut
+}
+
 function carriesAuthority (a: Authority, r: Base): boolean {
-  if (r.feed !== a.genesis?.feed && !a.admitted.has(r.feed)) return false
-  const cut = a.cutoff.get(r.feed)
-  if (cut !== undefined && r.seq > cut) return false
-  return roleAt(a, r.feed, r.ts) === 'admin'
+  return memberAt(a, r.feed, r.seq) && roleAt(a, r.feed, r.ts) === 'admin'
 }
 
 /** The positives' least fixpoint under fixed restrictions: monotone, so a worklist suffices. */
@@ -347,6 +358,19 @@ export function viewOf (state: MembershipState): MemberView {
   state.result ??= resolve(state)
   state.view = buildView(state, state.result)
   return state.view
+}
+
+/**
+ * The author's standing as of one of its entries (DESIGN §8: authority is judged as of the
+ * entry). Membership is cut by seq (a counted revoke's `after`), so a revoke stops the author's
+ * later entries and never voids its earlier ones; admin is its role at the entry's ts (the
+ * demotion rule above).
+ */
+export function standingAt (state: MembershipState, feed: string, seq: number, ts: number): Standing {
+  state.result ??= resolve(state)
+  const a = state.result.authority
+  const member = memberAt(a, feed, seq)
+  return { member, admin: member && roleAt(a, feed, ts) === 'admin' }
 }
 
 /** The view of a set of entries, in one call. */

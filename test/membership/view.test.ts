@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  applyEntry, computeView, createMembershipState, isAdmin, isMember, viewOf, type MemberView
+  applyEntry, computeView, createMembershipState, isAdmin, isMember, standingAt, viewOf, type MemberView
 } from '../../protocols/membership/index.js'
 import type { Entry } from '../../protocols/audit/types.js'
 import { Log, MESH, entry, peers, rng, shuffled } from './helpers.js'
@@ -165,6 +165,25 @@ test("a revoked admin's entries after `after` carry no authority; those before s
   assert.deepEqual(memberSet(v), [F, B].sort())
   assert.equal(v.members.get(B)!.role, 'host')
   assert.ok(v.revoked.has(A) && !v.revoked.has(F))
+})
+
+test('standing is judged as of the entry: a revoke cuts by seq, a demotion by ts, and neither reaches back', () => {
+  const log = new Log()
+  log.genesis(F)
+  log.add(F, 1100, 'admit', { peer: A, role: 'admin', tags: [] })
+  log.add(F, 1100, 'admit', { peer: B, role: 'admin', tags: [] })
+  log.add(F, 1200, 'revoke', { peer: A, after: 3 })
+  log.add(F, 1300, 'grant', { peer: B, role: 'host' })
+  for (const order of [log.entries, [...log.entries].reverse()]) {
+    const state = createMembershipState(config)
+    for (const e of order) applyEntry(state, e)
+    assert.deepEqual(standingAt(state, A, 3, 9999), { member: true, admin: true }) // before the cut, whatever its ts
+    assert.deepEqual(standingAt(state, A, 4, 0), { member: false, admin: false }) // after it, even backdated
+    assert.deepEqual(standingAt(state, B, 7, 1299), { member: true, admin: true })
+    assert.deepEqual(standingAt(state, B, 8, 1300), { member: true, admin: false })
+    assert.deepEqual(standingAt(state, X, 0, 1000), { member: false, admin: false })
+    assert.deepEqual(standingAt(state, F, 50, 5000), { member: true, admin: true })
+  }
 })
 
 test('authority lost upstream is lost downstream: admins admitted by a void admit are void', () => {
