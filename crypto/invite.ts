@@ -1,25 +1,31 @@
 // Invite codes and the pairing proof (docs/architecture.md, membership).
 //
-// A code is `fm1-` + base32 (RFC 4648 alphabet, lowercase, no padding) of
+// A code is `fm2-` + base32 (RFC 4648 alphabet, lowercase, no padding) of
 //   payload || checksum
 // where payload is the canonical CBOR array
-//   [meshId, inviterPublicKey (libp2p protobuf), [multiaddr bytes…], secret(32), expiresAt, uses, role, [tag…]]
-// and checksum = first 4 bytes of SHA-256("fm1-" || payload). Base32 survives terminals,
+//   [meshId, inviterPublicKey, founderPublicKey (libp2p protobuf), [multiaddr bytes…], secret(32), expiresAt, uses, role, [tag…]]
+// and checksum = first 4 bytes of SHA-256("fm2-" || payload). The founder's key lets the joiner
+// check the welcome: an inviter cannot pin the joiner's genesis to a founder of its own.
+// Version 1 codes (no founder) are refused with INVITE_VERSION. Base32 survives terminals,
 // chat clients and double-click selection; binary peer ids and multiaddrs keep it short; the
 // checksum lets a damaged code be reported as a typo instead of as a bogus invite.
 //
-// The inviter keeps only `secretHash` = SHA-256("fleetmesh invite key" || secret): it keys the
-// pairing proof, so the inviter can check a proof without ever storing the secret, and the
-// joiner proves knowledge of the secret without sending it.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+// The secret never leaves the code: an Ed25519 key derived from it (HKDF-SHA-256) signs the
+// pairing transcript, and the inviter stores only that key's public half. Whoever reads the
+// inviter's database (a backup, a local user) learns nothing that pairs: verifying is public,
+// signing needs the secret.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions } from 'cborg'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { hkdf } from '@noble/hashes/hkdf.js'
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InviteError } from './errors.js'
 import { TAG_RE } from './ids.js'
 
-export const INVITE_VERSION = 1
+export const INVITE_VERSION = 2
 export const INVITE_PREFIX = `fm${INVITE_VERSION}-`
 export const INVITE_SECRET_BYTES = 32
 /** Longest code accepted, checked before any decoding so a pasted log file costs nothing. */
@@ -33,9 +39,11 @@ export const MAX_TAGS = 32
 
 const CHECKSUM_BYTES = 4
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
-const KEY_DOMAIN = 'fleetmesh invite key'
-const ID_DOMAIN = 'fleetmesh invite id'
-const PROOF_DOMAIN = 'fleetmesh pairing proof v1'
+const KEY_DOMAIN = 'fleetmesh invite proof key v2'
+const ID_DOMAIN = 'fleetmesh invite id v2'
+const PROOF_DOMAIN = 'fleetmesh pairing proof v2'
+export const PROOF_KEY_BYTES = 32
+export const PAIRING_PROOF_BYTES = 64
 /** The inviter's fresh per-attempt nonce is at least this long (see PairingContext). */
 export const MIN_CHANNEL_BINDING_BYTES = 16
 const MAX_CHANNEL_BINDING_BYTES = 256
@@ -46,6 +54,8 @@ export interface Invite {
   meshId: string
   /** the inviter's peer id string; must embed its public key (Ed25519) */
   inviterPeerId: string
+  /** the mesh founder's peer id: the welcome must name this founder */
+  founderPeerId: string
   /** multiaddrs the joiner can dial, without the /p2p suffix */
   addrs: string[]
   /** 32 random bytes; secret: never logged, never stored by the inviter */
@@ -62,8 +72,8 @@ export interface CreatedInvite {
   code: string
   /** names the invite on both sides (admit entries, the inviter's store); not secret */
   inviteId: string
-  /** what the inviter stores (0600) to verify proofs; equivalent to the secret for pairing */
-  secretHash: Uint8Array
+  /** what the inviter stores to verify proofs: an Ed25519 public key, useless for pairing */
+  proofKey: Uint8Array
 }
 
 const utf8 = new TextEncoder()
@@ -154,6 +164,15 @@ function peerIdToKeyBytes (peerId: string): Uint8Array {
   return publicKeyToProtobuf(key)
 }
 
+function keyBytesToPeerId (bytes: unknown, whose: string): string {
+  if (!(bytes instanceof Uint8Array)) malformed(`${whose} key must be bytes`)
+  try {
+    return peerIdFromPublicKey(publicKeyFromProtobuf(bytes)).toString()
+  } catch {
+    malformed(`${whose} key is not a libp2p public key`)
+  }
+}
+
 function addrToBytes (addr: string): Uint8Array {
   let bytes
   try {
@@ -172,7 +191,7 @@ function checksum (payload: Uint8Array): Uint8Array {
 export function encodeInvite (inv: Invite): string {
   checkInvite(inv)
   const payload = cborEncode([
-    inv.meshId, peerIdToKeyBytes(inv.inviterPeerId), inv.addrs.map(addrToBytes), inv.secret,
+    inv.meshId, peerIdToKeyBytes(inv.inviterPeerId), peerIdToKeyBytes(inv.founderPeerId), inv.addrs.map(addrToBytes), inv.secret,
     inv.expiresAt, inv.uses, inv.role, inv.tags
   ], rfc8949EncodeOptions)
   const code = INVITE_PREFIX + base32Encode(concat(payload, checksum(payload)))
@@ -190,7 +209,7 @@ export function decodeInvite (input: string): Invite {
     throw new InviteError('INVITE_TOO_LARGE', `invite code is ${text.length} characters (max ${MAX_INVITE_CODE_CHARS})`)
   }
   const prefix = /^fm(\d+)-/.exec(text)
-  if (prefix === null) malformed('not a fleetmesh invite code (expected it to start with "fm1-")')
+  if (prefix === null) malformed(`not a fleetmesh invite code (expected it to start with "${INVITE_PREFIX}")`)
   if (prefix[0] !== INVITE_PREFIX) {
     throw new InviteError('INVITE_VERSION', `invite code version ${prefix[1]} is not supported (this build reads version ${INVITE_VERSION})`)
   }
@@ -210,15 +229,10 @@ function parsePayload (payload: Uint8Array): Invite {
   } catch (err) {
     malformed(`invite payload is not valid CBOR: ${(err as Error).message}`)
   }
-  if (!Array.isArray(fields) || fields.length !== 8) malformed('invite payload must be an array of 8 fields')
-  const [meshId, inviterKey, addrBytes, secret, expiresAt, uses, role, tags] = fields as unknown[]
-  if (!(inviterKey instanceof Uint8Array)) malformed('inviter key must be bytes')
-  let inviterPeerId: string
-  try {
-    inviterPeerId = peerIdFromPublicKey(publicKeyFromProtobuf(inviterKey)).toString()
-  } catch {
-    malformed('inviter key is not a libp2p public key')
-  }
+  if (!Array.isArray(fields) || fields.length !== 9) malformed('invite payload must be an array of 9 fields')
+  const [meshId, inviterKey, founderKey, addrBytes, secret, expiresAt, uses, role, tags] = fields as unknown[]
+  const inviterPeerId = keyBytesToPeerId(inviterKey, 'inviter')
+  const founderPeerId = keyBytesToPeerId(founderKey, 'founder')
   if (!Array.isArray(addrBytes) || addrBytes.length > MAX_INVITE_ADDRS) malformed(`at most ${MAX_INVITE_ADDRS} addresses`)
   const addrs = addrBytes.map((b: unknown) => {
     if (!(b instanceof Uint8Array) || b.length > MAX_ADDR_BYTES) malformed(`address must be bytes, at most ${MAX_ADDR_BYTES}`)
@@ -228,10 +242,10 @@ function parsePayload (payload: Uint8Array): Invite {
       malformed('address is not a multiaddr')
     }
   })
-  const inv = { meshId, inviterPeerId, addrs, secret, expiresAt, uses, role, tags } as Invite
+  const inv = { meshId, inviterPeerId, founderPeerId, addrs, secret, expiresAt, uses, role, tags } as Invite
   checkInvite(inv)
   // One invite, one encoding: anything our encoder would not have produced is rejected.
-  if (!equalBytes(cborEncode([meshId, inviterKey, addrBytes, secret, expiresAt, uses, role, tags], rfc8949EncodeOptions), payload)) {
+  if (!equalBytes(cborEncode([meshId, inviterKey, founderKey, addrBytes, secret, expiresAt, uses, role, tags], rfc8949EncodeOptions), payload)) {
     malformed('invite payload is not canonically encoded')
   }
   return inv
@@ -240,6 +254,7 @@ function parsePayload (payload: Uint8Array): Invite {
 export interface CreateInviteParams {
   meshId: string
   inviterPeerId: string
+  founderPeerId: string
   addrs: string[]
   /** unix seconds */
   expiresAt: number
@@ -248,22 +263,42 @@ export interface CreateInviteParams {
   tags: string[]
 }
 
-/** Makes a fresh invite. The secret lives only in `code`: print it once, store `secretHash`. */
+/** Makes a fresh invite. The secret lives only in `code`: print it once, store `proofKey`. */
 export function createInvite (params: CreateInviteParams): CreatedInvite {
   const secret = new Uint8Array(randomBytes(INVITE_SECRET_BYTES))
-  const code = encodeInvite({ ...params, secret })
-  const secretHash = inviteSecretHash(secret)
-  return { code, inviteId: inviteIdOf(secretHash), secretHash }
+  try {
+    const code = encodeInvite({ ...params, secret })
+    const proofKey = inviteProofKey(secret)
+    return { code, inviteId: inviteIdOf(proofKey), proofKey }
+  } finally {
+    secret.fill(0)
+  }
 }
 
-export function inviteSecretHash (secret: Uint8Array): Uint8Array {
-  if (secret.length !== INVITE_SECRET_BYTES) malformed(`secret must be ${INVITE_SECRET_BYTES} bytes`)
-  return sha256(utf8.encode(KEY_DOMAIN), secret)
+/** The Ed25519 signing key of an invite; the caller zeroises it after use. */
+function proofSigningKey (secret: Uint8Array): Uint8Array {
+  if (!(secret instanceof Uint8Array) || secret.length !== INVITE_SECRET_BYTES) malformed(`secret must be ${INVITE_SECRET_BYTES} bytes`)
+  return hkdf(nobleSha256, secret, undefined, utf8.encode(KEY_DOMAIN), 32)
 }
 
-/** 32 hex characters naming the invite; derived from secretHash so both sides compute it. */
-export function inviteIdOf (secretHash: Uint8Array): string {
-  return Buffer.from(sha256(utf8.encode(ID_DOMAIN), secretHash).subarray(0, 16)).toString('hex')
+/** The public key that checks an invite's pairing proofs: what the inviter stores. */
+export function inviteProofKey (secret: Uint8Array): Uint8Array {
+  const signing = proofSigningKey(secret)
+  try {
+    return ed25519.getPublicKey(signing)
+  } finally {
+    signing.fill(0)
+  }
+}
+
+/** 32 hex characters naming the invite; derived from its proof key so both sides compute it. */
+export function inviteIdOf (proofKey: Uint8Array): string {
+  return Buffer.from(sha256(utf8.encode(ID_DOMAIN), proofKey).subarray(0, 16)).toString('hex')
+}
+
+/** The joiner's side of inviteIdOf: the id its code names. */
+export function inviteIdOfSecret (secret: Uint8Array): string {
+  return inviteIdOf(inviteProofKey(secret))
 }
 
 export function isExpired (invite: Pick<Invite, 'expiresAt'>, nowSeconds: number): boolean {
@@ -285,31 +320,44 @@ export interface PairingContext {
   channelBinding: Uint8Array
 }
 
-function proofMac (secretHash: Uint8Array, ctx: PairingContext): Uint8Array {
-  if (secretHash.length !== 32) malformed('secret hash must be 32 bytes')
+function transcript (ctx: PairingContext): Uint8Array {
   if (!(ctx.channelBinding instanceof Uint8Array) || ctx.channelBinding.length < MIN_CHANNEL_BINDING_BYTES || ctx.channelBinding.length > MAX_CHANNEL_BINDING_BYTES) {
     malformed(`channel binding must be ${MIN_CHANNEL_BINDING_BYTES}..${MAX_CHANNEL_BINDING_BYTES} bytes`)
   }
-  const mac = createHmac('sha256', secretHash)
   // Length-prefixing every field keeps ("ab","c") and ("a","bc") from producing one input.
-  for (const field of [utf8.encode(PROOF_DOMAIN), utf8.encode(ctx.meshId), utf8.encode(ctx.joinerPeerId), utf8.encode(ctx.inviterPeerId), ctx.channelBinding]) {
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(field.length)
-    mac.update(len)
-    mac.update(field)
+  const fields = [utf8.encode(PROOF_DOMAIN), utf8.encode(ctx.meshId), utf8.encode(ctx.joinerPeerId), utf8.encode(ctx.inviterPeerId), ctx.channelBinding]
+  const out = new Uint8Array(fields.reduce((n, f) => n + 4 + f.length, 0))
+  const view = new DataView(out.buffer)
+  let at = 0
+  for (const f of fields) {
+    view.setUint32(at, f.length)
+    out.set(f, at + 4)
+    at += 4 + f.length
   }
-  return new Uint8Array(mac.digest())
+  return out
 }
 
-/** Computed by the joiner, who holds the secret from the code. 32 bytes. */
+/** Computed by the joiner, who holds the secret from the code: an Ed25519 signature, 64 bytes. */
 export function pairingProof (secret: Uint8Array, ctx: PairingContext): Uint8Array {
-  return proofMac(inviteSecretHash(secret), ctx)
+  const message = transcript(ctx)
+  const signing = proofSigningKey(secret)
+  try {
+    return ed25519.sign(message, signing)
+  } finally {
+    signing.fill(0)
+  }
 }
 
-/** Checked by the inviter with the stored secretHash; constant time in the proof's content. */
-export function verifyPairingProof (secretHash: Uint8Array, ctx: PairingContext, proof: Uint8Array): boolean {
-  const expected = proofMac(secretHash, ctx)
-  return proof instanceof Uint8Array && proof.length === expected.length && timingSafeEqual(expected, proof)
+/** Checked by the inviter with the stored public key (strict RFC 8032 verification). */
+export function verifyPairingProof (proofKey: Uint8Array, ctx: PairingContext, proof: Uint8Array): boolean {
+  if (!(proofKey instanceof Uint8Array) || proofKey.length !== PROOF_KEY_BYTES) malformed(`proof key must be ${PROOF_KEY_BYTES} bytes`)
+  const message = transcript(ctx)
+  if (!(proof instanceof Uint8Array) || proof.length !== PAIRING_PROOF_BYTES) return false
+  try {
+    return ed25519.verify(proof, message, proofKey, { zip215: false })
+  } catch {
+    return false
+  }
 }
 
 function concat (a: Uint8Array, b: Uint8Array): Uint8Array {

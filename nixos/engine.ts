@@ -3,10 +3,12 @@
 // and verified. Every phase is journalled before it is acted on, so recover() after a
 // kill -9 knows what to finish, and nothing is reported `ok` that was not verified.
 import { NixosError, type NixosErrorCode } from './errors.js'
-import { checkName, validatePolicy, verify, type CheckFailure, type HealthCheck, type HealthPolicy, type ProbeReport } from './health.js'
-import { newApplyId, type ApplyPhase, type ApplyRecord, type Journal } from './journal.js'
+import { DEFAULT_START_PERIOD_MS, checkName, validatePolicy, verify, type CheckFailure, type HealthCheck, type HealthPolicy, type ProbeReport } from './health.js'
+import { TERMINAL_PHASES, newApplyId, type ApplyPhase, type ApplyRecord, type Journal } from './journal.js'
 import { assertStorePath } from './nix.js'
-import type { Backend, Generation } from './types.js'
+import type { ApplyOutcome, Backend, Generation } from './types.js'
+
+export type { ApplyOutcome }
 
 interface EventBase {
   /** Unique per event: `${applyId}:${uuid}`. */
@@ -35,11 +37,6 @@ export type EngineProbe = ProbeReport & {
   phase: Extract<ApplyPhase, 'verifying' | 'rolling-back'>
 }
 
-export type ApplyOutcome =
-  | { status: 'ok', id: string, generation: Generation }
-  | { status: 'rolled-back', id: string, generation: Generation, reason: string, failedCheck: CheckFailure | null }
-  | { status: 'failed', id: string, code: NixosErrorCode, reason: string }
-
 export interface ApplyRequest {
   path: string
   /** Substituter URLs to fetch from when the path is not yet in the store. */
@@ -48,7 +45,19 @@ export interface ApplyRequest {
   id?: string
   /** Overrides the engine's health policy for this apply. */
   health?: HealthPolicy
+  /** The caller's description of the apply: with one, its outcome stays unreported until markReported(). */
+  tag?: string
 }
+
+export interface RevertRequest {
+  /** The store path to leave. */
+  leaving: string
+  id?: string
+  tag?: string
+}
+
+/** How far back the journal is read for verdicts and reverts. */
+const HISTORY_SCAN = 1000
 
 export interface EngineOptions {
   backend: Backend
@@ -82,51 +91,142 @@ export class DeployEngine {
     assertStorePath(req.path)
     const policy = validatePolicy(req.health ?? this.opts.health)
     return await this.exclusive(async () => {
-      const outcome = await this.applyExclusive(req, policy)
-      if (outcome.status !== 'failed') await this.prune({ id: outcome.id, target: req.path })
-      return outcome
+      const rec = await this.begin(req.id, req.path, req.tag)
+      return await this.pruneAfter(rec, await this.applyFrom(rec, req.sources ?? [], policy))
     })
+  }
+
+  /**
+   * Leaves `leaving` for the generation this engine recorded before it applied `leaving` (not
+   * whatever the profile lists next to it: that may be a generation already rolled back from),
+   * applied and verified like any other apply.
+   */
+  async revert (req: RevertRequest): Promise<ApplyOutcome> {
+    assertStorePath(req.leaving)
+    return await this.exclusive(async () => {
+      const current = await this.opts.backend.current()
+      const applied = current?.path === req.leaving ? await this.lastOk((r) => r.target === req.leaving && r.switched?.number === current.number) : null
+      const to = applied?.previous ?? null
+      const rec = await this.begin(req.id, to?.path ?? req.leaving, req.tag)
+      if (to === null) {
+        const why = current?.path === req.leaving ? 'no generation was recorded before it was applied' : `this host runs ${current?.path ?? 'nothing'}`
+        return await this.fail(rec, 'GENERATION_NOT_FOUND', `cannot leave ${req.leaving}: ${why}`, false)
+      }
+      return await this.pruneAfter(rec, await this.applyFrom(rec, [], this.opts.health))
+    })
+  }
+
+  /**
+   * Rolls back apply `id`, which ended ok, to the generation recorded before it: its generation
+   * failed later (a gate's soak). The new outcome replaces the old one and is unreported again.
+   */
+  async rollbackApply (id: string, reason: string): Promise<ApplyOutcome> {
+    return await this.exclusive(async () => {
+      await this.requireIdle()
+      const rec = await this.opts.journal.get(id)
+      if (rec?.phase !== 'ok') throw new NixosError('INVALID_CONFIG', `apply ${id} did not end ok (${rec?.phase ?? 'unknown'}): nothing to roll back`)
+      const current = await this.opts.backend.current()
+      if (current?.number !== rec.switched?.number || current?.path !== rec.switched?.path) {
+        throw new NixosError('GENERATION_NOT_FOUND', `apply ${id} is no longer the running generation (now ${current?.number ?? 'none'})`)
+      }
+      const reopened: ApplyRecord = { ...rec, outcome: null, reported: rec.tag === null }
+      return await this.rollBack(reopened, reason, null, this.opts.health)
+    })
+  }
+
+  /**
+   * Every tagged apply whose outcome its caller has not yet reported, oldest first; an apply a
+   * crash interrupted is finished first (unless one is running in this process right now).
+   */
+  async unreported (): Promise<Array<{ record: ApplyRecord, outcome: ApplyOutcome }>> {
+    if (!this.busy) await this.recover()
+    const out: Array<{ record: ApplyRecord, outcome: ApplyOutcome }> = []
+    for (const record of await this.opts.journal.unreported()) {
+      if (record.outcome !== null) out.push({ record, outcome: record.outcome })
+    }
+    return out
+  }
+
+  /** The caller durably reported apply `id`'s outcome; unknown ids were never journalled. */
+  async markReported (id: string): Promise<void> {
+    const rec = await this.opts.journal.get(id)
+    if (rec === null || rec.reported) return
+    if (rec.outcome === null) throw new NixosError('INVALID_CONFIG', `apply ${id} has not ended (${rec.phase}): its outcome cannot have been reported`)
+    await this.opts.journal.write({ ...rec, reported: true })
+  }
+
+  /**
+   * What this engine saw of each generation: healthy (an apply of it ended ok, or a rollback
+   * verified it) or failed (an apply of it was rolled back or failed after it was switched to).
+   * The latest verdict of a generation wins.
+   */
+  async verdicts (): Promise<Map<string, 'healthy' | 'failed'>> {
+    const verdicts = new Map<string, 'healthy' | 'failed'>()
+    const key = (g: Generation): string => `${g.number}:${g.path}`
+    for (const r of await this.records()) {
+      if (r.switched === null || !TERMINAL_PHASES.has(r.phase)) continue
+      if (r.phase === 'ok') verdicts.set(key(r.switched), 'healthy')
+      else verdicts.set(key(r.switched), 'failed')
+      if (r.outcome?.status === 'rolled-back') verdicts.set(key(r.outcome.generation), 'healthy')
+    }
+    return verdicts
   }
 
   /**
    * Deletes generations past `keep` after an apply that ended on a healthy generation. A failure
    * here costs disk space, never the apply's outcome.
    */
-  private async prune (apply: Pick<ApplyRecord, 'id' | 'target'>): Promise<void> {
-    if (this.opts.keep === undefined) return
+  private async pruneAfter (rec: Pick<ApplyRecord, 'id' | 'target'>, outcome: ApplyOutcome): Promise<ApplyOutcome> {
+    if (this.opts.keep === undefined || outcome.status === 'failed') return outcome
     try {
       const deleted = await this.opts.backend.gc(this.opts.keep)
-      if (deleted.length > 0) this.emit(apply, { kind: 'pruned', deleted })
+      if (deleted.length > 0) this.emit(rec, { kind: 'pruned', deleted })
     } catch (err) {
-      this.emit(apply, { kind: 'prune-failed', reason: (err as Error).message })
+      this.emit(rec, { kind: 'prune-failed', reason: (err as Error).message })
     }
+    return outcome
   }
 
-  private async applyExclusive (req: ApplyRequest, policy: HealthPolicy): Promise<ApplyOutcome> {
-    const pending = await this.opts.journal.active()
-    if (pending !== null) throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} (${pending.phase}) is unfinished; run recover() first`)
-    const id = req.id ?? newApplyId(this.now())
-    if (await this.opts.journal.get(id) !== null) throw new NixosError('INVALID_CONFIG', `apply id ${id} was already used`)
+  /** Journals a new apply; an id whose earlier run changed nothing (a transient failure) is run again. */
+  private async begin (reqId: string | undefined, path: string, tag: string | undefined): Promise<ApplyRecord> {
+    await this.requireIdle()
+    const id = reqId ?? newApplyId(this.now())
+    const earlier = await this.opts.journal.get(id)
+    if (earlier !== null && !(earlier.outcome?.status === 'failed' && earlier.outcome.transient === true)) {
+      throw new NixosError('INVALID_CONFIG', `apply id ${id} was already used`)
+    }
     const t = this.now()
-    let rec: ApplyRecord = { v: 1, id, target: req.path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null }
+    const rec: ApplyRecord = { v: 2, id, target: path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null, tag: tag ?? null, outcome: null, reported: tag === undefined }
     await this.opts.journal.write(rec)
     this.emit(rec, { kind: 'apply-start', previous: await this.opts.backend.current() })
+    return rec
+  }
 
+  private async requireIdle (): Promise<void> {
+    const pending = await this.opts.journal.active()
+    if (pending !== null) throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} (${pending.phase}) is unfinished; run recover() first`)
+  }
+
+  private async applyFrom (rec: ApplyRecord, sources: string[], policy: HealthPolicy): Promise<ApplyOutcome> {
     try {
-      await this.opts.backend.fetch(req.path, req.sources ?? [])
+      await this.opts.backend.fetch(rec.target, sources)
     } catch (err) {
       // Nothing was switched: the running system is untouched.
-      return await this.fail(rec, errorCode(err), `fetch failed: ${(err as Error).message}`, false)
+      return await this.fail(rec, errorCode(err), `fetch failed: ${(err as Error).message}`, false, true)
     }
     rec = await this.advance(rec, 'previous-recorded', { previous: await this.opts.backend.current() })
     try {
-      rec = await this.advance(rec, 'switched', { switched: await this.opts.backend.switch(req.path) })
+      rec = await this.advance(rec, 'switched', { switched: await this.opts.backend.switch(rec.target) })
     } catch (err) {
       return await this.rollBack(rec, `switch failed: ${(err as Error).message}`, null, policy)
     }
     this.emit(rec, { kind: 'switched', generation: rec.switched as Generation })
+    return await this.activateAndVerify(await this.advance(rec, 'activating', {}), policy)
+  }
+
+  private async activateAndVerify (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
     try {
-      await this.opts.backend.activate()
+      await this.opts.backend.activate(rec.id)
     } catch (err) {
       return await this.rollBack(rec, (err as Error).message, null, policy)
     }
@@ -134,28 +234,48 @@ export class DeployEngine {
   }
 
   /**
-   * Finishes the apply a crash interrupted: a verification in progress is run again in full;
-   * anything between recording the previous generation and verification is rolled back;
-   * an interrupted rollback is redone. Returns null when there was nothing to finish.
+   * Finishes the apply a crash interrupted: an activation started is waited for (it runs
+   * detached, so it may have outlived the crash, or caused it) and verified; a verification in
+   * progress is run again in full; a switch whose activation never started is undone without
+   * activating anything (nothing ran: a transient failure); an interrupted rollback is redone.
+   * Returns null when there was nothing to finish.
    */
   async recover (): Promise<ApplyOutcome | null> {
     return await this.exclusive(async () => {
       const rec = await this.opts.journal.active()
       if (rec === null) return null
       const policy = this.opts.health
-      const reason = (phase: ApplyPhase): string => `interrupted in phase ${phase} (process restarted)`
+      const reason = `interrupted in phase ${rec.phase} (process restarted)`
       switch (rec.phase) {
         case 'started':
           // The previous generation is recorded before any switch, so nothing changed yet.
-          return await this.fail(rec, 'APPLY_INTERRUPTED', `${reason(rec.phase)} before anything was switched`, false)
+          return await this.fail(rec, 'APPLY_INTERRUPTED', `${reason} before anything was switched`, false, true)
+        case 'previous-recorded':
+        case 'switched':
+          // A version-1 record may have been activating: only a full rollback is safe then.
+          return rec.v === 1 ? await this.rollBack(rec, reason, null, policy) : await this.undoSwitch(rec, reason)
+        case 'activating':
+          return await this.activateAndVerify(rec, policy)
         case 'verifying':
           return await this.verifyAndFinish(rec, policy)
-        case 'rolling-back':
-          return await this.rollBack(rec, rec.reason ?? reason(rec.phase), null, policy)
         default:
-          return await this.rollBack(rec, reason(rec.phase), null, policy)
+          return await this.rollBack(rec, rec.reason ?? reason, null, policy)
       }
     })
+  }
+
+  /** Points the profile back at the recorded generation; the running system never changed. */
+  private async undoSwitch (rec: ApplyRecord, reason: string): Promise<ApplyOutcome> {
+    const to = rec.previous
+    const current = await this.opts.backend.current()
+    if (to !== null && (current?.number !== to.number || current.path !== to.path)) {
+      try {
+        await this.opts.backend.rollback(to)
+      } catch (err) {
+        return await this.rollBack(rec, `${reason}; resetting the profile failed: ${(err as Error).message}`, null, this.opts.health)
+      }
+    }
+    return await this.fail(rec, 'APPLY_INTERRUPTED', `${reason} before activation; nothing was activated`, false, true)
   }
 
   private async verifyAndFinish (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
@@ -165,10 +285,11 @@ export class DeployEngine {
       this.emitHealthFailed(rec, rec.switched, verdict.failed)
       return await this.rollBack(rec, `health check ${verdict.failed.check} failed: ${verdict.failed.output}`, verdict.failed, policy)
     }
-    rec = await this.advance(rec, 'ok', {})
     const generation = rec.switched as Generation
+    const outcome: ApplyOutcome = { status: 'ok', id: rec.id, generation }
+    rec = await this.advance(rec, 'ok', { outcome })
     this.emit(rec, { kind: 'apply-ok', generation })
-    return { status: 'ok', id: rec.id, generation }
+    return outcome
   }
 
   private async rollBack (rec: ApplyRecord, reason: string, failedCheck: CheckFailure | null, policy: HealthPolicy): Promise<ApplyOutcome> {
@@ -177,7 +298,8 @@ export class DeployEngine {
     if (to === null) return await this.fail(rec, 'ROLLBACK_FAILED', `${reason}; no previous generation to roll back to`, true)
     try {
       await this.opts.backend.rollback(to)
-      await this.opts.backend.activate()
+      // Its own activation id: the forward activation's result must not stand in for this one.
+      await this.opts.backend.activate(`${rec.id}.rollback`)
       const verdict = await verify(this.rollbackPolicy(policy), { now: this.now, onProbe: this.probeReporter(rec, to, 'rolling-back') })
       if (!verdict.ok) {
         this.emitHealthFailed(rec, to, verdict.failed)
@@ -186,27 +308,47 @@ export class DeployEngine {
     } catch (err) {
       return await this.fail(rec, 'ROLLBACK_FAILED', `${reason}; rollback to generation ${to.number} failed: ${(err as Error).message}`, true)
     }
-    rec = await this.advance(rec, 'rolled-back', {})
+    const outcome: ApplyOutcome = { status: 'rolled-back', id: rec.id, generation: to, reason, failedCheck }
+    rec = await this.advance(rec, 'rolled-back', { outcome })
     this.emit(rec, { kind: 'rollback', from: rec.switched, to, reason })
-    return { status: 'rolled-back', id: rec.id, generation: to, reason, failedCheck }
+    return outcome
   }
 
-  private async fail (rec: ApplyRecord, code: NixosErrorCode, reason: string, rollbackAttempted: boolean): Promise<ApplyOutcome> {
-    rec = await this.advance(rec, 'failed', { reason })
+  private async fail (rec: ApplyRecord, code: NixosErrorCode, reason: string, rollbackAttempted: boolean, transient = false): Promise<ApplyOutcome> {
+    const outcome: ApplyOutcome = { status: 'failed', id: rec.id, code, reason, ...(transient ? { transient } : {}) }
+    rec = await this.advance(rec, 'failed', { reason, outcome })
     this.emit(rec, { kind: 'apply-failed', code, reason, rollbackAttempted })
-    return { status: 'failed', id: rec.id, code, reason }
+    return outcome
   }
 
-  /** The old generation is re-verified on a short interval so a host is back quickly. */
+  /** The newest apply that ended ok and matches. */
+  private async lastOk (match: (r: ApplyRecord) => boolean): Promise<ApplyRecord | null> {
+    return (await this.records()).reverse().find((r) => r.phase === 'ok' && match(r)) ?? null
+  }
+
+  /** The journal's recent applies, oldest first by when they started (ids are the caller's). */
+  private async records (): Promise<ApplyRecord[]> {
+    return (await this.opts.journal.history(HISTORY_SCAN)).sort((a, b) => a.startedAt - b.startedAt)
+  }
+
+  /**
+   * The old generation is re-verified on a short interval so a host is back quickly, and with at
+   * least the default start period: it proved itself before, a slow restart is not a failure.
+   */
   private rollbackPolicy (policy: HealthPolicy): HealthPolicy {
     const interval = this.opts.rollbackIntervalMs ?? 100
     return {
       soakMs: this.opts.rollbackSoakMs ?? 0,
-      checks: policy.checks.map(c => ({ ...c, name: checkName(c), intervalMs: Math.min(c.intervalMs ?? interval, interval) }))
+      checks: policy.checks.map(c => ({
+        ...c,
+        name: checkName(c),
+        intervalMs: Math.min(c.intervalMs ?? interval, interval),
+        startPeriodMs: Math.max(c.startPeriodMs ?? DEFAULT_START_PERIOD_MS, DEFAULT_START_PERIOD_MS)
+      }))
     }
   }
 
-  private async advance (rec: ApplyRecord, phase: ApplyPhase, patch: Partial<Pick<ApplyRecord, 'previous' | 'switched' | 'reason'>>): Promise<ApplyRecord> {
+  private async advance (rec: ApplyRecord, phase: ApplyPhase, patch: Partial<Pick<ApplyRecord, 'previous' | 'switched' | 'reason' | 'outcome'>>): Promise<ApplyRecord> {
     const next: ApplyRecord = { ...rec, ...patch, phase, updatedAt: this.now() }
     await this.opts.journal.write(next)
     return next

@@ -12,6 +12,12 @@ interface CheckCommon {
   intervalMs?: number
   /** Consecutive failed probes that fail the check; default 3. */
   retries?: number
+  /**
+   * A service's start-up: failed probes before the check's first success do not count while
+   * they come within this long of the start of verification; default 10000 ms (DEFAULT_START_PERIOD_MS).
+   * A generation that never passes is failed this much later; one that passed once is not.
+   */
+  startPeriodMs?: number
   /** Limit of one probe; default 5000 ms. */
   timeoutMs?: number
 }
@@ -60,7 +66,8 @@ export interface VerifyOptions {
 
 export const OUTPUT_LIMIT = 4096
 export const SYSTEMD_RUNTIME_DIR = '/run/systemd/system'
-const DEFAULTS = { intervalMs: 1000, retries: 3, timeoutMs: 5000, expectStatus: 200 }
+export const DEFAULT_START_PERIOD_MS = 10_000
+const DEFAULTS = { intervalMs: 1000, retries: 3, timeoutMs: 5000, expectStatus: 200, startPeriodMs: DEFAULT_START_PERIOD_MS }
 
 export function checkName (check: HealthCheck): string {
   if (check.name !== undefined) return check.name
@@ -85,6 +92,7 @@ export function validatePolicy (policy: HealthPolicy): HealthPolicy {
       if (v !== undefined && (!Number.isFinite(v) || v <= 0)) bad(`${name}: ${k} must be > 0`)
     }
     if (c.retries !== undefined && (!Number.isInteger(c.retries) || c.retries < 1)) bad(`${name}: retries must be an integer >= 1`)
+    if (c.startPeriodMs !== undefined && (!Number.isFinite(c.startPeriodMs) || c.startPeriodMs < 0)) bad(`${name}: startPeriodMs must be >= 0`)
     if (c.kind === 'systemd' && (c.units.length === 0 || c.units.some(u => u === '' || u.startsWith('-')))) bad(`${name}: units must be non-empty names`)
     if (c.kind === 'http' && !/^https?:\/\//.test(c.url)) bad(`${name}: url must be http(s)`)
     if (c.kind === 'command' && (c.command.length === 0)) bad(`${name}: command is empty`)
@@ -157,8 +165,9 @@ export async function probe (check: HealthCheck, signal: AbortSignal): Promise<P
 
 /**
  * Verifies a generation: every check probes on its own loop; the verdict is a failure as
- * soon as one check reaches its consecutive-failure threshold, and a success once the soak
- * window (measured with `now`) has passed with every check's latest probe passing.
+ * soon as one check reaches its consecutive-failure threshold (not counting failures inside its
+ * start period before its first success), and a success once the soak window (measured with
+ * `now`) has passed with every check's latest probe passing.
  */
 export async function verify (policy: HealthPolicy, opts: VerifyOptions = {}): Promise<HealthVerdict> {
   validatePolicy(policy)
@@ -186,6 +195,8 @@ export async function verify (policy: HealthPolicy, opts: VerifyOptions = {}): P
     const name = checkName(check)
     const retries = check.retries ?? DEFAULTS.retries
     const interval = check.intervalMs ?? DEFAULTS.intervalMs
+    const startPeriod = check.startPeriodMs ?? DEFAULTS.startPeriodMs
+    let passedOnce = false
     let failures = 0
     probes[name] = 0
     while (!stop.signal.aborted) {
@@ -195,8 +206,11 @@ export async function verify (policy: HealthPolicy, opts: VerifyOptions = {}): P
       report(opts.onProbe, { check: name, kind: check.kind, ok: r.ok, output: r.output, at: performance.now() })
       if (r.ok) {
         failures = 0
+        passedOnce = true
         healthy.add(name)
         if (soakDone()) { finish({ ok: true, probes }); return }
+      } else if (!passedOnce && now() - start < startPeriod) {
+        // Still starting: not yet a failure of the generation.
       } else {
         failures++
         healthy.delete(name)

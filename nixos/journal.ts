@@ -1,18 +1,25 @@
 // The crash-safe apply journal: one record per apply, rewritten atomically at every phase,
 // plus an `active` pointer that is set and cleared in the same batch as the record, so a
-// restart always finds the one unfinished apply (if any) and the phase it reached.
+// restart always finds the one unfinished apply (if any) and the phase it reached. A record
+// that carries a caller's tag also keeps an `unreported` key, in the same batch, until the
+// caller says its outcome reached wherever it reports to: a crash between the terminal write
+// and that report loses nothing.
 import { NixosError } from './errors.js'
-import type { Generation } from './types.js'
+import type { ApplyOutcome, Generation } from './types.js'
 
 export type ApplyPhase =
-  | 'started' | 'previous-recorded' | 'switched' | 'verifying' | 'rolling-back'
+  | 'started' | 'previous-recorded' | 'switched' | 'activating' | 'verifying' | 'rolling-back'
   | 'ok' | 'rolled-back' | 'failed'
 
 export const TERMINAL_PHASES: ReadonlySet<ApplyPhase> = new Set(['ok', 'rolled-back', 'failed'])
-const PHASES: ReadonlySet<string> = new Set<ApplyPhase>(['started', 'previous-recorded', 'switched', 'verifying', 'rolling-back', 'ok', 'rolled-back', 'failed'])
+const PHASES: ReadonlySet<string> = new Set<ApplyPhase>(['started', 'previous-recorded', 'switched', 'activating', 'verifying', 'rolling-back', 'ok', 'rolled-back', 'failed'])
 
 export interface ApplyRecord {
-  v: 1
+  /**
+   * 2 since activations run detached, in a journalled `activating` phase; a version-1 record in
+   * `switched` may have been activating (its activation ran inside the old daemon).
+   */
+  v: 1 | 2
   id: string
   target: string
   phase: ApplyPhase
@@ -23,6 +30,12 @@ export interface ApplyRecord {
   updatedAt: number
   /** Why the apply did not end `ok` (a check's failure, an error message). */
   reason: string | null
+  /** The caller's own description of the apply (the node's release intent), kept with it. */
+  tag: string | null
+  /** Set with the terminal phase: what the apply ended in. */
+  outcome: ApplyOutcome | null
+  /** False while the caller has not yet reported the outcome; untagged applies start true. */
+  reported: boolean
 }
 
 export type JournalOp = { type: 'put', key: string, value: string } | { type: 'del', key: string }
@@ -36,8 +49,10 @@ export interface JournalDb {
 
 const ACTIVE_KEY = 'active'
 const RECORD_PREFIX = 'apply!'
+const UNREPORTED_PREFIX = 'unreported!'
 const MAX_RECORD_BYTES = 64 * 1024
-const ID_RE = /^[A-Za-z0-9._:-]{1,128}$/
+const MAX_TAG_CHARS = 4096
+export const APPLY_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/
 
 export class Journal {
   constructor (private readonly db: JournalDb) {}
@@ -46,10 +61,7 @@ export class Journal {
   async active (): Promise<ApplyRecord | null> {
     const id = await this.db.get(ACTIVE_KEY)
     if (id === undefined) return null
-    if (!ID_RE.test(id)) throw new NixosError('JOURNAL_CORRUPT', 'journal active pointer is malformed')
-    const rec = await this.get(id)
-    if (rec === null) throw new NixosError('JOURNAL_CORRUPT', `journal active pointer names missing apply ${id}`)
-    return rec
+    return await this.require(id, 'active pointer')
   }
 
   async get (id: string): Promise<ApplyRecord | null> {
@@ -66,13 +78,32 @@ export class Journal {
     return out
   }
 
-  /** Writes the record and moves the active pointer in one atomic batch. */
+  /** Tagged applies whose outcome the caller has not reported, oldest first. */
+  async unreported (): Promise<ApplyRecord[]> {
+    const out: ApplyRecord[] = []
+    for await (const id of this.db.values({ gt: UNREPORTED_PREFIX, lt: UNREPORTED_PREFIX + '\xff' })) {
+      out.push(await this.require(id, 'unreported key'))
+    }
+    return out.sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1))
+  }
+
+  /** Writes the record and moves the active pointer and its unreported key in one atomic batch. */
   async write (rec: ApplyRecord): Promise<void> {
     const value = encodeRecord(rec)
     const pointer: JournalOp = TERMINAL_PHASES.has(rec.phase)
       ? { type: 'del', key: ACTIVE_KEY }
       : { type: 'put', key: ACTIVE_KEY, value: rec.id }
-    await this.db.batch([{ type: 'put', key: RECORD_PREFIX + rec.id, value }, pointer])
+    const unreported: JournalOp = rec.reported
+      ? { type: 'del', key: UNREPORTED_PREFIX + rec.id }
+      : { type: 'put', key: UNREPORTED_PREFIX + rec.id, value: rec.id }
+    await this.db.batch([{ type: 'put', key: RECORD_PREFIX + rec.id, value }, pointer, unreported])
+  }
+
+  private async require (id: string, what: string): Promise<ApplyRecord> {
+    if (!APPLY_ID_RE.test(id)) throw new NixosError('JOURNAL_CORRUPT', `journal ${what} is malformed`)
+    const rec = await this.get(id)
+    if (rec === null) throw new NixosError('JOURNAL_CORRUPT', `journal ${what} names missing apply ${id}`)
+    return rec
   }
 }
 
@@ -86,7 +117,8 @@ export function encodeRecord (rec: ApplyRecord): string {
   // Fixed key order so the same record always encodes to the same bytes.
   return JSON.stringify({
     v: rec.v, id: rec.id, target: rec.target, phase: rec.phase, previous: rec.previous,
-    switched: rec.switched, startedAt: rec.startedAt, updatedAt: rec.updatedAt, reason: rec.reason
+    switched: rec.switched, startedAt: rec.startedAt, updatedAt: rec.updatedAt, reason: rec.reason,
+    tag: rec.tag, outcome: rec.outcome, reported: rec.reported
   })
 }
 
@@ -98,23 +130,57 @@ export function decodeRecord (raw: string): ApplyRecord {
   } catch (err) {
     throw new NixosError('JOURNAL_CORRUPT', 'journal record is not valid JSON (truncated?)', { cause: err })
   }
+  // Version-1 records, written before tags and outcomes existed, were reported as they ended.
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && (v as { v?: unknown }).v === 1 && !('reported' in v)) v = { tag: null, outcome: null, reported: true, ...v }
   return validateRecord(v)
 }
 
+const bad = (why: string): never => { throw new NixosError('JOURNAL_CORRUPT', `journal record: ${why}`) }
+
 function validateRecord (v: unknown): ApplyRecord {
-  const bad = (why: string): never => { throw new NixosError('JOURNAL_CORRUPT', `journal record: ${why}`) }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not an object')
   const r = v as Record<string, unknown>
-  const allowed = ['v', 'id', 'target', 'phase', 'previous', 'switched', 'startedAt', 'updatedAt', 'reason']
+  const allowed = ['v', 'id', 'target', 'phase', 'previous', 'switched', 'startedAt', 'updatedAt', 'reason', 'tag', 'outcome', 'reported']
   for (const k of Object.keys(r)) if (!allowed.includes(k)) bad(`unknown field ${k}`)
-  if (r.v !== 1) bad('unsupported version')
-  if (typeof r.id !== 'string' || !ID_RE.test(r.id)) bad('bad id')
-  if (typeof r.target !== 'string' || r.target.length === 0 || r.target.length > 512) bad('bad target')
+  for (const k of allowed) if (!(k in r)) bad(`missing ${k}`)
+  if (r.v !== 1 && r.v !== 2) bad('unsupported version')
+  if (typeof r.id !== 'string' || !APPLY_ID_RE.test(r.id)) bad('bad id')
+  if (!isText(r.target, 512) || r.target === '') bad('bad target')
   if (typeof r.phase !== 'string' || !PHASES.has(r.phase)) bad('bad phase')
   for (const k of ['previous', 'switched'] as const) if (r[k] !== null && !isGeneration(r[k])) bad(`bad ${k}`)
   for (const k of ['startedAt', 'updatedAt'] as const) if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) bad(`bad ${k}`)
-  if (r.reason !== null && (typeof r.reason !== 'string' || r.reason.length > 16 * 1024)) bad('bad reason')
+  if (r.reason !== null && !isText(r.reason, 16 * 1024)) bad('bad reason')
+  if (r.tag !== null && !isText(r.tag, MAX_TAG_CHARS)) bad('bad tag')
+  if (typeof r.reported !== 'boolean') bad('bad reported')
+  if (r.outcome !== null) validateOutcome(r.outcome, r.id as string)
+  if ((r.outcome !== null) !== TERMINAL_PHASES.has(r.phase as ApplyPhase) && !(r.outcome === null && r.reported === true)) bad('outcome does not match phase')
   return r as unknown as ApplyRecord
+}
+
+const OUTCOME_FIELDS: Record<ApplyOutcome['status'], string[]> = {
+  ok: ['status', 'id', 'generation'],
+  'rolled-back': ['status', 'id', 'generation', 'reason', 'failedCheck'],
+  failed: ['status', 'id', 'code', 'reason', 'transient']
+}
+
+function validateOutcome (v: unknown, id: string): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('outcome is not an object')
+  const o = v as Record<string, unknown>
+  const fields = OUTCOME_FIELDS[o.status as ApplyOutcome['status']]
+  if (fields === undefined) return bad('bad outcome status')
+  for (const k of Object.keys(o)) if (!fields.includes(k)) bad(`unknown outcome field ${k}`)
+  if (o.id !== id) bad('outcome of another apply')
+  if (o.status !== 'failed' && !isGeneration(o.generation)) bad('bad outcome generation')
+  if (o.status !== 'ok' && !isText(o.reason, 16 * 1024)) bad('bad outcome reason')
+  if (o.status === 'failed' && (!isText(o.code, 64) || (o.transient !== undefined && typeof o.transient !== 'boolean'))) bad('bad failure')
+  if (o.status === 'rolled-back' && o.failedCheck !== null) {
+    const f = o.failedCheck as Record<string, unknown>
+    if (typeof f !== 'object' || f === null || !isText(f.check, 1024) || !isText(f.kind, 16) || !Number.isInteger(f.failures) || !isText(f.output, 16 * 1024)) bad('bad outcome check')
+  }
+}
+
+function isText (v: unknown, max: number): v is string {
+  return typeof v === 'string' && v.length <= max
 }
 
 function isGeneration (v: unknown): v is Generation {

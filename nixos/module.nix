@@ -19,6 +19,7 @@ let
     intervalMs = mkOption { type = types.ints.positive; default = 1000; description = "Pause between probes."; };
     retries = mkOption { type = types.ints.positive; default = 3; description = "Consecutive failed probes that fail the check."; };
     timeoutMs = mkOption { type = types.ints.positive; default = 5000; description = "Limit of one probe."; };
+    startPeriodMs = mkOption { type = types.ints.unsigned; default = 10000; description = "Failed probes before the check's first success do not count within this long of the start of verification."; };
   };
 
   healthCheck = types.submodule {
@@ -33,7 +34,7 @@ let
 
   # Drop the options that do not apply to a check's kind, and unset names.
   checkToJSON = c: lib.filterAttrs (_: v: v != null) ({
-    inherit (c) kind name intervalMs retries timeoutMs;
+    inherit (c) kind name intervalMs retries timeoutMs startPeriodMs;
   } // lib.optionalAttrs (c.kind == "systemd") { inherit (c) units; }
     // lib.optionalAttrs (c.kind == "http") { inherit (c) url expectStatus; }
     // lib.optionalAttrs (c.kind == "command") { inherit (c) command; });
@@ -66,8 +67,9 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
-      # nix-env and switch-to-configuration must be on PATH for activation.
-      path = [ config.nix.package pkgs.coreutils ];
+      # nix-env and switch-to-configuration must be on PATH for activation, and systemd-run,
+      # which runs each activation as a unit of its own.
+      path = [ config.nix.package pkgs.coreutils config.systemd.package ];
       serviceConfig = {
         ExecStart = lib.escapeShellArgs ([
           "${cfg.package}/bin/fleetmesh" "start"
@@ -79,10 +81,9 @@ in
         # A deploy agent that stays down cannot roll a bad generation back.
         Restart = "always";
         RestartSec = "2s";
-        # switch-to-configuration restarts changed units, possibly this one: it must not be
-        # killed half-way through its own activation (the journal would recover, but
-        # finishing is better), so only the main process gets the stop signal.
-        KillMode = "process";
+        # switch-to-configuration restarts changed units, possibly this one: the activation runs
+        # in a transient unit of its own (systemd-run), outside this unit's cgroup, so stopping
+        # this unit does not stop it, and the restarted daemon finishes verifying it.
         # systemd creates a data dir under /var/lib itself; any other one comes from tmpfiles below.
         StateDirectory = mkIf stateUnderVarLib (lib.removePrefix "/var/lib/" (toString cfg.dataDir));
         StateDirectoryMode = "0700";

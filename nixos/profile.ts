@@ -1,10 +1,10 @@
 // The Nix profile backend: generations are the profile's `NAME-N-link` symlinks, as
 // nix-env lays them out; every change goes through nix-env so Nix's own locking and
 // GC roots stay authoritative.
-import { execFile } from 'node:child_process'
 import { mkdir, readdir, readlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { ActivationError, NixosError } from './errors.js'
+import { activateDetached } from './activation.js'
+import { NixosError } from './errors.js'
 import { assertStorePath, runNix, storeArgs, tail, type NixOptions } from './nix.js'
 import type { Backend, Generation } from './types.js'
 
@@ -18,6 +18,11 @@ export interface ActivationOptions {
   env?: Record<string, string>
   /** Default 5 minutes: a stuck activation must not hold the host forever. */
   timeoutMs?: number
+  /**
+   * Where detached activations leave their pid, output and exit code (see activation.ts);
+   * default `.NAME-activations` beside the profile.
+   */
+  dir?: string
 }
 
 export interface ProfileOptions extends NixOptions {
@@ -63,24 +68,16 @@ export class NixProfileBackend implements Backend {
     return await this.requireCurrent()
   }
 
-  async activate (): Promise<void> {
+  async activate (id: string): Promise<void> {
     const gen = await this.requireCurrent()
     const activation = this.opts.activation ?? {}
-    const argv = (activation.command ?? defaultActivation)(gen.path)
-    const [bin, ...args] = argv
-    if (bin === undefined) throw new NixosError('INVALID_CONFIG', 'activation command is empty')
-    await new Promise<void>((resolve, reject) => {
-      execFile(bin, args, {
-        env: { ...process.env, ...activation.env },
-        timeout: activation.timeoutMs ?? ACTIVATION_TIMEOUT_MS,
-        killSignal: 'SIGKILL',
-        maxBuffer: 16 * 1024 * 1024,
-        encoding: 'utf8'
-      }, (err, stdout, stderr) => {
-        if (err === null) { resolve(); return }
-        const why = err.killed ? 'timed out' : `exited ${String(err.code)}`
-        reject(new ActivationError(`activation of generation ${gen.number} (${gen.path}) ${why}`, tail(stdout + stderr), { cause: err }))
-      })
+    await activateDetached({
+      dir: activation.dir ?? join(dirname(this.profile), `.${basename(this.profile)}-activations`),
+      id,
+      argv: (activation.command ?? defaultActivation)(gen.path),
+      env: activation.env ?? {},
+      timeoutMs: activation.timeoutMs ?? ACTIVATION_TIMEOUT_MS,
+      what: `generation ${gen.number} (${gen.path})`
     })
   }
 

@@ -1,11 +1,18 @@
 // The local control API: loopback HTTP guarded by a bearer token kept in a 0600 file in the
 // data dir, so only users who can read the data dir can drive the daemon. Features register
 // their routes here; the server knows nothing of what they do.
+//
+// A browser is the one client that cannot send a header: the fleet view is opened once as
+// /ui?token=…, answered with an HttpOnly SameSite=Strict session cookie and a redirect to /ui,
+// so the token leaves the address bar and history. The cookie authorises GET requests only, and
+// a token in the query string nothing but that first /ui load. Every request must name this
+// server by address in Host (and Origin, when a browser sends one): a web page whose DNS name
+// rebinds to 127.0.0.1 is refused before its request reaches a route.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from './http.js'
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
-import type { AddressInfo } from 'node:net'
+import { isIP, type AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { NodeError } from './errors.js'
 import { writeFileAtomic } from './fs-atomic.js'
@@ -38,6 +45,15 @@ export type ApiHandler = (req: ApiRequest, res: ServerResponse) => Promise<unkno
 
 interface Route { method: string, pattern: RegExp, keys: string[], handler: ApiHandler, agents: boolean }
 
+const UI_PATH = '/ui'
+const SESSION_DOMAIN = 'fleetmesh ui session v1'
+
+/** 127.0.0.0/8, ::1 and localhost: what `api.host` may be without `api.allowRemote`. */
+export function isLoopbackHost (host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+}
+
 export interface ApiEndpoint { url: string, pid: number }
 
 export async function loadOrCreateToken (path: string): Promise<string> {
@@ -58,6 +74,19 @@ function tokenMatches (expected: string, presented: string): boolean {
   const a = createHash('sha256').update(expected).digest()
   const b = createHash('sha256').update(presented).digest()
   return timingSafeEqual(a, b)
+}
+
+/** The cookie's value: derived from the token, so the cookie jar never holds the token itself. */
+function sessionOf (token: string): string {
+  return createHash('sha256').update(SESSION_DOMAIN).update(token).digest('hex')
+}
+
+function cookie (req: IncomingMessage, name: string): string {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=')
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim()
+  }
+  return ''
 }
 
 async function readBody (req: IncomingMessage): Promise<unknown> {
@@ -87,6 +116,9 @@ export class ApiServer {
   private readonly routes: Route[] = []
   private server?: Server
   private authenticator: Authenticator = async () => undefined
+  /** the port listened on, which Host and Origin must name; set by listen */
+  private port = -1
+  private cookieName = ''
 
   constructor (private readonly token: string, private readonly log: Logger) {}
 
@@ -108,7 +140,11 @@ export class ApiServer {
     return p
   }
 
-  async listen (host: string, port: number): Promise<string> {
+  /** A host other than loopback needs `allowRemote` (config `api.allowRemote`): the API is the daemon's root. */
+  async listen (host: string, port: number, opts: { allowRemote?: boolean } = {}): Promise<string> {
+    if (!isLoopbackHost(host) && opts.allowRemote !== true) {
+      throw new NodeError('CONFIG_INVALID', `api.host ${host} is not a loopback address; set "api": {"allowRemote": true} in config.json to serve the control API there`)
+    }
     const server = createServer((req, res) => { void this.handle(req, res) })
     this.server = server
     await new Promise<void>((resolve, reject) => {
@@ -117,6 +153,9 @@ export class ApiServer {
     })
     const addr = server.address() as AddressInfo
     const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+    this.port = addr.port
+    // Cookies are per host, not per port: two daemons on one machine keep apart by name.
+    this.cookieName = `fleetmesh_ui_${addr.port}`
     return `http://${h}:${addr.port}`
   }
 
@@ -127,13 +166,56 @@ export class ApiServer {
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
+  /**
+   * A rebinding page reaches us under its own DNS name, so Host (and Origin, when a browser
+   * sends one) must name this port on an IP literal or localhost. An opaque Origin ("null")
+   * is some sandboxed page's script, never the operator.
+   */
+  private checkOrigin (req: IncomingMessage): void {
+    if (!this.ours(req.headers.host ?? '')) throw new NodeError('API_FORBIDDEN', 'the Host header does not name this control API')
+    const origin = req.headers.origin
+    if (origin !== undefined && !(origin.startsWith('http://') && this.ours(origin.slice(7)))) {
+      throw new NodeError('API_FORBIDDEN', 'requests from other origins are refused')
+    }
+  }
+
+  private ours (authority: string): boolean {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d+)$/.exec(authority)
+    if (m === null || Number(m[2]) !== this.port) return false
+    const host = m[1]!.replace(/^\[|\]$/g, '').toLowerCase()
+    return host === 'localhost' || isIP(host) !== 0
+  }
+
+  /** The first load of the fleet view: trade the query token for the cookie, then drop it from the URL. */
+  private openUi (url: URL, res: ServerResponse): boolean {
+    if (url.pathname !== UI_PATH || !url.searchParams.has('token')) return false
+    if (!tokenMatches(this.token, url.searchParams.get('token') ?? '')) throw new NodeError('API_UNAUTHORISED', 'missing or wrong API token')
+    res.writeHead(303, {
+      location: UI_PATH,
+      'set-cookie': `${this.cookieName}=${sessionOf(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer'
+    })
+    res.end()
+    return true
+  }
+
+  private async authenticate (req: IncomingMessage, method: string): Promise<Principal> {
+    const auth = req.headers.authorization ?? ''
+    if (auth.startsWith('Bearer ')) return this.principalFor(auth.slice(7))
+    // The cookie only reads: a state change always carries the token in a header.
+    const session = method === 'GET' ? cookie(req, this.cookieName) : ''
+    if (session !== '' && tokenMatches(sessionOf(this.token), session)) return { kind: 'operator' }
+    throw new NodeError('API_UNAUTHORISED', 'missing or wrong API token')
+  }
+
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost')
     try {
-      const auth = req.headers.authorization ?? ''
-      const presented = auth.startsWith('Bearer ') ? auth.slice(7) : (url.searchParams.get('token') ?? '')
-      const principal = await this.principalFor(presented)
+      this.checkOrigin(req)
       const method = req.method ?? 'GET'
+      if (method === 'GET' && this.openUi(url, res)) return
+      const principal = await this.authenticate(req, method)
       for (const r of this.routes) {
         if (r.method !== method) continue
         const m = r.pattern.exec(url.pathname)

@@ -24,6 +24,15 @@ export function parseMember (spec: string): RoomMember {
   return { host, agent }
 }
 
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
+
+/** `90`, `90s`, `15m`, `12h`, `30d` → seconds. */
+export function parseDuration (spec: string): number {
+  const m = /^([1-9][0-9]{0,9})([smhd]?)$/.exec(spec)
+  if (m === null) throw new NodeError('API_BAD_REQUEST', `"${spec}" is not a duration: N[s|m|h|d]`)
+  return Number(m[1]) * UNIT_SECONDS[m[2] === '' ? 's' : m[2]!]!
+}
+
 function describe (r: RoomInfo): string {
   const flags = [r.member ? 'member' : '', r.manager ? 'manager' : '', r.stale ? 'rekey-due' : ''].filter(f => f !== '').join(',')
   return `${r.id}  ${r.name}  epoch ${r.epoch}  ${r.members.length} member(s)${flags !== '' ? `  [${flags}]` : ''}`
@@ -117,10 +126,19 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     })
 
   room.command('token <agent>')
-    .description('issue a token that lets a local agent process use rooms as AGENT (shown once)')
+    .description('issue a token that lets a local agent process use rooms as AGENT (shown once); --revoke ends all of AGENT\'s tokens')
+    .option('--ttl <duration>', 'the token expires after this long: N[s|m|h|d] (default: never, until revoked)')
+    .option('--revoke', 'revoke every token of AGENT now: its requests, streams and long polls stop at once')
     .option('--json', 'machine-readable output')
-    .action(async (agent: string, o: { json?: boolean }) => {
-      const t = await (await client()).post<{ agent: string, token: string }>('/v1/agents', { agent })
+    .action(async (agent: string, o: { ttl?: string, revoke?: boolean, json?: boolean }) => {
+      const api = await client()
+      if (o.revoke === true) {
+        if (o.ttl !== undefined) throw new NodeError('API_BAD_REQUEST', '--ttl and --revoke do not go together')
+        const r = await api.request<{ agent: string, revoked: number }>('DELETE', `/v1/agents/${encodeURIComponent(agent)}`)
+        return out(o.json === true ? JSON.stringify(r) : `revoked ${r.revoked} token(s) of ${r.agent}`)
+      }
+      const ttlSeconds = o.ttl === undefined ? undefined : parseDuration(o.ttl)
+      const t = await api.post<{ agent: string, token: string, expiresAt: number | null }>('/v1/agents', { agent, ttlSeconds })
       out(o.json === true ? JSON.stringify(t) : t.token)
     })
 }

@@ -11,11 +11,11 @@ import { registerRoomCommands } from './cli-rooms.js'
 import { registerDeployCommands } from './deploy/cli.js'
 import type { OfflineStore } from './offline.js'
 import type { EntryRow, MemberRow, NodeStatus, PeerInfo } from './routes.js'
-import type { IssuedInvite, JoinResult } from './pairing.js'
+import type { InviteRow, IssuedInvite, JoinResult } from './pairing.js'
 import type { VerifyAllResult } from '../protocols/audit/index.js'
 
 const EXIT: Record<string, number> = { DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4, REFUSED: 5 }
-const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
+const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_REVOKED', 'WELCOME_MISMATCH', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 
@@ -156,9 +156,9 @@ export function buildCli (): Command {
       }
     })
 
-  program.command('invite')
-    .description('print an invite code for a new host (admins only)')
-    .option('--ttl <duration>', 'how long the code stays valid (90s, 30m, 1h, 7d)', '1h')
+  const invite = program.command('invite')
+    .description('print an invite code for a new host (admins only); see also "invite list|revoke"')
+    .option('--ttl <duration>', 'how long the code stays valid (90s, 30m, 1h, 7d; at most 7d)', '1h')
     .option('--uses <n>', 'how many hosts may join with it', '1')
     .option('--role <role>', 'host or admin', 'host')
     .option('--tag <tag>', 'tag granted to the new host (repeatable)', collect)
@@ -168,6 +168,29 @@ export function buildCli (): Command {
       if (o.json === true) return out(JSON.stringify(inv))
       out(inv.code)
       process.stderr.write(`invite ${inv.inviteId}: ${inv.role}${inv.tags.length > 0 ? ` [${inv.tags.join(',')}]` : ''}, ${inv.uses} use(s), expires ${new Date(inv.expiresAt * 1000).toISOString()}\n`)
+    })
+  invite.command('list')
+    .description('invites this host issued: open, used up, expired or revoked')
+    .option('--json', 'machine-readable output')
+    // `--json` after a subcommand is taken by `invite` itself, which has one too.
+    .action(async (_o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<{ json?: boolean }>()
+      const rows = await (await client()).get<InviteRow[]>('/v1/invites')
+      if (o.json === true) return out(JSON.stringify(rows))
+      if (rows.length === 0) return out('no invites')
+      for (const r of rows) {
+        out(`${r.inviteId}  ${r.state.padEnd(8)} ${r.role.padEnd(6)} ${(r.tags.join(',') || '-').padEnd(16)} ${r.usesLeft} use(s) left  expires ${new Date(r.expiresAt * 1000).toISOString()}`)
+      }
+    })
+  invite.command('revoke')
+    .description('revoke an invite: its code pairs no one from now on')
+    .argument('<id>', 'the invite id (from "invite list")')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<{ json?: boolean }>()
+      const r = await (await client()).post<InviteRow>(`/v1/invites/${encodeURIComponent(id)}/revoke`)
+      if (o.json === true) return out(JSON.stringify(r))
+      out(`revoked invite ${r.inviteId}`)
     })
 
   program.command('join')

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs'
 import { dataPaths } from './config.js'
 import { NodeError } from './errors.js'
 import type { ApiEndpoint } from './api.js'
+import { startedBy } from './lock.js'
 
 export class ApiError extends Error {
   constructor (readonly code: string, message: string, readonly status: number) {
@@ -14,15 +15,32 @@ export class ApiError extends Error {
 export class ControlClient {
   constructor (readonly url: string, readonly token: string) {}
 
+  /**
+   * The data dir's daemon, once api.json is shown to be its own: the pid it names holds the
+   * data dir's lock and was running when the file was written. A file left by a daemon that
+   * died (its port now anyone's, its pid perhaps reused) never gets the token.
+   */
   static async forDataDir (dataDir: string): Promise<ControlClient> {
     const paths = dataPaths(dataDir)
-    let endpoint: ApiEndpoint
+    const notRunning = (why: string): NodeError => new NodeError('DAEMON_NOT_RUNNING', `no fleetmesh daemon is running on ${dataDir}${why} (start one with "fleetmesh start")`)
+    let endpoint: Partial<ApiEndpoint>
+    let written: number
+    let locker: number
     let token: string
     try {
-      endpoint = JSON.parse(await fs.readFile(paths.apiEndpoint, 'utf8')) as ApiEndpoint
+      const text = await fs.readFile(paths.apiEndpoint, 'utf8')
+      written = (await fs.stat(paths.apiEndpoint)).mtimeMs
+      endpoint = JSON.parse(text) as Partial<ApiEndpoint>
+      locker = Number.parseInt(await fs.readFile(paths.lock, 'utf8'), 10)
       token = (await fs.readFile(paths.apiToken, 'utf8')).trim()
     } catch {
-      throw new NodeError('DAEMON_NOT_RUNNING', `no fleetmesh daemon is running on ${dataDir} (start one with "fleetmesh start")`)
+      throw notRunning('')
+    }
+    if (typeof endpoint.url !== 'string' || !endpoint.url.startsWith('http://') || !Number.isSafeInteger(endpoint.pid) || (endpoint.pid as number) <= 0) {
+      throw notRunning(': api.json is malformed')
+    }
+    if (endpoint.pid !== locker || !await startedBy(endpoint.pid as number, written)) {
+      throw notRunning(`: api.json was left by a daemon that is gone (pid ${endpoint.pid as number})`)
     }
     return new ControlClient(endpoint.url, token)
   }

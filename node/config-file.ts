@@ -37,11 +37,12 @@ export function parseConfig (path: string, text: string): NodeConfig {
   if (typeof api !== 'object' || typeof api.host !== 'string' || !Number.isInteger(api.port) || (api.port as number) < 0 || (api.port as number) > 65535) {
     fail(path, '"api" must be {"host": string, "port": 0-65535}')
   }
+  if (api.allowRemote !== undefined && typeof api.allowRemote !== 'boolean') fail(path, '"api.allowRemote" must be true or false')
   return {
     version: CONFIG_VERSION,
     listen: multiaddrList(path, 'listen', obj.listen ?? DEFAULT_CONFIG.listen),
     bootstrap: multiaddrList(path, 'bootstrap', obj.bootstrap ?? DEFAULT_CONFIG.bootstrap),
-    api: { host: api.host as string, port: api.port as number },
+    api: { host: api.host as string, port: api.port as number, ...(api.allowRemote === true ? { allowRemote: true } : {}) },
     deploy: parseDeploy(path, obj.deploy ?? {})
   }
 }

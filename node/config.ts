@@ -44,8 +44,8 @@ export interface NodeConfig {
   listen: string[]
   /** multiaddrs (with /p2p/ID) dialled at start and redialled while disconnected */
   bootstrap: string[]
-  /** the control API: loopback only unless an operator says otherwise */
-  api: { host: string, port: number }
+  /** the control API: a loopback host unless `allowRemote` says the operator means otherwise */
+  api: { host: string, port: number, allowRemote?: boolean }
   deploy: DeployConfig
 }
 

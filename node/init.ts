@@ -13,6 +13,8 @@ export interface InitResult { peerId: string, dataDir: string, mesh: { id: strin
 export async function initHost (dataDir: string, opts: { listen?: string[], mesh?: string, tags?: string[] }): Promise<InitResult> {
   const paths = dataPaths(dataDir)
   await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
+  // mkdir leaves an existing dir's mode alone; the daemon refuses to start in a loose one.
+  await fs.chmod(dataDir, 0o700)
   const identity = await createIdentity(paths.identity).catch((err: { code?: string }) => {
     if (err.code === 'IDENTITY_EXISTS') throw new NodeError('ALREADY_INITIALISED', `${dataDir} is already initialised`)
     throw err

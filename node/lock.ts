@@ -5,7 +5,7 @@ import { NodeError } from './errors.js'
 
 export interface DataDirLock { release: () => Promise<void> }
 
-function alive (pid: number): boolean {
+export function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -14,7 +14,41 @@ function alive (pid: number): boolean {
   }
 }
 
+/**
+ * The data dir holds the API token, the invite book and the log: other users may not even
+ * list it. Checked by every daemon start, so a dir loosened after `init` is refused too.
+ */
+export async function assertPrivateDataDir (dataDir: string): Promise<void> {
+  const mode = (await fs.stat(dataDir)).mode & 0o777
+  if ((mode & 0o077) !== 0) {
+    throw new NodeError('DATA_DIR_INSECURE', `data dir ${dataDir} is accessible by other users (mode ${mode.toString(8)}); run "chmod 700 ${dataDir}"`)
+  }
+}
+
+/**
+ * Whether process `pid` was already running at `atMs`. A pid the kernel reused after its
+ * owner died belongs to a process started later. Where /proc cannot tell, only liveness is known.
+ */
+export async function startedBy (pid: number, atMs: number): Promise<boolean> {
+  if (!alive(pid)) return false
+  let stat: string
+  let boot: string
+  try {
+    [stat, boot] = await Promise.all([fs.readFile(`/proc/${pid}/stat`, 'utf8'), fs.readFile('/proc/stat', 'utf8')])
+  } catch {
+    return true
+  }
+  // Field 22 (after the parenthesised command, which may hold spaces) is the start time in
+  // clock ticks since boot; /proc reports ticks at USER_HZ, 100 on Linux.
+  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+  const btime = Number(/^btime (\d+)$/m.exec(boot)?.[1])
+  if (!Number.isFinite(ticks) || !Number.isFinite(btime)) return true
+  // btime is whole seconds and the two clocks drift a little: two seconds of slack.
+  return btime * 1000 + ticks * 10 <= atMs + 2000
+}
+
 export async function lockDataDir (path: string, dataDir: string): Promise<DataDirLock> {
+  await assertPrivateDataDir(dataDir)
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await fs.open(path, 'wx', 0o600)

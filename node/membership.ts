@@ -7,8 +7,8 @@ import type { Connection, ConnectionGater, PeerId } from '@libp2p/interface'
 import type { MultiaddrConnection } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
-import { applyEntry, createMembershipState, isAdmin, isMember, standingAt, viewOf, type MemberView, type MembershipState, type Role, type Standing } from '../protocols/membership/index.js'
-import { RateLimiter } from '../protocols/pairing/index.js'
+import { applyEntry, createMembershipState, isAdmin, isMember, standingAt, viewAsOf, viewOf, type MemberView, type MembershipState, type Role, type Standing } from '../protocols/membership/index.js'
+import { PeerBudget } from '../protocols/budget.js'
 import { NodeError } from './errors.js'
 import type { MeshMeta, MetaStore } from './meta.js'
 
@@ -32,7 +32,7 @@ interface MembershipEvents {
 export class Membership extends EventEmitter<MembershipEvents> {
   private state: MembershipState | undefined
   private meta: MeshMeta | undefined
-  private readonly strangerLimiter = new RateLimiter({ burst: 10, perMinute: 30 })
+  private readonly strangerLimiter = new PeerBudget({ limits: { maxBytes: 1, burst: 10, perSecond: 0.5 }, label: 'stranger connections', maxPeers: 10_000 })
   readonly lastSeen = new Map<string, number>()
   private revokedSeen = new Set<string>()
 
@@ -107,6 +107,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.state === undefined ? { member: false, admin: false } : standingAt(this.state, feed, seq, ts)
   }
 
+  /**
+   * A release's basis: feed → head seq of every feed holding membership entries (genesis, admit,
+   * grant, revoke), as this store holds them now. A plan resolved against it is the same on
+   * every host that holds those entries, whatever arrives later.
+   */
+  basis (): Record<string, number> {
+    const basis: Record<string, number> = {}
+    for (const r of this.state?.records.values() ?? []) basis[r.feed] ??= this.store.head(r.feed)?.seq ?? r.seq
+    return basis
+  }
+
+  /** The member view folded from exactly the entries of `basis`; undefined while this store lacks some of them. */
+  viewAsOf (basis: Readonly<Record<string, number>>): MemberView | undefined {
+    if (this.state === undefined) return undefined
+    for (const [feed, seq] of Object.entries(basis)) if ((this.store.head(feed)?.seq ?? -1) < seq) return undefined
+    return viewAsOf(this.state, basis)
+  }
+
   isRevoked (peer: string): boolean {
     return this.view()?.revoked.has(peer) ?? false
   }
@@ -128,7 +146,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         if (this.isRevoked(id)) return true
         if (this.isMember(id)) return false
         const ip = maConn.remoteAddr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value ?? 'unknown'
-        const refused = !this.strangerLimiter.take(ip, Date.now())
+        const refused = !this.strangerLimiter.take(ip)
         if (refused) this.log.warn({ peer: id, ip }, 'gate: stranger rate-limited')
         return refused
       },

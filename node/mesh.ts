@@ -20,7 +20,7 @@ import { Pairing, type JoinResult } from './pairing.js'
 import { NodeMetrics } from './metrics.js'
 import { Redialer } from './redial.js'
 import { registerCoreRoutes } from './routes.js'
-import { openAuditStore, openDb } from './store.js'
+import { isOrWasMember, openAuditStore, openDb } from './store.js'
 import { promises as fs } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -99,10 +99,11 @@ export class MeshNode {
       const identity = await loadIdentity(paths.identity)
       const db = await openDb(paths.db)
       undo.unshift(async () => { await db.close() })
-      const store = await openAuditStore(db, identity)
+      let members: Membership | undefined
+      const store = await openAuditStore(db, identity, () => members)
       undo.unshift(async () => { await store.close() })
       const meta = new MetaStore(db)
-      const membership = await Membership.open(store, meta, identity.peerId.toString(), log)
+      const membership = members = await Membership.open(store, meta, identity.peerId.toString(), log)
       const node = new MeshNode(opts.dataDir, config, identity, db, store, meta, membership, log)
       node.closers.push(...undo.reverse())
       undo.length = 0
@@ -145,7 +146,13 @@ export class MeshNode {
       void libp2p.hangUp(peerIdFromString(peer)).catch(() => {})
     })
 
-    this.sync = new AuditSync({ libp2p, store: this.store, logger: this.log, allowPeer: (peer: string) => this.membership.isMember(peer) })
+    this.sync = new AuditSync({
+      libp2p,
+      store: this.store,
+      logger: this.log,
+      allowPeer: (peer: string) => this.membership.isMember(peer),
+      wantFeed: (feed: string) => isOrWasMember(this.membership, feed)
+    })
     await this.sync.start()
     this.closers.push(async () => { await this.sync.stop() })
     this.witness = new Witness({ store: this.store })
@@ -156,7 +163,7 @@ export class MeshNode {
     await this.pairing.start()
 
     this.api = new ApiServer(await loadOrCreateToken(paths.apiToken), this.log)
-    this.apiUrl = await this.api.listen(this.config.api.host, this.config.api.port)
+    this.apiUrl = await this.api.listen(this.config.api.host, this.config.api.port, { allowRemote: this.config.api.allowRemote })
     this.closers.push(async () => { await this.api.close() })
     registerCoreRoutes({
       api: this.api,
@@ -178,6 +185,7 @@ export class MeshNode {
       membership: {
         isMember: (peer) => this.membership.isMember(peer),
         isAdmin: (peer) => this.membership.isAdmin(peer),
+        standingAt: (feed, seq, ts) => this.membership.standingAt(feed, seq, ts),
         xwingOf: (peer) => this.membership.view()?.members.get(peer)?.xwing
       },
       db: this.db,

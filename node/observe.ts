@@ -237,13 +237,10 @@ export function attachObservability (c: ObservabilityComponents): () => void {
     res.writeHead(200, { 'content-type': asset.type, ...PAGE_HEADERS })
     res.end(asset.body)
   }
-  // Every request needs the API token and a page cannot put it in a header, so the page's
-  // assets carry it in their query string; the page then drops it from the address bar.
-  api.route('GET', '/ui', async (req, res) => {
-    const token = req.query.get('token') ?? ''
-    if (!/^[0-9a-f]{64}$/.test(token)) throw new NodeError('API_BAD_REQUEST', 'open the fleet view as /ui?token=THE_API_TOKEN')
-    const page = assets.get('index.html')
-    serve(res, page === undefined ? undefined : { ...page, body: page.body.replaceAll('{{token}}', token) }, 'index.html')
+  // A page cannot put the token in a header: the API trades /ui?token=… for a session cookie
+  // (api.ts), which then carries the page, its assets and its event stream.
+  api.route('GET', '/ui', async (_req, res) => {
+    serve(res, assets.get('index.html'), 'index.html')
   })
   api.route('GET', '/ui/:file', async (req, res) => {
     serve(res, req.params.file === 'index.html' ? undefined : assets.get(req.params.file), req.params.file)

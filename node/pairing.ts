@@ -6,8 +6,7 @@ import type { AbstractLevel } from 'abstract-level'
 import { createInvite, decodeInvite, type InviteRole } from '../crypto/invite.js'
 import type { HostIdentity } from '../crypto/identity.js'
 import type { AuditStore } from '../protocols/audit/index.js'
-import { InviteBook, PAIRING_PROTOCOL, requestPairing, servePairing, type InviteDb } from '../protocols/pairing/index.js'
-import { RateLimiter } from '../protocols/pairing/index.js'
+import { InviteBook, PairingBudget, PAIRING_PROTOCOL, requestPairing, servePairing, type InviteDb, type InviteRecord } from '../protocols/pairing/index.js'
 import { NodeError } from './errors.js'
 import type { MeshLibp2p } from './libp2p.js'
 import type { Membership } from './membership.js'
@@ -15,13 +14,24 @@ import type { Membership } from './membership.js'
 export interface InviteOptions { ttlSeconds: number, uses: number, role: InviteRole, tags: string[] }
 export interface IssuedInvite { code: string, inviteId: string, expiresAt: number, uses: number, role: InviteRole, tags: string[] }
 export interface JoinResult { meshId: string, name: string, inviter: string, admitted: boolean }
+/** `unusable`: issued by an earlier version whose proof this one cannot check; refused, revocable. */
+export type InviteState = 'open' | 'expired' | 'used-up' | 'revoked' | 'unusable'
+export interface InviteRow { inviteId: string, state: InviteState, role: InviteRole, tags: string[], usesLeft: number, createdAt: number, expiresAt: number, revokedAt: number | null }
+
+/** An invite is a bearer credential: it stays valid a week at most (`fleetmesh invite --ttl`). */
+export const MAX_INVITE_TTL_SECONDS = 7 * 86_400
+
+function inviteRow (r: InviteRecord, now: number): InviteRow {
+  const state: InviteState = r.revokedAt !== undefined ? 'revoked' : 'legacy' in r ? 'unusable' : now >= r.expiresAt ? 'expired' : r.usesLeft <= 0 ? 'used-up' : 'open'
+  return { inviteId: r.id, state, role: r.role, tags: r.tags, usesLeft: r.usesLeft, createdAt: r.createdAt, expiresAt: r.expiresAt, revokedAt: r.revokedAt ?? null }
+}
 
 /** How long a joiner waits for its own admit entry to arrive through the log. */
 const ADMIT_WAIT_MS = 20_000
 
 export class Pairing {
   readonly invites: InviteBook
-  private readonly limiter = new RateLimiter({ burst: 5, perMinute: 10 })
+  private readonly attempts: PairingBudget
 
   constructor (
     private readonly libp2p: MeshLibp2p,
@@ -33,6 +43,7 @@ export class Pairing {
     /** known dialable member addresses (with /p2p/ID) to hand a joiner */
     private readonly memberAddrs: () => string[]
   ) {
+    this.attempts = new PairingBudget(undefined, { onExceeded: (err) => { this.log.warn({ peer: err.peer, reason: err.reason }, `pairing: ${err.message}`) } })
     this.invites = new InviteBook(db.sublevel<string, Uint8Array>('invites', { keyEncoding: 'utf8', valueEncoding: 'view' }) as unknown as InviteDb)
   }
 
@@ -43,7 +54,7 @@ export class Pairing {
       void servePairing(stream, connection, {
         selfPeerId: this.self,
         invites: this.invites,
-        limiter: this.limiter,
+        attempts: this.attempts,
         mesh: () => {
           const m = this.membership.mesh()
           return m === undefined ? undefined : { id: m.meshId, name: m.name, founder: m.founder }
@@ -62,14 +73,32 @@ export class Pairing {
     const mesh = this.membership.mesh()
     if (mesh === undefined) throw new NodeError('NOT_INITIALISED', 'this host is not in a mesh: run "fleetmesh init --mesh NAME" or join one first')
     if (!this.membership.isAdmin(this.self)) throw new NodeError('NOT_ADMIN', 'only admins may invite')
+    if (!Number.isSafeInteger(opts.ttlSeconds) || opts.ttlSeconds < 1 || opts.ttlSeconds > MAX_INVITE_TTL_SECONDS) {
+      throw new NodeError('API_BAD_REQUEST', `an invite lives 1 second to ${MAX_INVITE_TTL_SECONDS / 86_400} days (--ttl)`)
+    }
     const addrs = this.libp2p.getMultiaddrs().map((a) => a.decapsulateCode(multiaddr(`/p2p/${this.self}`).getComponents()[0].code).toString())
     const expiresAt = Math.floor(Date.now() / 1000) + opts.ttlSeconds
-    const made = createInvite({ meshId: mesh.meshId, inviterPeerId: this.self, addrs, expiresAt, uses: opts.uses, role: opts.role, tags: opts.tags })
-    await this.invites.add({ id: made.inviteId, meshId: mesh.meshId, secretHash: made.secretHash, role: opts.role, tags: opts.tags, expiresAt, usesLeft: opts.uses, createdAt: Math.floor(Date.now() / 1000) })
+    const made = createInvite({ meshId: mesh.meshId, inviterPeerId: this.self, founderPeerId: mesh.founder, addrs, expiresAt, uses: opts.uses, role: opts.role, tags: opts.tags })
+    await this.invites.add({ id: made.inviteId, meshId: mesh.meshId, proofKey: made.proofKey, role: opts.role, tags: opts.tags, expiresAt, usesLeft: opts.uses, createdAt: Math.floor(Date.now() / 1000) })
     // The trail records that an invite exists and what it grants, never its secret.
     await this.store.append('invite', { invite: made.inviteId, role: opts.role, tags: opts.tags, uses: opts.uses, expiresAt })
     this.log.info({ invite: made.inviteId, role: opts.role, tags: opts.tags, uses: opts.uses, expiresAt }, 'invite created')
     return { code: made.code, inviteId: made.inviteId, expiresAt, uses: opts.uses, role: opts.role, tags: opts.tags }
+  }
+
+  /** Every invite this host issued, newest first, with what it can still do. */
+  async listInvites (): Promise<InviteRow[]> {
+    const now = Math.floor(Date.now() / 1000)
+    return (await this.invites.list()).map((r) => inviteRow(r, now)).sort((a, b) => b.createdAt - a.createdAt || a.inviteId.localeCompare(b.inviteId))
+  }
+
+  /** Revokes an invite this host issued: a joiner holding its code is refused from now on. */
+  async revokeInvite (inviteId: string): Promise<InviteRow> {
+    const now = Math.floor(Date.now() / 1000)
+    const r = await this.invites.revoke(inviteId, now)
+    if (r === undefined) throw new NodeError('API_NOT_FOUND', `this host issued no invite ${inviteId}`)
+    this.log.info({ invite: inviteId }, 'invite revoked')
+    return inviteRow(r, now)
   }
 
   /** Pairs with the inviter named in `code`, adopts the mesh, and waits for the admit entry. */
@@ -84,7 +113,7 @@ export class Pairing {
         const targets = addrs.map((a) => multiaddr(`${a}/p2p/${peer}`))
         return this.libp2p.dialProtocol(targets, PAIRING_PROTOCOL, { signal })
       }
-    })
+    }).finally(() => { invite.secret.fill(0) })
     await this.membership.adopt({ meshId: welcome.mesh, name: welcome.name, founder: welcome.founder, trusted: [invite.inviterPeerId] })
     onAdopted(welcome.addrs)
     const admitted = await this.waitForAdmission(ADMIT_WAIT_MS)

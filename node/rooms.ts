@@ -1,6 +1,7 @@
 // Rooms on a host: starts the room service and gives local agents its API.
 //   operator only:
-//   POST   /v1/agents                          {agent} → {agent, token}
+//   POST   /v1/agents                          {agent, ttlSeconds?} → {agent, token, expiresAt}
+//   DELETE /v1/agents/:agent                   revokes every token of the agent → {agent, revoked}
 //   POST   /v1/rooms                           {name, members: [{host, agent}], history?}
 //   POST   /v1/rooms/:id/members               {host, agent}
 //   DELETE /v1/rooms/:id/members/:host/:agent
@@ -11,10 +12,10 @@
 //   GET    /v1/rooms/:id/messages?since=&limit=&wait=
 //   GET    /v1/rooms/:id/stream?since=         server-sent events, one `data:` JSON line each
 // Who acts: the operator token may act as any agent named in the request; an agent token
-// (issued by POST /v1/agents, kept only as a hash) acts as its own agent and no other. The
-// ApiServer resolves agent tokens through the authenticator attachRooms installs. Membership
+// (issued by POST /v1/agents, kept only as a hash, agent-tokens.ts) acts as its own agent and no
+// other, until it expires or is revoked; a revoke also ends the streams and long polls it holds
+// open. The ApiServer resolves agent tokens through the authenticator attachRooms installs. Membership
 // changes are signed by the host, in its audit feed: they are the operator's, never an agent's.
-import { createHash, randomBytes } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { AbstractLevel } from 'abstract-level'
@@ -27,7 +28,9 @@ import {
   RoomError, RoomService, isAgentName, roomsSublevel,
   type RoomErrorCode, type RoomInfo, type RoomMember, type RoomMembershipView, type RoomMessageOut, type RoomStats
 } from '../protocols/rooms/index.js'
+import { AgentTokens } from './agent-tokens.js'
 import type { ApiHandler, ApiRequest, ApiServer } from './api.js'
+import { NodeError } from './errors.js'
 
 export interface AttachRoomsDeps {
   libp2p: Libp2p<{ pubsub: GossipSub }>
@@ -58,34 +61,6 @@ const STATUS: Partial<Record<RoomErrorCode, number>> = {
   ROOM_BODY_INVALID: 400,
   ROOM_HOST_UNKNOWN: 400,
   ROOM_TOO_MANY_HOSTS: 400
-}
-
-/**
- * Agent tokens: 32 random bytes, shown once, kept as their SHA-256. A lookup by hash needs no
- * secret comparison at all: knowing a stored key is knowing a preimage of it.
- */
-export class AgentTokens {
-  private readonly db: AbstractLevel<any, string, string>
-
-  constructor (root: AbstractLevel<any, any, any>) {
-    this.db = root.sublevel<string, string>('room-agents', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as AbstractLevel<any, string, string>
-  }
-
-  private static hash (token: string): string {
-    return createHash('sha256').update(token).digest('hex')
-  }
-
-  async issue (agent: string): Promise<string> {
-    if (!isAgentName(agent)) throw new RoomError('ROOM_BAD_REQUEST', 'agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
-    const token = randomBytes(32).toString('hex')
-    await this.db.put(AgentTokens.hash(token), agent)
-    return token
-  }
-
-  /** The agent a token speaks for, or undefined. */
-  async resolve (token: string): Promise<string | undefined> {
-    return this.db.get(AgentTokens.hash(token))
-  }
 }
 
 function bad (message: string): never {
@@ -153,10 +128,7 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
   await service.start()
   const agents = new AgentTokens(deps.db)
   const api = deps.api
-  api.setAuthenticator(async (token) => {
-    const agent = await agents.resolve(token)
-    return agent === undefined ? undefined : { kind: 'agent', agent }
-  })
+  api.setAuthenticator(async (token) => agents.resolve(token))
   const route = (method: string, path: string, handler: ApiHandler, agentsToo = false): void => { api.route(method, path, guarded(handler), { agents: agentsToo }) }
 
   /** An agent principal reads and writes only rooms it is in; the operator, every room. */
@@ -167,9 +139,16 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
   }
 
   route('POST', '/v1/agents', async (req) => {
-    const agent = objectBody(req.body).agent
+    const b = objectBody(req.body)
+    if (!isAgentName(b.agent)) bad('agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
+    if (b.ttlSeconds !== undefined && (typeof b.ttlSeconds !== 'number' || !Number.isSafeInteger(b.ttlSeconds) || b.ttlSeconds <= 0)) bad('ttlSeconds must be a positive integer')
+    return agents.issue(b.agent, b.ttlSeconds === undefined ? undefined : b.ttlSeconds * 1000)
+  })
+
+  route('DELETE', '/v1/agents/:agent', async (req) => {
+    const agent = req.params.agent!
     if (!isAgentName(agent)) bad('agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
-    return { agent, token: await agents.issue(agent) }
+    return { agent, revoked: await agents.revoke(agent) }
   })
 
   route('POST', '/v1/rooms', async (req) => {
@@ -211,14 +190,18 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
     const ac = new AbortController()
     const timer = setTimeout(() => { ac.abort() }, wait)
     req.raw.once('close', () => { ac.abort() })
+    const token = agents.watch(req.principal)
+    token.signal.addEventListener('abort', () => { ac.abort() })
     const live = service.live(id, ac.signal)
     try {
       const again = await service.read(id, { since, limit })
       if (again.messages.length > 0) return again
       await live.next()
+      if (token.signal.aborted) throw new NodeError('API_UNAUTHORISED', 'the agent token was revoked or has expired')
       return await service.read(id, { since, limit })
     } finally {
       clearTimeout(timer)
+      token.done()
       ac.abort()
       await live.return(undefined)
     }
@@ -231,6 +214,9 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
     let cursor = cursorParam(req.query.get('since') ?? (typeof lastEventId === 'string' ? lastEventId : null))
     const ac = new AbortController()
     res.once('close', () => { ac.abort() })
+    // a revoked or expired token ends the stream
+    const token = agents.watch(req.principal)
+    token.signal.addEventListener('abort', () => { ac.abort() })
     const live = service.live(id, ac.signal)
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
     res.write(': connected\n\n')
@@ -249,6 +235,7 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
       }
     } finally {
       clearInterval(keepalive)
+      token.done()
       res.end()
     }
     return undefined

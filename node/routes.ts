@@ -24,7 +24,7 @@ export interface CoreRouteComponents {
   libp2p: Pick<MeshLibp2p, 'getPeers' | 'getConnections'>
   membership: Pick<Membership, 'mesh' | 'view' | 'isMember' | 'lastSeen' | 'grant' | 'revoke'>
   store: AuditStore
-  pairing: Pick<Pairing, 'createInvite'>
+  pairing: Pick<Pairing, 'createInvite' | 'listInvites' | 'revokeInvite'>
   join: (code: string) => Promise<JoinResult>
   /** null where deploys are disabled */
   deployStatus: () => Promise<DeployStatus | null>
@@ -148,6 +148,9 @@ export function registerCoreRoutes (node: CoreRouteComponents): void {
     if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new NodeError('API_BAD_REQUEST', 'tags must be a list of strings')
     return node.pairing.createInvite({ ttlSeconds: parseDuration(b.ttl ?? '1h', 'ttl'), uses: uses as number, role, tags })
   })
+
+  api.route('GET', '/v1/invites', async () => node.pairing.listInvites())
+  api.route('POST', '/v1/invites/:id/revoke', async (req) => node.pairing.revokeInvite(req.params.id))
 
   api.route('POST', '/v1/join', async (req) => {
     const code = (req.body as { code?: unknown } | undefined)?.code

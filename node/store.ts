@@ -3,6 +3,7 @@
 import { Level } from 'level'
 import type { HostIdentity } from '../crypto/identity.js'
 import { AuditStore, auditSublevel, createKindRegistry, type KindRegistry } from '../protocols/audit/index.js'
+import type { Membership } from './membership.js'
 import { membershipSchemas } from '../protocols/membership/index.js'
 import { rolloutSchemas } from '../protocols/rollout/index.js'
 import { roomSchemas } from '../protocols/rooms/index.js'
@@ -23,6 +24,33 @@ export async function openDb (path: string): Promise<Level<string, Uint8Array>> 
   return db
 }
 
-export async function openAuditStore (db: Level<string, Uint8Array>, identity: HostIdentity): Promise<AuditStore> {
-  return AuditStore.open({ db: auditSublevel(db), privateKey: identity.privateKey, kinds: createNodeKindRegistry() })
+/** What the feed check reads of a host's membership. */
+export type MemberFeeds = Pick<Membership, 'view' | 'mesh' | 'isMember'>
+
+/**
+ * The feeds a host stores and pulls (DESIGN §8): those that are or were members (a revoked
+ * member's feed still holds the entries that counted), the founder's, whose genesis roots the
+ * log, and while this host is joining its inviter's. A joining host learns the rest from the
+ * very entries it stores: the genesis and the founder's admits make admins members, whose
+ * feeds then pass, and so on down to its own admit. Nothing passes before a mesh is adopted.
+ */
+export function isOrWasMember (m: MemberFeeds, feed: string): boolean {
+  const view = m.view()
+  if (view === undefined) return false
+  return view.members.has(feed) || view.revoked.has(feed) || feed === m.mesh()?.founder || m.isMember(feed)
+}
+
+/**
+ * The audit store of a data dir. With `members` (the daemon), received entries of feeds that
+ * are not and never were members are refused (AUTHOR_REJECTED); it is a getter because the
+ * membership view is itself folded from this store.
+ */
+export async function openAuditStore (db: Level<string, Uint8Array>, identity: HostIdentity, members?: () => MemberFeeds | undefined): Promise<AuditStore> {
+  const authorCheck = members === undefined
+    ? undefined
+    : (entry: { feed: string }) => {
+        const m = members()
+        return m !== undefined && isOrWasMember(m, entry.feed)
+      }
+  return AuditStore.open({ db: auditSublevel(db), privateKey: identity.privateKey, kinds: createNodeKindRegistry(), authorCheck })
 }

@@ -4,7 +4,8 @@
 // the README from this table; test/simulations/quick.test.ts runs every quick mode and checks its
 // fields, so a benchmark that stops working fails CI.
 
-export interface Target { key: string, op: '<=' | '>=' | '<', value: number }
+/** `==` judges a boolean figure (e.g. honest_hosts_agree); the others a number. */
+export type Target = { key: string, op: '<=' | '>=' | '<', value: number } | { key: string, op: '==', value: boolean }
 
 export interface Figure {
   kind: 'bench' | 'sim'
@@ -22,7 +23,7 @@ export interface Figure {
 
 const HANDSHAKE_FIELDS = ['connections', 'mib', 'hybrid_connect_ms_p50', 'classic_connect_ms_p50', 'connect_ratio', 'hybrid_mib_s', 'classic_mib_s', 'throughput_ratio', 'hybrid_bare_handshake_ms_p50', 'classic_bare_handshake_ms_p50']
 
-const SCALE_FIELDS = ['hosts', 'loss', 'churn', 'fail_canary', 'D', 'Dlo', 'Dhi', 'Dlazy', 'heartbeat_ms', 'reach50_ms', 'reach99_ms', 'reach100_ms', 'reached_online', 'online_at_publish', 'model50_ms', 'model99_ms', 'model100_ms', 'ratio', 'applied_ok', 'later_wave_starts', 'rollout_done_ms', 'sim_end_ms', 'msgs_sent_per_host', 'ihave_per_host', 'msgs_received_per_host', 'entries', 'folds', 'decisions', 'acts_digest', 'wall_ms', 'svg']
+const SCALE_FIELDS = ['hosts', 'loss', 'churn', 'fail_canary', 'D', 'Dlo', 'Dhi', 'Dlazy', 'heartbeat_ms', 'reach50_ms', 'reach99_ms', 'reach100_ms', 'reached_online', 'online_at_publish', 'model50_ms', 'model99_ms', 'model100_ms', 'ratio', 'applied_ok', 'later_wave_starts', 'rollout_done_ms', 'sim_end_ms', 'msgs_sent_per_host', 'ihave_per_host', 'msgs_received_per_host', 'entries', 'folds', 'decisions', 'acts_digest', 'soaked', 'overdue', 'wall_ms', 'svg']
 
 export const FIGURES: Figure[] = [
   {
@@ -54,7 +55,7 @@ export const FIGURES: Figure[] = [
     name: 'rollback',
     args: [],
     quick: ['--quick'],
-    fields: ['runs', 'failed_runs', 'detect_to_healthy_ms_p50', 'detect_to_healthy_ms_max', 'switch_ms_p50'],
+    fields: ['runs', 'failed_runs', 'detect_to_healthy_ms_p50', 'detect_to_healthy_ms_max', 'switch_ms_p50', 'load_avg_1m_start', 'load_avg_1m_end'],
     targets: [{ key: 'detect_to_healthy_ms_p50', op: '<', value: 1000 }, { key: 'failed_runs', op: '<=', value: 0 }]
   },
   {
@@ -76,12 +77,30 @@ export const FIGURES: Figure[] = [
   },
   {
     kind: 'sim',
+    name: 'adversary',
+    args: [],
+    quick: ['--quick'],
+    fields: ['attacks', 'blocked', 'leaked_plaintexts', 'max_heap_growth_mib', 'honest_hosts_agree'],
+    targets: [{ key: 'max_heap_growth_mib', op: '<=', value: 64 }, { key: 'blocked', op: '>=', value: 11 }, { key: 'leaked_plaintexts', op: '<=', value: 0 }, { key: 'honest_hosts_agree', op: '==', value: true }],
+    note: 'Real daemon processes (3 honest hosts, an admin `x`) and one admitted member `r` restarted with modified code (a store with no checks, raw gossip, forged entries and frames) runs every network-reachable attack of issue 13: a backdated room-create of a room it is not in; `x` removes it from a room, then the admin demotes and revokes `x`; it posts into its old epoch with a backdated ts; an outsider feed of twenty 60 KiB entries relayed; an entry stamped an hour ahead; 1200 history requests to each host and 600 room frames of ~60 KiB; 200 announcements of ~98 KB naming random feeds and 400 of its own feed at heads nobody holds; a stranger\'s 60 pairing attempts; and, revoked, dialling back in. `blocked` counts the attacks every honest host withstood; `leaked_plaintexts` counts the messages sent in rooms it is not in or after its removal that it could decrypt with any key it held or forged, from every frame it was sent or could fetch (it must read its own room\'s, or the run fails); `max_heap_growth_mib` is the largest heap growth of an honest host over the whole run, per its own /metrics; `honest_hosts_agree` is true when they hold the same log and fold the same rooms afterwards.'
+  },
+  {
+    kind: 'sim',
     name: 'partition',
     args: [],
     quick: ['--quick'],
     fields: ['hosts', 'split_ms', 'heal_converge_ms', 'later_wave_starts', 'side_b_waited', 'halted_everywhere', 'log_digests', 'member_digests', 'decision_digests'],
     targets: [{ key: 'later_wave_starts', op: '<=', value: 0 }, { key: 'log_digests', op: '<=', value: 1 }, { key: 'decision_digests', op: '<=', value: 1 }],
     note: '30 real hosts split in two during a rollout; a wave-1 host fails on one side, that side halts, the other side cannot open wave 2 (its gate needs every wave-1 host\'s signed ok); after healing every host holds the same log, member set and decision, and no host of a later wave ever started.'
+  },
+  {
+    kind: 'sim',
+    name: 'chaos',
+    args: [],
+    quick: ['--quick'],
+    fields: ['runs', 'faults', 'invariant_violations', 'stuck_releases', 'diverged_decisions', 'hosts', 'failed_seeds', 'wall_ms'],
+    targets: [{ key: 'invariant_violations', op: '<=', value: 0 }, { key: 'stuck_releases', op: '<=', value: 0 }, { key: 'diverged_decisions', op: '<=', value: 0 }],
+    note: '20 seeded runs of 10 real hosts (in-process libp2p, the daemon\'s sync, membership and deploy agent, an executor that applies in zero time) rolling out a release of three gated waves while faults hit them: every host\'s clock off by up to ±5 min (the timestamps it signs), kills at a phase of an apply (before the executor began it, after its outcome was journalled but not logged, after it was logged but not marked reported, during the gate soak) with a restart over the same store, hosts silent for good, a partition that heals, a failing apply, a health failure inside a soak and an overlapping release. Checked after every run: each attempt has one apply-start and exactly one outcome, no apply-start before the earlier waves\' gates were met by the signed attestations its host held, a halt shows on every host, hosts holding the same log decide the same, and no release is left neither done, halted, aborted nor superseded. `failed_seeds` replays with `--seed N`.'
   },
   {
     kind: 'sim',
@@ -103,10 +122,11 @@ export const FIGURES: Figure[] = [
   }
 ]
 
-export type Result = Record<string, number | string>
+export type Result = Record<string, number | string | boolean>
 
 export function verdict (r: Result, t: Target): 'met' | 'MISSED' | 'missing' {
   const v = r[t.key]
+  if (t.op === '==') return typeof v !== 'boolean' ? 'missing' : v === t.value ? 'met' : 'MISSED'
   if (typeof v !== 'number') return 'missing'
   const ok = t.op === '<=' ? v <= t.value : t.op === '>=' ? v >= t.value : v < t.value
   return ok ? 'met' : 'MISSED'

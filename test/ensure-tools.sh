@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite drives for real besides Node: Nix (the deploy engine), promtool (a real
-# Prometheus parser for /metrics) and Chromium (the fleet view). Installed once, before the
+# Prometheus parser for /metrics), Chromium (the fleet view) and strace (which fsyncs the audit
+# store's own appends really issue). Installed once, before the
 # tests run in parallel, so two tests never race for apt's lock; without root, one clear line.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -9,6 +10,7 @@ bash "$here/../nixos/ensure-nix.sh"
 missing=()
 [ -x /usr/bin/promtool ] || missing+=(prometheus)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/strace ] || missing+=(strace)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -47,7 +47,14 @@ export interface HybridCrypto {
   sha256(...parts: Uint8Array[]): Uint8Array
   /** Noise HKDF(ck, ikm) with two outputs (= RFC 5869 with salt ck and empty info). */
   hkdf(ck: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array]
+  /** Copies `key`: the caller may wipe its bytes once this returns. */
   importAeadKey(key: Uint8Array): AeadKey
+  /**
+   * Wipes a key pair's private half once the handshake that used it is over. KeyObjects of
+   * node:crypto live in OpenSSL, which cleanses them when they are freed; @noble's are plain
+   * bytes in the JS heap and are zeroed here.
+   */
+  destroyKeyPair(pair: DhKeyPair | KemKeyPair): void
   /** ChaCha20-Poly1305 seal; returns ciphertext || tag, possibly as several chunks. */
   seal(key: AeadKey, nonce: Uint8Array, ad: Uint8Array, plaintext: Bytes): Bytes
   /** ChaCha20-Poly1305 open; throws (any error) when the tag does not verify, releasing nothing. */
@@ -176,6 +183,8 @@ export const nativeCrypto: HybridCrypto = {
     return new NativeAeadKey(nodeCrypto.createSecretKey(key))
   },
 
+  destroyKeyPair () {},
+
   seal (key, nonce, ad, plaintext) {
     const cipher = nodeCrypto.createCipheriv(CHACHA, own(key, NativeAeadKey, 'AEAD key').key, nonce, { authTagLength: TAG_LEN })
     cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
@@ -281,7 +290,12 @@ export const nobleCrypto: HybridCrypto = {
 
   importAeadKey (key) {
     checkLength(key, KEY_LEN, 'ChaCha20-Poly1305 key')
-    return new NobleAeadKey(key)
+    return new NobleAeadKey(key.slice())
+  },
+
+  destroyKeyPair (pair) {
+    if (pair instanceof NobleDhKeyPair) pair.privateKey.fill(0)
+    else if (pair instanceof NobleKemKeyPair) pair.secretKey.fill(0)
   },
 
   seal (key, nonce, ad, plaintext) {

@@ -53,33 +53,40 @@ export async function performHandshakeInitiator (params: HandshakeParams, option
   const { channel, crypto, prologue, s, log } = params
   const payload = createPayload(params)
   const hs = new XXhfsHandshakeState({ crypto, initiator: true, prologue, s, ephemerals: params.ephemerals })
+  try {
+    await channel.write(hs.writeMessageA(ZEROLEN), options)
+    log.trace('sent message A')
+    const remote = await verifyPayload(hs.readMessageB(await readMessage(channel, options)), required(hs.rs), params.remoteIdentityKey)
+    log.trace('read message B, remote identity verified')
+    await channel.write(hs.writeMessageC(payload), options)
+    log.trace('sent message C')
 
-  await channel.write(hs.writeMessageA(ZEROLEN), options)
-  log.trace('sent message A')
-  const remote = await verifyPayload(hs.readMessageB(await readMessage(channel, options)), required(hs.rs), params.remoteIdentityKey)
-  log.trace('read message B, remote identity verified')
-  await channel.write(hs.writeMessageC(payload), options)
-  log.trace('sent message C')
-
-  const [cs1, cs2] = hs.split()
-  return { ...remote, handshakeHash: hs.handshakeHash, send: cs1, receive: cs2 }
+    const [cs1, cs2] = hs.split()
+    return { ...remote, handshakeHash: hs.handshakeHash, send: cs1, receive: cs2 }
+  } finally {
+    // a failed handshake leaves nothing behind either
+    hs.destroy()
+  }
 }
 
 export async function performHandshakeResponder (params: HandshakeParams, options?: AbortOptions): Promise<HandshakeResult> {
   const { channel, crypto, prologue, s, log } = params
   const payload = createPayload(params)
   const hs = new XXhfsHandshakeState({ crypto, initiator: false, prologue, s, ephemerals: params.ephemerals })
+  try {
+    // libp2p initiators send an empty payload in A; it is unauthenticated, so it is ignored
+    hs.readMessageA(await readMessage(channel, options))
+    log.trace('read message A')
+    await channel.write(hs.writeMessageB(payload), options)
+    log.trace('sent message B')
+    const remote = await verifyPayload(hs.readMessageC(await readMessage(channel, options)), required(hs.rs), params.remoteIdentityKey)
+    log.trace('read message C, remote identity verified')
 
-  // libp2p initiators send an empty payload in A; it is unauthenticated, so it is ignored
-  hs.readMessageA(await readMessage(channel, options))
-  log.trace('read message A')
-  await channel.write(hs.writeMessageB(payload), options)
-  log.trace('sent message B')
-  const remote = await verifyPayload(hs.readMessageC(await readMessage(channel, options)), required(hs.rs), params.remoteIdentityKey)
-  log.trace('read message C, remote identity verified')
-
-  const [cs1, cs2] = hs.split()
-  return { ...remote, handshakeHash: hs.handshakeHash, send: cs2, receive: cs1 }
+    const [cs1, cs2] = hs.split()
+    return { ...remote, handshakeHash: hs.handshakeHash, send: cs2, receive: cs1 }
+  } finally {
+    hs.destroy()
+  }
 }
 
 async function readMessage (channel: HandshakeChannel, options?: AbortOptions): Promise<Uint8Array> {

@@ -17,27 +17,33 @@ export class CipherState {
   private n = 0
   private readonly nonce = new Uint8Array(NONCE_LEN)
   private readonly view = new DataView(this.nonce.buffer)
-  private readonly key?: AeadKey
+  // An ECMAScript private field: no property, reflection or debugger-free inspection of a
+  // connection reaches the key.
+  readonly #key?: AeadKey
 
-  constructor (private readonly crypto: HybridCrypto, readonly k?: Uint8Array) {
-    if (k !== undefined) this.key = crypto.importAeadKey(k)
+  /** Takes `k` over: its bytes are wiped once the AEAD key is imported. */
+  constructor (private readonly crypto: HybridCrypto, k?: Uint8Array) {
+    if (k !== undefined) {
+      this.#key = crypto.importAeadKey(k)
+      k.fill(0)
+    }
   }
 
   hasKey (): boolean {
-    return this.k !== undefined
+    return this.#key !== undefined
   }
 
   encryptWithAd (ad: Uint8Array, plaintext: Bytes): Bytes {
-    if (this.key === undefined) return plaintext
-    const ciphertext = this.crypto.seal(this.key, this.nextNonce(), ad, plaintext)
+    if (this.#key === undefined) return plaintext
+    const ciphertext = this.crypto.seal(this.#key, this.nextNonce(), ad, plaintext)
     this.n++
     return ciphertext
   }
 
   /** Throws whatever the AEAD throws on a bad tag; callers map it to their typed error. */
   decryptWithAd (ad: Uint8Array, ciphertext: Bytes): Bytes {
-    if (this.key === undefined) return ciphertext
-    const plaintext = this.crypto.open(this.key, this.nextNonce(), ad, ciphertext)
+    if (this.#key === undefined) return ciphertext
+    const plaintext = this.crypto.open(this.#key, this.nextNonce(), ad, ciphertext)
     this.n++
     return plaintext
   }
@@ -64,12 +70,14 @@ export class SymmetricState {
     } else {
       this.h = crypto.sha256(name)
     }
-    this.ck = this.h
+    // a copy: ck is wiped as it is replaced, h is the public handshake hash
+    this.ck = this.h.slice()
     this.cs = new CipherState(crypto)
   }
 
   mixKey (ikm: Uint8Array): void {
     const [ck, k] = this.crypto.hkdf(this.ck, ikm)
+    this.ck.fill(0)
     this.ck = ck
     this.cs = new CipherState(this.crypto, k)
   }
@@ -95,9 +103,19 @@ export class SymmetricState {
     return plaintext
   }
 
+  /** The two transport keys, raw: for known-answer tests, which wipe them. */
+  splitKeys (): [Uint8Array, Uint8Array] {
+    return this.crypto.hkdf(this.ck, ZEROLEN)
+  }
+
   split (): [CipherState, CipherState] {
-    const [k1, k2] = this.crypto.hkdf(this.ck, ZEROLEN)
+    const [k1, k2] = this.splitKeys()
     return [new CipherState(this.crypto, k1), new CipherState(this.crypto, k2)]
+  }
+
+  /** Wipes the chaining key, from which every later key would follow. */
+  destroy (): void {
+    this.ck.fill(0)
   }
 }
 
@@ -140,8 +158,8 @@ export class XXhfsHandshakeState {
   readonly ss: SymmetricState
   readonly initiator: boolean
   readonly s: DhKeyPair
-  e?: DhKeyPair
-  e1?: KemKeyPair
+  private e?: DhKeyPair
+  private e1?: KemKeyPair
   re?: DhPublicKey
   rs?: DhPublicKey
   private re1?: Uint8Array
@@ -185,6 +203,7 @@ export class XXhfsHandshakeState {
     const { ciphertext, sharedSecret } = this.crypto.kemEncapsulate(required(this.re1, 're1'))
     const ekem1 = this.ss.encryptAndHash(ciphertext)
     this.ss.mixKey(sharedSecret)
+    sharedSecret.fill(0)
     const s = this.ss.encryptAndHash(this.s.publicKey)
     this.mixDh(this.s, this.requireRe())
     return concat(e, ekem1, s, this.ss.encryptAndHash(payload))
@@ -195,7 +214,9 @@ export class XXhfsHandshakeState {
     this.readE(r)
     this.mixDh(this.requireE(), this.requireRe())
     const ciphertext = this.ss.decryptAndHash(r.take(KEM_CIPHERTEXT_LEN + TAG_LEN))
-    this.ss.mixKey(this.crypto.kemDecapsulate(required(this.e1, 'e1'), ciphertext))
+    const sharedSecret = this.crypto.kemDecapsulate(required(this.e1, 'e1'), ciphertext)
+    this.ss.mixKey(sharedSecret)
+    sharedSecret.fill(0)
     this.readS(r)
     this.mixDh(this.requireE(), this.requireRs())
     return this.readPayload(r)
@@ -218,6 +239,23 @@ export class XXhfsHandshakeState {
   /** [initiator→responder, responder→initiator] transport cipher states. */
   split (): [CipherState, CipherState] {
     return this.ss.split()
+  }
+
+  /** Known-answer tests only: the raw transport keys, in split's order. */
+  splitKeys (): [Uint8Array, Uint8Array] {
+    return this.ss.splitKeys()
+  }
+
+  /**
+   * Wipes what the handshake no longer needs and must not leave behind: the ephemeral private
+   * keys and the chaining key. The static key outlives it (one per encrypter).
+   */
+  destroy (): void {
+    this.ss.destroy()
+    if (this.e !== undefined) this.crypto.destroyKeyPair(this.e)
+    if (this.e1 !== undefined) this.crypto.destroyKeyPair(this.e1)
+    this.e = undefined
+    this.e1 = undefined
   }
 
   private writeE (): Uint8Array {
@@ -244,7 +282,9 @@ export class XXhfsHandshakeState {
   }
 
   private mixDh (local: DhKeyPair, remote: DhPublicKey): void {
-    this.ss.mixKey(this.crypto.dh(local, remote))
+    const shared = this.crypto.dh(local, remote)
+    this.ss.mixKey(shared)
+    shared.fill(0)
   }
 
   private requireE (): DhKeyPair { return required(this.e, 'e') }

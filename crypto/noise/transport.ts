@@ -31,13 +31,17 @@ class EncryptedMessageStream extends AbstractMessageStream {
     maxBufferSize: 16 * 1024 * 1024
   })
 
-  constructor (private readonly stream: MessageStream, private readonly ciphers: TransportCiphers, private readonly metrics?: NoiseMetrics) {
+  // ECMAScript private: the transport keys are no property of the stream libp2p hands around
+  readonly #ciphers: TransportCiphers
+
+  constructor (private readonly stream: MessageStream, ciphers: TransportCiphers, private readonly metrics?: NoiseMetrics) {
     super({
       log: stream.log,
       inactivityTimeout: stream.inactivityTimeout,
       maxReadBufferLength: stream.maxReadBufferLength,
       direction: stream.direction
     })
+    this.#ciphers = { send: ciphers.send, receive: ciphers.receive }
 
     stream.addEventListener('message', (evt: StreamMessageEvent) => {
       try {
@@ -58,7 +62,7 @@ class EncryptedMessageStream extends AbstractMessageStream {
   private encrypt (data: Uint8ArrayList): Uint8ArrayList {
     const frames = new Uint8ArrayList()
     for (let start = 0; start < data.byteLength; start += MAX_PLAINTEXT) {
-      const sealed = this.ciphers.send.encryptWithAd(ZEROLEN, data.sublist(start, Math.min(start + MAX_PLAINTEXT, data.byteLength)))
+      const sealed = this.#ciphers.send.encryptWithAd(ZEROLEN, data.sublist(start, Math.min(start + MAX_PLAINTEXT, data.byteLength)))
       frames.append(encodeLength(sealed.byteLength), sealed)
       this.metrics?.encryptedFrames.increment()
     }
@@ -67,7 +71,7 @@ class EncryptedMessageStream extends AbstractMessageStream {
 
   private decrypt (frame: Uint8ArrayList): Uint8Array | Uint8ArrayList {
     try {
-      const plaintext = this.ciphers.receive.decryptWithAd(ZEROLEN, frame)
+      const plaintext = this.#ciphers.receive.decryptWithAd(ZEROLEN, frame)
       this.metrics?.decryptedFrames.increment()
       return plaintext
     } catch (err) {

@@ -1,26 +1,42 @@
 // The deploy agent: the bridge between the replicated log and this host's executor. It folds
 // rollout entries into the pure rollout state, asks `decide` what this host should do, has the
-// executor run it when the answer is `apply` (or `revert`), and writes every outcome back into
-// its own feed for the rest of the fleet to decide on. No coordinator anywhere.
-import { randomBytes } from 'node:crypto'
+// executor run it when the answer is `apply` (or `revert`), appends the entries the decisions
+// ask for (`attest`), and writes every outcome back into its own feed, exactly once per attempt,
+// for the rest of the fleet to decide on. No coordinator anywhere.
 import type { Logger } from 'pino'
 import { newApplyId, type ApplyOutcome, type Generation } from '../../nixos/index.js'
 import type { AuditStore, StoredEntry } from '../../protocols/audit/index.js'
 import { applyEntry, decide, effectiveRelease, emptyState, flagged, planOf, isRolloutKind, releaseStatus, soakWatchOf, type Decision, type SoakWatch, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../../protocols/rollout/index.js'
-import { NodeError } from '../errors.js'
-import type { Executor, Intent } from './executor.js'
+import { CatchUpGate, type CatchUp, type Peers } from './catch-up.js'
+import type { Executor, Intent, Unreported } from './executor.js'
 import { RolloutMembership, type MembershipSource } from './membership.js'
 import { noteCurrent, type DeployMetrics } from './metrics.js'
-import { reportHealthFailure, reportOutcome } from './report.js'
+import { controlRelease, publishRelease, rollbackRelease, type PublishParams, type ReleaseDesk } from './releases.js'
+import { OwnAttempts, reportOutcome } from './report.js'
+import { SoakWatcher } from './soak.js'
+import { LocalTimers } from './timers.js'
 
-/** Re-evaluates at least this often, so a soak that ends or a peer that goes quiet is noticed. */
+export type { CatchUp, Peers } from './catch-up.js'
+export type { PublishParams } from './releases.js'
+
+/** Re-evaluates at least this often, so a peer that goes quiet or a basis that arrives is noticed. */
 const TICK_MS = 1_000
 /**
- * How long a host that knows other members waits, after it starts, to catch up with one of them
- * before it decides on the log it has: deciding on a half-pulled log could apply a release that a
- * newer, not yet pulled one supersedes. A host that reaches nobody still acts after this.
+ * How long a host that knows other members waits, after it starts or comes back from losing
+ * every peer, to catch up with one of them before it decides on the log it has.
  */
 const CATCH_UP_GRACE_MS = 15_000
+/** Decisions that only append an entry (`attest`), in a row, before the agent yields. */
+const MAX_ATTESTS = 64
+
+/**
+ * Retries of an attempt whose failure is transient (nothing was activated: a fetch failure, an
+ * apply interrupted before activation, another apply holding the lock): up to `tries` tries in
+ * all, `backoffMs` doubling to `maxBackoffMs` between them. Only a failure after activation, or
+ * the last try's, is written as apply-failed and counts against the release's failure budget.
+ */
+export interface RetryPolicy { tries: number, backoffMs: number, maxBackoffMs: number }
+const RETRY: RetryPolicy = { tries: 5, backoffMs: 5_000, maxBackoffMs: 5 * 60_000 }
 
 export interface DeployStatus {
   enabled: boolean
@@ -30,24 +46,12 @@ export interface DeployStatus {
   decision: Decision | null
 }
 
-export interface PublishParams {
-  targets: ReleaseBody['targets']
-  waves: ReleaseBody['waves']
-  maxFailures: number
-  autoRevert?: boolean
-}
-
-/** What the agent needs of log replication: whether this host caught up since it started. */
-export interface CatchUp {
-  caughtUp (): string | undefined
-  on (event: 'caught-up', listener: (peer: string) => void): unknown
-  off (event: 'caught-up', listener: (peer: string) => void): unknown
-}
-
 export interface DeployAgentComponents {
   self: string
   store: Pick<AuditStore, 'log' | 'on' | 'off' | 'append'>
   catchUp: CatchUp
+  /** the connected peers: losing every member peer restarts the catch-up wait */
+  peers: Peers
   membership: MembershipSource
   executor: Executor
   log: Pick<Logger, 'info' | 'warn' | 'error'>
@@ -59,6 +63,26 @@ export interface DeployAgentOptions {
   tickMs?: number
   /** default CATCH_UP_GRACE_MS */
   catchUpGraceMs?: number
+  /** default RETRY */
+  retry?: Partial<RetryPolicy>
+}
+
+/**
+ * A try of an attempt still to run (the executor runs an attempt whose last try changed nothing
+ * again under the same id): resumed after a restart, or the next after a transient failure.
+ * Tries are counted per daemon run: a restart starts the count again.
+ */
+interface Pending {
+  intent: Intent
+  sources: string[]
+  tryNo: number
+  afterMs: number
+  /** the last try's outcome is in the journal, unreported until this try begins */
+  inJournal: boolean
+}
+
+function transient (o: ApplyOutcome): boolean {
+  return o.status === 'failed' && (o as { transient?: boolean }).transient === true
 }
 
 export class DeployAgent {
@@ -73,20 +97,25 @@ export class DeployAgent {
   private readonly log: DeployAgentComponents['log']
   private readonly metrics: DeployMetrics | undefined
   private readonly tickMs: number
-  private readonly catchUpGraceMs: number
+  private readonly retry: RetryPolicy
+  private readonly gate: CatchUpGate
+  private readonly own: OwnAttempts
+  private readonly timers: LocalTimers
+  private readonly soak: SoakWatcher
   private running: Promise<void> | undefined
   private again = false
-  private timer?: NodeJS.Timeout
+  private tick?: NodeJS.Timeout
   private unwatch?: () => void
   private intent: Intent | null = null
   private lastDecision: Decision | null = null
-  /** nothing is decided before start() has folded the whole log and recovered */
+  /** tries to run before anything new is decided, oldest first */
+  private readonly pending: Pending[] = []
+  /** soaks that failed: rolled back by the next evaluation, which owns the executor */
+  private readonly soakFailures: Array<{ watch: SoakWatch, reason: string }> = []
+  /** nothing is decided before start() has folded the whole log and settled the journal */
   private started = false
   private stopped = false
-  private startedAt = 0
-  /** the gate soak being watched, see watchSoak() */
-  private soak: { watch: SoakWatch, abort: AbortController } | undefined
-  private waitingLogged = false
+  private readonly stopping = new AbortController()
 
   constructor (c: DeployAgentComponents, opts: DeployAgentOptions = {}) {
     this.self = c.self
@@ -97,59 +126,108 @@ export class DeployAgent {
     this.metrics = c.metrics
     this.view = new RolloutMembership(c.membership)
     this.tickMs = opts.tickMs ?? TICK_MS
-    this.catchUpGraceMs = opts.catchUpGraceMs ?? CATCH_UP_GRACE_MS
+    this.retry = { ...RETRY, ...opts.retry }
+    this.own = new OwnAttempts(c.self)
+    this.gate = new CatchUpGate({ self: c.self, catchUp: c.catchUp, peers: c.peers, members: () => this.view.members(), log: c.log, graceMs: opts.catchUpGraceMs ?? CATCH_UP_GRACE_MS })
+    this.timers = new LocalTimers(() => { this.schedule() })
+    this.soak = new SoakWatcher({
+      watchHealth: async (ms, signal) => await this.executor.watchHealth(ms, signal),
+      soaked: async (w) => { await this.attestSoaked(w) },
+      failed: (watch, check, output) => {
+        this.log.warn({ release: watch.release, attempt: watch.attempt, check }, 'deploy: health failed during the gate soak: rolling back')
+        this.metrics?.healthFailed(check)
+        this.soakFailures.push({ watch, reason: `health check ${check} failed during the gate soak: ${output}` })
+        this.schedule()
+      },
+      onError: (err, w) => { this.log.error({ err, release: w.release }, 'deploy: gate soak watch failed') },
+      log: c.log
+    })
   }
 
   async start (): Promise<void> {
-    // Subscribed before the scan so that no entry slips between the two. An entry both delivers
-    // is filed once: applyEntry keeps what it already holds as it is (see rollout's state.ts).
+    // Subscribed before the scan so that no entry slips between the two. An entry both deliver
+    // is filed once: applyEntry keeps what it already holds (see rollout's state.ts).
     this.store.on('entry', this.onEntry)
     this.unwatch = this.view.watch(() => { this.schedule() })
     this.catchUp.on('caught-up', this.onCaughtUp)
-    for await (const s of this.store.log()) {
-      if (isRolloutKind(s.entry.kind)) applyEntry(this.state, s.entry)
-    }
-    this.startedAt = Date.now()
-    // A crash mid-apply: the executor finishes or rolls it back before anything new.
-    const recovered = await this.executor.recover()
-    if (recovered !== null) {
-      this.log.warn({ release: recovered.intent.release, outcome: recovered.outcome.status }, 'deploy: finished an apply interrupted by a restart')
-      await reportOutcome(this.store, recovered.intent, recovered.outcome)
-    }
+    for await (const s of this.store.log()) this.fold(s)
+    this.gate.start()
+    await this.settleJournal()
     await noteCurrent(this.metrics, this.executor)
-    this.timer = setInterval(() => { this.schedule() }, this.tickMs)
-    this.timer.unref()
+    this.tick = setInterval(() => { this.schedule() }, this.tickMs)
+    this.tick.unref()
     this.started = true
     this.schedule()
   }
 
   async stop (): Promise<void> {
     this.stopped = true
-    this.soak?.abort.abort()
-    clearInterval(this.timer)
+    this.stopping.abort()
+    this.soak.stop()
+    this.timers.stop()
+    clearInterval(this.tick)
     this.store.off('entry', this.onEntry)
     this.unwatch?.()
     this.catchUp.off('caught-up', this.onCaughtUp)
     await this.running
   }
 
+  private fold (s: StoredEntry): void {
+    this.own.note(s.entry)
+    if (isRolloutKind(s.entry.kind)) applyEntry(this.state, s.entry)
+  }
+
   private readonly onEntry = (s: StoredEntry): void => {
-    if (!isRolloutKind(s.entry.kind)) return
-    applyEntry(this.state, s.entry)
-    this.schedule()
+    this.fold(s)
+    if (isRolloutKind(s.entry.kind)) this.schedule()
   }
 
   private readonly onCaughtUp = (): void => { this.schedule() }
 
-  /** Whether the log is complete enough to act on (see CATCH_UP_GRACE_MS). */
-  private caughtUp (): boolean {
-    if (this.catchUp.caughtUp() !== undefined || Date.now() - this.startedAt >= this.catchUpGraceMs) return true
-    const others = this.view.members().some((p) => p !== this.self)
-    if (others && !this.waitingLogged) {
-      this.waitingLogged = true
-      this.log.info('deploy: catching up with the mesh before deciding')
+  /** Appends one of this host's entries and folds it at once, so the next decision sees it. */
+  private async append (kind: string, body: object): Promise<void> {
+    this.fold(await this.store.append(kind, body))
+  }
+
+  /**
+   * After a restart: every attempt the journal has not seen reported is written now (or only
+   * marked reported when its entry is already in this host's feed), a transient failure is
+   * tried again, and an attempt whose apply-start is logged but that the executor never began
+   * (killed in between) is tried again too. So every attempt ends with exactly one outcome.
+   */
+  private async settleJournal (): Promise<void> {
+    const journal = await this.executor.unreported()
+    for (const u of journal) await this.settle(u, 1)
+    const inJournal = new Set(journal.map((u) => u.intent.applyId))
+    for (const [release, o] of this.state.outcomes) {
+      const latest = o.latest.get(this.self)
+      const attempt = (latest?.body as { attempt?: unknown } | undefined)?.attempt
+      if (latest?.kind !== 'apply-start' || typeof attempt !== 'string' || inJournal.has(attempt)) continue
+      const path = (latest.body as { path: string }).path
+      this.log.warn({ release, attempt }, 'deploy: an apply was logged as started but never began (restart): trying it again')
+      this.pending.push({ intent: { applyId: attempt, release, path, revert: false }, sources: this.sourcesOf(release), tryNo: 2, afterMs: 0, inJournal: false })
     }
-    return !others
+  }
+
+  /** Decides what to log for one journal outcome: a retry while tries remain, else the outcome itself. */
+  private async settle (u: Unreported, tryNo: number): Promise<void> {
+    const attempt = u.intent.applyId
+    if (!u.intent.revert && transient(u.outcome) && tryNo < this.retry.tries) {
+      const afterMs = Math.min(this.retry.maxBackoffMs, this.retry.backoffMs * 2 ** (tryNo - 1))
+      this.log.warn({ release: u.intent.release, attempt, try: tryNo, retryInMs: afterMs, reason: (u.outcome as { reason: string }).reason }, 'deploy: transient apply failure: trying again')
+      // Not reported yet: a restart during the backoff finds the outcome in the journal and tries again.
+      this.pending.push({ intent: u.intent, sources: this.sourcesOf(u.intent.release), tryNo: tryNo + 1, afterMs, inJournal: true })
+      return
+    }
+    if (await reportOutcome(this.store, this.own, u.intent, u.outcome)) {
+      this.log.info({ release: u.intent.release, attempt, outcome: u.outcome.status }, 'deploy: outcome written')
+    }
+    await this.executor.reported(u.intent.applyId)
+  }
+
+  private sourcesOf (release: string): string[] {
+    const body = effectiveRelease(this.state, this.view, release)?.body
+    return body === undefined ? [] : planOf(this.state, body, this.view)?.targetOf.get(this.self)?.sources ?? []
   }
 
   /** Runs one evaluation at a time; a request during one runs again right after it. */
@@ -165,68 +243,94 @@ export class DeployAgent {
   }
 
   private async evaluate (): Promise<void> {
-    if (!this.view.adopted() || !this.caughtUp()) return
-    const d = decide(this.state, this.view, this.self, Date.now())
+    const failure = this.soakFailures.shift()
+    if (failure !== undefined) { await this.rollbackSoak(failure.watch, failure.reason); this.again = true; return }
+    const next = this.pending.shift()
+    if (next !== undefined) { await this.tryAgain(next); this.again = true; return }
+    if (!this.view.adopted() || !this.gate.ready()) return
+    let d = this.decide()
+    for (let i = 0; d.action === 'attest' && i < MAX_ATTESTS; i++) {
+      this.log.info({ release: d.release, kind: d.kind, why: d.body.why, hosts: d.body.hosts.length }, 'deploy: attesting a local timeout')
+      await this.append(d.kind, d.body)
+      d = this.decide()
+    }
+    if (d.action === 'attest') { this.again = true; return }
+    this.timers.follow(d.action === 'wait' || d.action === 'none' ? d.timer : undefined)
+    this.note(d)
+    if (d.action !== 'apply' && d.action !== 'revert') this.soak.follow(soakWatchOf(this.state, this.view, this.self))
+    if (d.action === 'apply') {
+      this.metrics?.generation('desired', d.path, d.release)
+      const intent: Intent = { applyId: newApplyId(Date.now()), release: d.release, path: d.path, revert: false }
+      this.soak.stop()
+      await this.append('apply-start', { release: d.release, path: d.path, wave: d.wave, attempt: intent.applyId })
+      await this.run(intent, d.sources, 1)
+    } else if (d.action === 'revert') {
+      this.soak.stop()
+      await this.run({ applyId: newApplyId(Date.now()), release: d.release, path: d.path, revert: true }, [], 1)
+    }
+  }
+
+  private decide (): Decision {
+    return decide(this.state, this.view, this.self, Date.now(), { expired: this.timers.expired() })
+  }
+
+  private note (d: Decision): void {
     const reasonOf = (x: Decision | null): string | undefined => x !== null && 'reason' in x ? x.reason : undefined
-    if (d.action !== this.lastDecision?.action || reasonOf(d) !== reasonOf(this.lastDecision) || d.release !== this.lastDecision?.release) {
+    const last = this.lastDecision
+    if (d.action !== last?.action || reasonOf(d) !== reasonOf(last) || d.release !== last?.release) {
       this.log.info({ release: d.release, action: d.action, reason: reasonOf(d), wave: 'wave' in d ? d.wave : undefined }, 'deploy: decision')
     }
     this.lastDecision = d
-    if (d.action !== 'apply' && d.action !== 'revert') this.watchSoak()
-    if (d.action === 'apply') {
-      this.metrics?.generation('desired', d.path, d.release)
-      await this.run({ applyId: newApplyId(Date.now()), release: d.release, path: d.path, revert: false }, d.sources, d.wave)
-    } else if (d.action === 'revert') {
-      const before = await this.executor.generationBefore(d.path)
-      if (before === null) {
-        this.log.error({ release: d.release, path: d.path }, 'deploy: cannot revert: no generation before the release on this host')
-        return
-      }
-      this.metrics?.generation('desired', before.path, d.release)
-      await this.run({ applyId: newApplyId(Date.now()), release: d.release, path: before.path, revert: true }, [], -1, d.path)
-    }
   }
 
-  /**
-   * Keeps probing this host's health through its wave's gate soak after apply-ok: an apply-ok
-   * alone says the generation was healthy once, the gate wants it to stay so. A failure is
-   * written as a `health` entry, which removes the host from the gate's healthy count on every
-   * host. Restarted after a crash by the next evaluation, since the watch is derived from the log.
-   */
-  private watchSoak (): void {
-    const watch = soakWatchOf(this.state, this.view, this.self, Date.now())
-    if (watch === undefined || (this.soak?.watch.release === watch.release && this.soak.watch.until === watch.until)) return
-    this.soak?.abort.abort()
-    const abort = new AbortController()
-    const soak = { watch, abort }
-    this.soak = soak
-    this.log.info({ release: watch.release, until: watch.until }, 'deploy: watching health through the gate soak')
-    void this.executor.watchHealth(Math.max(0, watch.until - Date.now()), abort.signal)
-      .then(async (verdict) => {
-        if (verdict.ok || abort.signal.aborted) return
-        this.log.warn({ release: watch.release, check: verdict.failed.check }, 'deploy: health failed during the gate soak')
-        await reportHealthFailure(this.store, this.metrics, watch.release, watch.path, verdict.failed.check, verdict.failed.output)
-      })
-      .catch((err: Error) => { if (!abort.signal.aborted) this.log.error({ err, release: watch.release }, 'deploy: gate soak watch failed') })
-      .finally(() => { if (this.soak === soak) this.soak = undefined })
+  /** The next try of an attempt, after its backoff; a stop during the wait leaves the journal's outcome for the restart. */
+  private async tryAgain (p: Pending): Promise<void> {
+    if (p.afterMs > 0 && !await this.sleep(p.afterMs)) return
+    if (p.inJournal) await this.executor.reported(p.intent.applyId)
+    await this.run(p.intent, p.sources, p.tryNo)
   }
 
-  private async run (intent: Intent, sources: string[], wave: number, leaving?: string): Promise<void> {
-    // A new apply replaces whatever generation was soaking.
-    this.soak?.abort.abort()
-    this.soak = undefined
+  private async sleep (ms: number): Promise<boolean> {
+    if (this.stopped) return false
+    return await new Promise<boolean>((resolve) => {
+      const done = (): void => { clearTimeout(timer); resolve(false) }
+      const timer = setTimeout(() => { this.stopping.signal.removeEventListener('abort', done); resolve(true) }, ms)
+      this.stopping.signal.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  /** Runs one try and settles its outcome: written, or another try queued. */
+  private async run (intent: Intent, sources: string[], tryNo: number): Promise<void> {
     this.intent = intent
-    if (!intent.revert) await this.store.append('apply-start', { release: intent.release, path: intent.path, wave })
     const started = Date.now()
     let outcome: ApplyOutcome
     try {
       outcome = await this.executor.run(intent, sources)
     } catch (err) {
-      outcome = { status: 'failed', id: intent.applyId, code: (err as { code?: 'APPLY_IN_PROGRESS' }).code ?? 'APPLY_IN_PROGRESS', reason: (err as Error).message }
+      // Refused before the engine began (its lock is held): nothing was activated.
+      outcome = { status: 'failed', id: intent.applyId, code: (err as { code?: 'APPLY_IN_PROGRESS' }).code ?? 'APPLY_IN_PROGRESS', reason: (err as Error).message, transient: true } as ApplyOutcome
     }
     this.metrics?.applied(outcome.status, (Date.now() - started) / 1000)
-    await reportOutcome(this.store, intent, outcome, leaving)
     this.intent = null
+    if (!intent.revert && outcome.status === 'ok') this.soak.started(intent.applyId)
+    if (!this.stopped) await this.settle({ intent, outcome }, tryNo)
+    await noteCurrent(this.metrics, this.executor)
+  }
+
+  private async attestSoaked (w: SoakWatch): Promise<void> {
+    if (this.own.has('soaked', w.attempt)) return
+    await this.append('soaked', { release: w.release, path: w.path, attempt: w.attempt, soakMs: w.soakMs })
+    this.log.info({ release: w.release, attempt: w.attempt, soakMs: w.soakMs }, 'deploy: soaked: attested in the log')
+  }
+
+  /** A failed gate soak fails the apply: the executor goes back to the generation it recorded before it. */
+  private async rollbackSoak (w: SoakWatch, reason: string): Promise<void> {
+    if (this.own.has('apply-failed', w.attempt)) return
+    const intent: Intent = { applyId: w.attempt, release: w.release, path: w.path, revert: false }
+    this.intent = intent
+    const outcome = await this.executor.rollbackSoak(intent, reason)
+    this.intent = null
+    await this.settle({ intent, outcome }, this.retry.tries)
     await noteCurrent(this.metrics, this.executor)
   }
 
@@ -237,7 +341,7 @@ export class DeployAgent {
     if (d?.action === 'apply') desired = { release: d.release, path: d.path }
     else if (d?.release !== undefined) {
       const body = effectiveRelease(this.state, this.view, d.release)?.body
-      const target = body !== undefined ? planOf(this.state, body, this.view).targetOf.get(this.self) : undefined
+      const target = body !== undefined ? planOf(this.state, body, this.view)?.targetOf.get(this.self) : undefined
       if (target !== undefined) desired = { release: d.release, path: target.path }
     }
     return { enabled: true, current, desired, applying: this.intent, decision: d }
@@ -245,63 +349,25 @@ export class DeployAgent {
 
   /** Every release this host knows, newest first, with its fleet-wide status. */
   releases (online: (peer: string) => boolean): ReleaseStatus[] {
-    const now = Date.now()
     return [...this.state.releases.keys()]
-      .map((id) => releaseStatus(this.state, this.view, id, now, online))
+      .map((id) => releaseStatus(this.state, this.view, id, online))
       .filter((s): s is ReleaseStatus => s !== undefined)
       .sort((a, b) => b.number - a.number)
   }
 
   release (id: string, online: (peer: string) => boolean): ReleaseStatus | undefined {
-    return releaseStatus(this.state, this.view, id, Date.now(), online)
+    return releaseStatus(this.state, this.view, id, online)
   }
 
   flags (): ReturnType<typeof flagged> {
     return flagged(this.state, this.view)
   }
 
-  /** Signs a release into this admin's feed; the number is one above every release seen. */
-  async publish (p: PublishParams): Promise<ReleaseBody> {
-    if (!this.view.isAdmin(this.self)) throw new NodeError('NOT_ADMIN', 'only admins may publish releases')
-    let number = 0
-    for (const cands of this.state.releases.values()) for (const c of cands) number = Math.max(number, c.body.number)
-    number += 1
-    const body: ReleaseBody = {
-      id: `r${number}-${randomBytes(3).toString('hex')}`,
-      number,
-      targets: p.targets,
-      waves: p.waves,
-      maxFailures: p.maxFailures,
-      ...(p.autoRevert === true ? { autoRevert: true } : {})
-    }
-    await this.store.append('release', body)
-    this.log.info({ release: body.id, number }, 'release published')
-    return body
+  private desk (): ReleaseDesk {
+    return { self: this.self, state: this.state, view: this.view, append: async (kind, body) => { await this.append(kind, body) }, log: this.log }
   }
 
-  /**
-   * `fleetmesh rollback --release ID`: a new release (so no host ever moves backwards by
-   * replaying an old entry) that sends ID's targets back to the paths the newest earlier
-   * release gave the same selectors, with ID's waves and gates.
-   */
-  async rollbackRelease (id: string): Promise<ReleaseBody> {
-    const bad = this.state.releases.get(id)?.find((c) => this.view.isAdmin(c.feed))?.body
-    if (bad === undefined) throw new NodeError('API_NOT_FOUND', `no release ${id}`)
-    const selector = (t: ReleaseBody['targets'][number]): string => `${t.tag ?? ''}|${t.host ?? ''}`
-    const earlier = [...this.state.releases.values()].flat()
-      .filter((c) => c.body.number < bad.number && this.view.isAdmin(c.feed))
-      .sort((a, b) => b.body.number - a.body.number)
-    const targets = bad.targets.map((t) => {
-      const prev = earlier.flatMap((c) => c.body.targets).find((p) => selector(p) === selector(t) && p.path !== t.path)
-      if (prev === undefined) throw new NodeError('API_NOT_FOUND', `no earlier release gave ${t.tag !== undefined ? `tag ${t.tag}` : t.host !== undefined ? `host ${t.host}` : 'every host'} another path to return to`)
-      return { ...prev }
-    })
-    return this.publish({ targets, waves: bad.waves, maxFailures: bad.maxFailures, autoRevert: bad.autoRevert })
-  }
-
-  async control (release: string, action: 'pause' | 'resume' | 'abort'): Promise<void> {
-    if (!this.view.isAdmin(this.self)) throw new NodeError('NOT_ADMIN', 'only admins may pause, resume or abort releases')
-    if (!this.state.releases.has(release)) throw new NodeError('API_NOT_FOUND', `no release ${release}`)
-    await this.store.append('release-control', { release, action })
-  }
+  async publish (p: PublishParams): Promise<ReleaseBody> { return await publishRelease(this.desk(), p) }
+  async rollbackRelease (id: string): Promise<ReleaseBody> { return await rollbackRelease(this.desk(), id) }
+  async control (release: string, action: 'pause' | 'resume' | 'abort'): Promise<void> { await controlRelease(this.desk(), release, action) }
 }

@@ -3,7 +3,7 @@
 import { Command, CommanderError } from 'commander'
 import type { ControlClient } from '../client.js'
 import type { PublishParams } from './agent.js'
-import type { ReleaseBody, ReleaseStatus, Flag, Wave } from '../../protocols/rollout/index.js'
+import { watchExitCode, type ReleaseBody, type ReleaseStatus, type Flag, type Wave } from '../../protocols/rollout/index.js'
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 
@@ -80,8 +80,6 @@ export function renderRelease (s: ReleaseStatus): string[] {
   return lines
 }
 
-const FINAL = new Set(['done', 'halted', 'aborted', 'superseded'])
-
 export function registerDeployCommands (program: Command, client: () => Promise<ControlClient>): void {
   const release = program.command('release').description('signed releases rolled out in waves by every host itself')
 
@@ -96,18 +94,21 @@ export function registerDeployCommands (program: Command, client: () => Promise<
     .option('--gate <gate>', 'gate of every wave: healthy=N%,soak=DURATION', 'healthy=100%,soak=0s')
     .option('--max-failures <n>', 'hosts that may fail before the release halts', '0')
     .option('--wait-offline <duration>', 'after this long, hosts that said nothing leave a wave\'s gate')
+    .option('--apply-deadline <duration>', 'a host whose apply has no outcome this long after it started counts as failed (default 30m)')
     .option('--auto-revert', 'hosts that applied a halted release revert by themselves')
     .option('--json', 'machine-readable output')
-    .action(async (o: { path?: string, tag?: string, host?: string, target?: string[], source?: string[], waves: string, gate: string, maxFailures: string, waitOffline?: string, autoRevert?: boolean, json?: boolean }) => {
+    .action(async (o: { path?: string, tag?: string, host?: string, target?: string[], source?: string[], waves: string, gate: string, maxFailures: string, waitOffline?: string, applyDeadline?: string, autoRevert?: boolean, json?: boolean }) => {
       const sources = o.source ?? ['peers']
       const gate = parseGate(o.gate)
       const params: PublishParams = {
         targets: parseTargets(o, sources),
         waves: parseWaves(o.waves, gate, o.waitOffline !== undefined ? parseMs(o.waitOffline, '--wait-offline') : undefined),
         maxFailures: Number(o.maxFailures),
-        autoRevert: o.autoRevert === true
+        autoRevert: o.autoRevert === true,
+        ...(o.applyDeadline !== undefined ? { applyDeadlineMs: parseMs(o.applyDeadline, '--apply-deadline') } : {})
       }
       if (!Number.isSafeInteger(params.maxFailures) || params.maxFailures < 0) usage('--max-failures must be a non-negative integer')
+      if (params.applyDeadlineMs === 0) usage('--apply-deadline must be longer than 0')
       const body = await (await client()).post<ReleaseBody>('/v1/releases', params)
       if (o.json === true) return out(JSON.stringify(body))
       out(`published release ${body.id} #${body.number}: ${body.targets.length} target(s), ${body.waves.length} wave(s)`)
@@ -116,8 +117,9 @@ export function registerDeployCommands (program: Command, client: () => Promise<
   release.command('status')
     .description('per wave: pending, applying, healthy, failed, offline; why a wave waits')
     .argument('[id]', 'release id (default: the newest)')
-    .option('--watch', 'refresh until the release is done, halted, aborted or superseded')
+    .option('--watch', 'refresh until the release ends; exit 0 only when done (6 halted, 7 aborted, 8 superseded)')
     .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nWith --watch the command keeps waiting while the release rolls, is paused or soaks, and\nexits 0 only on DONE: 6 HALTED, 7 ABORTED, 8 SUPERSEDED (every host of it taken over by newer\nreleases), so a CI job can gate on it.')
     .action(async (id: string | undefined, o: { watch?: boolean, json?: boolean }) => {
       const c = await client()
       for (;;) {
@@ -129,7 +131,9 @@ export function registerDeployCommands (program: Command, client: () => Promise<
           if (o.watch === true && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H')
           for (const l of renderRelease(s)) out(l)
         }
-        if (o.watch !== true || FINAL.has(s.state)) return
+        if (o.watch !== true) return
+        const code = watchExitCode(s.state)
+        if (code !== undefined) { process.exitCode = code; return }
         await new Promise((resolve) => setTimeout(resolve, 1000))
       }
     })
@@ -195,7 +199,7 @@ export function registerDeployCommands (program: Command, client: () => Promise<
   program.command('rollback')
     .description('roll this host back to a generation, or publish a release that rolls a release back')
     .option('--to <n>', 'generation number (default: the one before the current)')
-    .option('--release <id>', 'publish a new release that returns this release\'s targets to their previous paths')
+    .option('--release <id>', 'publish a new release that returns this release\'s targets to the paths of the last release the fleet ran healthy')
     .option('--json', 'machine-readable output')
     .action(async (o: { to?: string, release?: string, json?: boolean }) => {
       const c = await client()

@@ -1,22 +1,35 @@
 // What the deploy agent asks of the machine it runs on: bring a generation up (or back) and say
-// how it went, finish an apply a crash interrupted, and keep probing health through a gate's
-// soak. The daemon's executor is Nix (nix.ts); the simulator's applies in zero time.
+// how it went, keep every outcome until the agent has written it into the log, and keep probing
+// health through a gate's soak. The daemon's executor is Nix (nix.ts); the simulator's applies
+// in zero time.
 import type { ApplyOutcome, Generation, HealthVerdict } from '../../nixos/index.js'
 
-/** What this host is doing for which release: kept across a crash so the outcome is reported. */
+/**
+ * One attempt of this host for a release, kept across a crash with its outcome. `applyId` is the
+ * attempt (`[A-Za-z0-9._:-]{1,128}`, the log's `attempt`). With `revert`, `path` is the release's
+ * path this host leaves; where it goes is the generation the executor recorded before that path
+ * was applied, never one computed from the log or the profile's order.
+ */
 export interface Intent { applyId: string, release: string, path: string, revert: boolean }
 
+export interface Unreported { intent: Intent, outcome: ApplyOutcome }
+
 export interface Executor {
-  /**
-   * Runs the intent to its outcome. The intent survives a crash until the outcome is known,
-   * so that recover() can report it.
-   */
+  /** Runs the intent to its outcome. The outcome stays in the journal, unreported, until reported(). */
   run: (intent: Intent, sources: string[]) => Promise<ApplyOutcome>
-  /** After a restart: the apply a crash interrupted, finished now, and the intent it was for. */
-  recover: () => Promise<{ intent: Intent, outcome: ApplyOutcome } | null>
+  /**
+   * Rolls the apply `intent.applyId` (which ended ok) back to the generation recorded before it,
+   * because its soak failed; the outcome replaces the attempt's outcome, still unreported.
+   */
+  rollbackSoak: (intent: Intent, reason: string) => Promise<ApplyOutcome>
+  /**
+   * After a restart (and at any time): every attempt whose outcome is not yet reported, oldest
+   * first; an apply a crash interrupted is finished (recovered) first.
+   */
+  unreported: () => Promise<Unreported[]>
+  /** The attempt's terminal log entry is durably appended: the journal may forget it. */
+  reported: (applyId: string) => Promise<void>
   current: () => Promise<Generation | null>
-  /** The generation this host ran before `path`, the one a revert returns to. */
-  generationBefore: (path: string) => Promise<Generation | null>
   /** Probes this host's health for `soakMs`, settling early on the first failure. */
   watchHealth: (soakMs: number, signal: AbortSignal) => Promise<HealthVerdict>
 }

@@ -11,8 +11,8 @@ import { LocalDeploy } from './local.js'
 import { deployMetrics } from './metrics.js'
 import { NixExecutor } from './nix.js'
 
-export { DeployAgent, type CatchUp, type DeployAgentComponents, type DeployAgentOptions, type DeployStatus, type PublishParams } from './agent.js'
-export type { Executor, Intent } from './executor.js'
+export { DeployAgent, type CatchUp, type DeployAgentComponents, type DeployAgentOptions, type DeployStatus, type Peers, type PublishParams, type RetryPolicy } from './agent.js'
+export type { Executor, Intent, Unreported } from './executor.js'
 export { RolloutMembership, type MembershipSource } from './membership.js'
 export { deployMetrics, type DeployMetrics } from './metrics.js'
 export { NixExecutor, type NixExecutorComponents } from './nix.js'
@@ -20,7 +20,7 @@ export { LocalDeploy, type LocalDeployComponents } from './local.js'
 export { registerDeployRoutes, type DeployRouteComponents } from './routes.js'
 export { sourcesFetcher, PEERS_SOURCE, type SourcesFetcherOptions } from './sources.js'
 
-export interface NixDeployComponents extends Omit<DeployAgentComponents, 'executor' | 'metrics' | 'log'> {
+export interface NixDeployComponents extends Omit<DeployAgentComponents, 'executor' | 'metrics' | 'log' | 'peers'> {
   libp2p: MeshLibp2p
   config: DeployConfig
   db: AbstractLevel<any, any, any>
@@ -38,7 +38,8 @@ export interface NixDeploy {
 export async function startNixDeploy (c: NixDeployComponents): Promise<NixDeploy> {
   const metrics = deployMetrics(c.metrics)
   const nix = new NixExecutor({ config: c.config, db: c.db, libp2p: c.libp2p, membership: c.membership, store: c.store, metrics, log: c.log })
-  const agent = new DeployAgent({ self: c.self, store: c.store, catchUp: c.catchUp, membership: c.membership, executor: nix, metrics, log: c.log })
+  const peers = { connected: () => c.libp2p.getPeers().map(String) }
+  const agent = new DeployAgent({ self: c.self, store: c.store, catchUp: c.catchUp, peers, membership: c.membership, executor: nix, metrics, log: c.log })
   await nix.start()
   try {
     await agent.start()

@@ -1,7 +1,7 @@
 // An operator's own commands on this host, outside any release: `fleetmesh apply PATH` through
 // the same engine, `fleetmesh rollback [--to N]` to an exact generation, and the generations
 // themselves. Each is written into this host's feed too.
-import { verify, type ApplyOutcome, type Generation } from '../../nixos/index.js'
+import { newApplyId, verify, type ApplyOutcome, type Generation } from '../../nixos/index.js'
 import { NodeError } from '../errors.js'
 import { noteCurrent, type DeployMetrics } from './metrics.js'
 import type { NixExecutor } from './nix.js'
@@ -49,20 +49,31 @@ export class LocalDeploy {
     return { preview, outcome }
   }
 
-  /** `fleetmesh rollback [--to N]`: back to an exact generation, activated and health-checked. */
+  /**
+   * `fleetmesh rollback [--to N]`: back to an exact generation, activated and health-checked.
+   * Without `--to`, the newest generation before the current one that the engine recorded
+   * healthy; never one it recorded failed (an apply rolled back from it, or that failed after
+   * switching to it); one it never saw (built outside fleetmesh) only when none was recorded healthy.
+   */
   async rollbackLocal (to?: number): Promise<{ generation: Generation, healthy: boolean, failure?: string }> {
-    const profile = this.c.nix.profile
+    const { profile, engine } = this.c.nix
     const gens = (await profile.list()).sort((a, b) => a.number - b.number)
     const current = await profile.current()
-    const target = to !== undefined ? gens.find((g) => g.number === to) : gens.filter((g) => current === null || g.number < current.number).pop()
-    if (target === undefined) throw new NodeError('API_NOT_FOUND', to !== undefined ? `no generation ${to}` : 'no generation before the current one')
+    const target = to !== undefined ? gens.find((g) => g.number === to) : pickRollback(gens, current, await engine.verdicts())
+    if (target === undefined) throw new NodeError('API_NOT_FOUND', to !== undefined ? `no generation ${to}` : 'no generation before the current one that was not recorded failed')
     const started = Date.now()
     const generation = await profile.rollback(target)
-    await profile.activate()
+    await profile.activate(newApplyId(started))
     const verdict = await verify(this.c.nix.policy)
     this.c.metrics?.rolledBack((Date.now() - started) / 1000)
     await this.c.store.append('local-rollback', { from: current?.path ?? null, to: generation.path, number: generation.number, healthy: verdict.ok })
     await noteCurrent(this.c.metrics, profile)
     return { generation, healthy: verdict.ok, ...(verdict.ok ? {} : { failure: `${verdict.failed.check}: ${verdict.failed.output}` }) }
   }
+}
+
+function pickRollback (gens: Generation[], current: Generation | null, verdicts: Map<string, 'healthy' | 'failed'>): Generation | undefined {
+  const before = gens.filter((g) => current === null || g.number < current.number)
+  const verdict = (g: Generation): 'healthy' | 'failed' | undefined => verdicts.get(`${g.number}:${g.path}`)
+  return before.filter((g) => verdict(g) === 'healthy').pop() ?? before.filter((g) => verdict(g) === undefined).pop()
 }

@@ -1,23 +1,34 @@
 // The daemon's executor: the Nix profile and the deploy engine (nixos/), with the engine's
-// fetch widened to mesh peers through the closure protocol. The intent of the apply in progress
-// is kept in the host's db next to the engine's journal, so that after a crash the outcome the
-// journal finishes is reported for the release it was for.
+// fetch widened to mesh peers through the closure protocol. Each apply's intent is the tag of
+// its journal record, so that after a crash the outcome the journal finishes (or had finished,
+// unreported) is reported for the release it was for, exactly once.
 import type { AbstractLevel } from 'abstract-level'
 import type { Logger } from 'pino'
-import { DeployEngine, Journal, NixClosureStore, NixProfileBackend, verify, type ApplyOutcome, type Backend, type DeployEvent, type Generation, type HealthPolicy, type HealthVerdict, type JournalDb } from '../../nixos/index.js'
+import { APPLY_ID_RE, DeployEngine, Journal, NixClosureStore, NixosError, NixProfileBackend, verify, type ApplyOutcome, type Backend, type DeployEvent, type Generation, type HealthPolicy, type HealthVerdict, type JournalDb, type NixosErrorCode } from '../../nixos/index.js'
 import { ClosureService } from '../../protocols/closures/index.js'
 import type { DeployConfig } from '../config.js'
 import type { MeshLibp2p } from '../libp2p.js'
-import type { Executor, Intent } from './executor.js'
+import type { Executor, Intent, Unreported } from './executor.js'
 import type { DeployMetrics } from './metrics.js'
 import { reportHealthFailure, type Appender } from './report.js'
 import { sourcesFetcher } from './sources.js'
 
-const INTENT_KEY = 'deploy-intent'
+/** The intent rides in the engine's journal record, written atomically with each phase. */
+function encodeIntent (intent: Intent): string {
+  return JSON.stringify({ applyId: intent.applyId, release: intent.release, path: intent.path, revert: intent.revert })
+}
+
+function decodeIntent (tag: string): Intent {
+  const v = JSON.parse(tag) as Record<string, unknown>
+  if (typeof v.applyId !== 'string' || !APPLY_ID_RE.test(v.applyId) || typeof v.release !== 'string' || typeof v.path !== 'string' || typeof v.revert !== 'boolean') {
+    throw new NixosError('JOURNAL_CORRUPT', 'journal record tag is not a deploy intent')
+  }
+  return { applyId: v.applyId, release: v.release, path: v.path, revert: v.revert }
+}
 
 export interface NixExecutorComponents {
   config: DeployConfig
-  /** the host's db: the engine's journal and the intent live in sublevels of it */
+  /** the host's db: the engine's journal lives in a sublevel of it */
   db: AbstractLevel<any, any, any>
   libp2p: MeshLibp2p
   membership: { isMember: (peer: string) => boolean }
@@ -32,7 +43,7 @@ function meshBackend (profile: NixProfileBackend, fetch: Backend['fetch']): Back
   return {
     fetch,
     switch: async (p) => profile.switch(p),
-    activate: async () => { await profile.activate() },
+    activate: async (id) => { await profile.activate(id) },
     current: async () => profile.current(),
     list: async () => profile.list(),
     rollback: async (to) => profile.rollback(to),
@@ -44,16 +55,15 @@ function meshBackend (profile: NixProfileBackend, fetch: Backend['fetch']): Back
 export class NixExecutor implements Executor {
   readonly profile: NixProfileBackend
   readonly engine: DeployEngine
+  private readonly journal: Journal
   private readonly closures: ClosureService
   readonly policy: HealthPolicy
-  private readonly meta: AbstractLevel<any, string, string>
-  /** the persisted intent, while the engine works on it */
-  private intent: Intent | null = null
+  /** The release of each apply the engine works on, for its events. */
+  private readonly releases = new Map<string, string>()
 
   constructor (private readonly c: NixExecutorComponents) {
     const { config, db, libp2p, membership, log } = c
     const trustedPublicKeys = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys : undefined
-    this.meta = db.sublevel<string, string>('deploy-meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as AbstractLevel<any, string, string>
     this.policy = { soakMs: config.soakMs, checks: config.healthChecks }
     this.profile = new NixProfileBackend({
       profile: config.profile,
@@ -76,9 +86,10 @@ export class NixExecutor implements Executor {
       // Every connected member is asked in turn; one that lacks the path says so at once.
       peers: () => libp2p.getPeers().map(String).filter((p) => membership.isMember(p))
     })
+    this.journal = new Journal(db.sublevel<string, string>('deploy', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as JournalDb)
     this.engine = new DeployEngine({
       backend: meshBackend(this.profile, fetch),
-      journal: new Journal(db.sublevel<string, string>('deploy', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as JournalDb),
+      journal: this.journal,
       health: this.policy,
       keep: config.keep,
       onEvent: (ev) => { this.onEngineEvent(ev) }
@@ -95,46 +106,57 @@ export class NixExecutor implements Executor {
   }
 
   async run (intent: Intent, sources: string[]): Promise<ApplyOutcome> {
-    this.intent = intent
-    await this.meta.put(INTENT_KEY, JSON.stringify(intent))
-    try {
-      return await this.engine.apply({ id: intent.applyId, path: intent.path, sources })
-    } finally {
-      await this.forget()
+    const tag = encodeIntent(intent)
+    return await this.outcomeOf(intent, async () => intent.revert
+      ? await this.engine.revert({ id: intent.applyId, leaving: intent.path, tag })
+      : await this.engine.apply({ id: intent.applyId, path: intent.path, sources, tag }))
+  }
+
+  async rollbackSoak (intent: Intent, reason: string): Promise<ApplyOutcome> {
+    return await this.outcomeOf(intent, async () => await this.engine.rollbackApply(intent.applyId, reason))
+  }
+
+  /** The engine's journal finishes an interrupted apply first, then lists what is unreported. */
+  async unreported (): Promise<Unreported[]> {
+    const active = await this.journal.active()
+    if (active?.tag != null) this.releases.set(active.id, decodeIntent(active.tag).release)
+    const out: Unreported[] = []
+    for (const { record, outcome } of await this.engine.unreported()) {
+      if (record.tag !== null) out.push({ intent: decodeIntent(record.tag), outcome })
     }
+    return out
   }
 
-  /** The engine's journal finishes or rolls back an interrupted apply before anything new. */
-  async recover (): Promise<{ intent: Intent, outcome: ApplyOutcome } | null> {
-    const raw = await this.meta.get(INTENT_KEY)
-    const intent = raw === undefined ? null : JSON.parse(raw) as Intent
-    this.intent = intent
-    const recovered = await this.engine.recover()
-    await this.forget()
-    return recovered !== null && intent !== null && intent.applyId === recovered.id ? { intent, outcome: recovered } : null
+  async reported (applyId: string): Promise<void> {
+    this.releases.delete(applyId)
+    await this.engine.markReported(applyId)
   }
 
-  private async forget (): Promise<void> {
-    this.intent = null
-    await this.meta.del(INTENT_KEY)
+  /**
+   * An apply the engine refused before journalling it has an outcome too: another apply holding
+   * the engine (a local `fleetmesh apply`) changed nothing here, so that refusal is transient.
+   */
+  private async outcomeOf (intent: Intent, fn: () => Promise<ApplyOutcome>): Promise<ApplyOutcome> {
+    this.releases.set(intent.applyId, intent.release)
+    try {
+      return await fn()
+    } catch (err) {
+      const code: NixosErrorCode = err instanceof NixosError ? err.code : 'NIX_COMMAND_FAILED'
+      return { status: 'failed', id: intent.applyId, code, reason: (err as Error).message, ...(code === 'APPLY_IN_PROGRESS' ? { transient: true } : {}) }
+    }
   }
 
   async current (): Promise<Generation | null> {
     return await this.profile.current()
   }
 
-  async generationBefore (path: string): Promise<Generation | null> {
-    const gens = (await this.profile.list()).sort((a, b) => a.number - b.number)
-    const i = gens.findLastIndex((g) => g.path === path)
-    return i > 0 ? gens[i - 1] : null
-  }
-
   async watchHealth (soakMs: number, signal: AbortSignal): Promise<HealthVerdict> {
-    return await verify({ soakMs, checks: this.policy.checks }, { signal })
+    // The generation passed its checks already: a failure now is a failure, not a slow start.
+    return await verify({ soakMs, checks: this.policy.checks.map((c) => ({ ...c, startPeriodMs: 0 })) }, { signal })
   }
 
   private onEngineEvent (ev: DeployEvent): void {
-    const release = this.intent?.release
+    const release = this.releases.get(ev.applyId)
     if (ev.kind === 'health-failed') {
       void reportHealthFailure(this.c.store, this.c.metrics, release, ev.target, ev.check, ev.output).catch(() => {})
     } else if (ev.kind === 'rollback') {

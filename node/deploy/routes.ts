@@ -37,7 +37,7 @@ export function registerDeployRoutes (c: DeployRouteComponents): void {
     const b = (req.body ?? {}) as Partial<PublishParams>
     // The same schema every host applies to the entry: checked once more with a stand-in id.
     try {
-      parseRelease({ id: 'r0-check', number: 1, targets: b.targets, waves: b.waves, maxFailures: b.maxFailures, ...(b.autoRevert === true ? { autoRevert: true } : {}) })
+      parseRelease({ id: 'r0-check', number: 1, targets: b.targets, waves: b.waves, maxFailures: b.maxFailures, ...(b.autoRevert === true ? { autoRevert: true } : {}), ...(b.applyDeadlineMs !== undefined ? { applyDeadlineMs: b.applyDeadlineMs } : {}) })
     } catch (err) {
       throw new NodeError('API_BAD_REQUEST', (err as Error).message)
     }

@@ -1,9 +1,7 @@
 // The live fleet view: renders each snapshot the node streams on /v1/events. Built with DOM
 // calls only (never innerHTML), so names and paths from the log cannot inject markup.
-const token = new URL(import.meta.url).searchParams.get('token') ?? ''
-// The token stays in this module only: not in the address bar, history or a screenshot.
-history.replaceState(null, '', '/ui')
-
+// The page holds no token: the control API traded it for an HttpOnly session cookie and
+// redirected here, so it is in neither the address bar, the history nor a script's reach.
 const $ = (sel) => document.querySelector(sel)
 const short = (peer) => peer.length > 14 ? `…${peer.slice(-8)}` : peer
 const time = (ms) => new Date(ms).toLocaleTimeString()
@@ -104,7 +102,7 @@ function render (snap) {
   renderAlerts(snap)
 }
 
-const events = new EventSource(`/v1/events?token=${encodeURIComponent(token)}`)
+const events = new EventSource('/v1/events')
 events.addEventListener('open', () => { $('#link').className = 'dot' })
 events.addEventListener('error', () => { $('#link').className = 'dot off' })
 events.addEventListener('snapshot', (evt) => { render(JSON.parse(evt.data)) })

@@ -3,12 +3,17 @@
 // hold, which become wants of the puller. A host lets an announcement travel on only once its
 // pull of those heads settled, so the next host, which may reach the entries only through this
 // one, finds them here instead of asking too early and backing off.
+// An announcement names its publisher's own feed only (a host never announces what it relays),
+// so one that names any other feed is refused: a member cannot make the fleet want feeds
+// nobody holds. Each publisher has a size and rate budget, and a bounded number of its
+// announcements in validation at once.
 import { TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
-import type { AuditError } from './errors.js'
+import type { PeerBudget } from '../budget.js'
+import { AuditError } from './errors.js'
 import type { AuditStore } from './store.js'
 import type { Head, SyncLogger } from './types.js'
-import { HEADS_TOPIC, MAX_HEADS_PER_MESSAGE, decodeAnnouncement, encodeAnnouncement, toAuditError } from './wire.js'
+import { HEADS_TOPIC, decodeAnnouncement, encodeAnnouncement, toAuditError } from './wire.js'
 
 /** One gossip message this host published itself (gossipsub emits no event for those). */
 export interface PublishedEvent { topic: string, bytes: number }
@@ -18,6 +23,10 @@ export interface AnnouncerComponents {
   store: Pick<AuditStore, 'feed' | 'head' | 'forkedFeeds' | 'on' | 'off'>
   /** peers whose announcements count; others' are ignored */
   allowPeer: (peer: string) => boolean
+  /** per publisher: the rate of its announcements (over it: ignored, penalised by the budget's hook) */
+  budget: Pick<PeerBudget, 'take'>
+  /** announcements of one publisher awaiting their pulls at once; more are not forwarded */
+  maxValidationsPerPeer: number
   /** `peer` holds `head` */
   want: (head: Head, peer: string) => void
   /** resolves once this store holds `heads`, or the pulls they caused ended without them */
@@ -33,6 +42,8 @@ export class Announcer {
   private readonly c: AnnouncerComponents
   private readonly dirty = new Set<string>()
   private timer: NodeJS.Timeout | undefined
+  /** publisher → its announcements being validated now */
+  private readonly validating = new Map<string, number>()
 
   constructor (components: AnnouncerComponents) {
     this.c = components
@@ -50,6 +61,13 @@ export class Announcer {
     this.c.store.off('entry', this.onEntry)
     this.c.pubsub.unsubscribe(HEADS_TOPIC)
     this.c.pubsub.topicValidators.delete(HEADS_TOPIC)
+  }
+
+  /** Announcements being validated now, over all publishers. */
+  validations (): number {
+    let n = 0
+    for (const v of this.validating.values()) n += v
+    return n
   }
 
   /**
@@ -81,11 +99,10 @@ export class Announcer {
 
   private async announce (heads: Head[]): Promise<void> {
     const forked = this.c.store.forkedFeeds()
-    const shareable = heads.filter(h => !forked.has(h.feed))
-    for (let i = 0; i < shareable.length; i += MAX_HEADS_PER_MESSAGE) {
+    for (const head of heads.filter(h => !forked.has(h.feed))) {
       let data: Uint8Array
       try {
-        data = encodeAnnouncement(shareable.slice(i, i + MAX_HEADS_PER_MESSAGE))
+        data = encodeAnnouncement(head)
         await this.c.pubsub.publish(HEADS_TOPIC, data)
       } catch (err) {
         this.c.logger?.debug({ err: (err as Error).message }, 'audit sync: announcing heads failed')
@@ -96,23 +113,39 @@ export class Announcer {
   }
 
   private readonly validate = async (peer: PeerId, msg: { data: Uint8Array, from?: PeerId }): Promise<TopicValidatorResult> => {
-    if (!this.c.allowPeer(peer.toString())) return TopicValidatorResult.Ignore
-    let heads: Head[]
+    const relay = peer.toString()
+    // Signed messages (gossipsub's default policy) always name their publisher.
+    const publisher = msg.from?.toString()
+    if (publisher === undefined || !this.c.allowPeer(relay) || !this.c.allowPeer(publisher)) return TopicValidatorResult.Ignore
+    let head: Head
     try {
-      heads = decodeAnnouncement(msg.data)
+      head = decodeAnnouncement(msg.data)[0]
+      if (head.feed !== publisher) throw new AuditError('MESSAGE_MALFORMED', 'a heads announcement names its publisher\'s own feed only')
     } catch (err) {
-      // Reject makes gossipsub itself lower the sender's score and drop the message
-      this.c.penalise(peer.toString(), toAuditError(err))
+      // Reject makes gossipsub itself lower the sender's score and drop the message; every
+      // honest host refuses the same bytes, so the relay that sent them is at fault
+      this.c.penalise(relay, toAuditError(err))
       return TopicValidatorResult.Reject
     }
+    // Over its rate the publisher is penalised (the budget's hook), not the relay: an honest
+    // relay's budget of the publisher need not match this host's.
+    if (!this.c.budget.take(publisher, msg.data.length)) return TopicValidatorResult.Ignore
     // The publisher holds what it announced, and so does a relaying peer whose pull succeeded.
-    const publisher = msg.from !== undefined && this.c.allowPeer(msg.from.toString()) ? msg.from.toString() : undefined
-    for (const h of heads) {
-      if (publisher !== undefined && publisher !== peer.toString()) this.c.want(h, publisher)
-      this.c.want(h, peer.toString())
+    if (publisher !== relay) this.c.want(head, publisher)
+    this.c.want(head, relay)
+    // Each validation waits for a pull: a publisher announcing faster than its entries can be
+    // pulled would otherwise hold a waiter per announcement. Its newest head is wanted anyway.
+    const inFlight = this.validating.get(publisher) ?? 0
+    if (inFlight >= this.c.maxValidationsPerPeer) return TopicValidatorResult.Ignore
+    this.validating.set(publisher, inFlight + 1)
+    try {
+      // gossipsub forwards the message when this resolves
+      await this.c.settled([head])
+    } finally {
+      const left = (this.validating.get(publisher) ?? 1) - 1
+      if (left === 0) this.validating.delete(publisher)
+      else this.validating.set(publisher, left)
     }
-    // gossipsub forwards the message when this resolves
-    await this.c.settled(heads)
     return TopicValidatorResult.Accept
   }
 }

@@ -28,6 +28,12 @@ export type AuditErrorCode =
   | 'MESSAGE_MALFORMED'
   /** a sync or gossip message over its size limit */
   | 'MESSAGE_TOO_LARGE'
+  /** a peer over its rate budget for a sync request or a heads announcement (protocols/budget.ts) */
+  | 'OVER_BUDGET'
+  /** an entry stamped further into the future than the receiver's clock skew bound; asked for again later */
+  | 'CLOCK_AHEAD'
+  /** an entry of a kind this build does not interpret, over the size cap of such entries */
+  | 'UNKNOWN_KIND_TOO_LARGE'
   /** the remote peer answered a sync request with an error or not at all */
   | 'SYNC_FAILED'
   /** the store was closed */

@@ -29,7 +29,7 @@ export interface PenaltiesComponents {
 // author) can reach an honest relay through no fault of its own.
 const PENALISED: ReadonlySet<AuditErrorCode> = new Set<AuditErrorCode>([
   'ENTRY_MALFORMED', 'ENTRY_TOO_LARGE', 'BODY_NOT_CANONICAL', 'BODY_INVALID', 'BAD_SIGNATURE', 'BAD_PREV', 'SEQ_GAP',
-  'UNKNOWN_FEED_KEY', 'MESSAGE_MALFORMED', 'MESSAGE_TOO_LARGE'
+  'UNKNOWN_FEED_KEY', 'MESSAGE_MALFORMED', 'MESSAGE_TOO_LARGE', 'OVER_BUDGET'
 ])
 
 /** The PeerScore of a pubsub: the GossipSub interface does not expose it; the implementation does. */

@@ -15,6 +15,8 @@ export interface PullResult { stored: number, error?: AuditError }
 
 export interface PullerComponents {
   store: Pick<AuditStore, 'head' | 'get' | 'forkedAt' | 'ingest' | 'on' | 'off'>
+  /** feeds worth pulling at all: those that are or were members (DESIGN §8); others are never wanted */
+  wantFeed: (feed: string) => boolean
   exchange: Exchange<SyncRequest, SyncData, AuditError>
   /** a new sync protocol stream to `peer` */
   dial: (peer: PeerId, signal: AbortSignal) => Promise<Stream>
@@ -27,6 +29,10 @@ export interface PullerComponents {
   logger?: SyncLogger
   /** entries asked for per request */
   maxRangeEntries: number
+  /** feeds wanted at once; a want beyond it is dropped (the next head exchange offers it again) */
+  maxWants: number
+  /** heads a peer's head vector may hold; a longer one ends the exchange as MESSAGE_TOO_LARGE */
+  maxHeadVector: number
   /** feeds pulled at the same time */
   maxConcurrentPulls: number
   /** ingest batches in flight per pull */
@@ -34,9 +40,18 @@ export interface PullerComponents {
   requestTimeoutMs: number
 }
 
-/** Pauses before asking the peers again for a feed nobody could deliver yet: 100 ms … 6.4 s. */
+/**
+ * Pauses before asking the peers again for a feed nobody could deliver yet: 100 ms … 6.4 s.
+ * After the last one the want expires (about 13 s after it was first tried): nobody could
+ * satisfy it, and keeping it would let announcements of heads nobody holds pile up.
+ */
 const PULL_RETRY_MS = 100
 const MAX_PULL_RETRIES = 7
+/** Peers remembered per want: the newest offers; the puller falls back to every connected member. */
+const MAX_PEERS_PER_WANT = 16
+
+/** A caller of until(): the heads it waits for, by feed, and what counts as done for one. */
+interface Waiter { heads: Map<string, Head>, done: (h: Head) => boolean, finish: (held: boolean) => void }
 
 export class Puller {
   private readonly c: PullerComponents
@@ -51,8 +66,11 @@ export class Puller {
   private abort = new AbortController()
   private started = false
   private caughtUpWith: string | undefined
-  /** conditions awaited by until(), checked whenever an entry is stored or a pull of a feed ends */
-  private readonly waiters = new Set<() => void>()
+  /**
+   * Callers of until(), indexed by the feeds they wait for: a stored entry or an ended pull
+   * rechecks only the waiters of its own feed, not every waiter's every head.
+   */
+  private readonly waiters = new Map<string, Set<Waiter>>()
 
   constructor (components: PullerComponents) {
     this.c = components
@@ -62,13 +80,13 @@ export class Puller {
     this.started = true
     this.caughtUpWith = undefined
     this.abort = new AbortController()
-    this.c.store.on('entry', this.check)
+    this.c.store.on('entry', this.onEntry)
   }
 
   stop (): void {
     this.started = false
     this.abort.abort()
-    this.c.store.off('entry', this.check)
+    this.c.store.off('entry', this.onEntry)
   }
 
   /** The member this host first caught up with since it started, if any. */
@@ -76,17 +94,61 @@ export class Puller {
     return this.caughtUpWith
   }
 
-  /** Exchanges head vectors with a peer and pulls whatever it has that this store lacks. */
+  /** Forgets the member caught up with: the next one is signalled again. */
+  expectCatchUp (): void {
+    this.caughtUpWith = undefined
+  }
+
+  /** Feeds wanted now, and callers waiting on heads: both bounded (see maxWants, and the announcer's cap). */
+  stats (): { wants: number, waiters: number } {
+    let waiters = 0
+    for (const set of this.waiters.values()) waiters += set.size
+    return { wants: this.wants.size, waiters }
+  }
+
+  /**
+   * Exchanges head vectors with a peer and pulls whatever it has that this store lacks. Heads
+   * of feeds not wanted yet are looked at again once the wanted ones are held: a host that
+   * is catching up learns members (hence wanted feeds) from the very entries it pulls.
+   */
   async syncWith (peer: PeerId): Promise<void> {
     if (!this.c.usable(peer.toString())) return
-    const store = this.c.store
-    const heads: Head[] = []
-    const lacking: Head[] = []
+    let pending: Head[] = []
     await this.request(peer, { t: 'heads' }, async (frame) => {
       if (frame.t !== 'heads') throw new AuditError('MESSAGE_MALFORMED', `expected heads, got ${frame.t}`)
-      heads.push(...frame.heads)
+      if (pending.length + frame.heads.length > this.c.maxHeadVector) throw new AuditError('MESSAGE_TOO_LARGE', `head vector over ${this.c.maxHeadVector} heads`)
+      pending.push(...frame.heads)
+    }).catch((err: unknown) => {
+      const error = toAuditError(err)
+      this.c.penalise(peer.toString(), error)
+      throw error
     })
+    const first = await this.compare(peer, pending)
+    pending = first.later
+    // Not awaited: the pulls run on their own, and a caller of syncWith need not wait for them.
+    void (async () => {
+      let lacking = first.lacking
+      while (true) {
+        if (!await this.holdAll(lacking)) return
+        const next = await this.compare(peer, pending)
+        if (next.later.length === pending.length) break
+        lacking = next.lacking
+        pending = next.later
+      }
+      this.markCaughtUp(peer.toString())
+    })()
+  }
+
+  /** Wants what `peer` holds beyond this store, of feeds wanted now; the other heads come back as `later`. */
+  private async compare (peer: PeerId, heads: Head[]): Promise<{ lacking: Head[], later: Head[] }> {
+    const store = this.c.store
+    const lacking: Head[] = []
+    const later: Head[] = []
     for (const h of heads) {
+      if (!this.c.wantFeed(h.feed)) {
+        later.push(h)
+        continue
+      }
       const mine = store.head(h.feed)
       if (mine !== undefined && h.seq <= mine.seq) {
         // same seq, different hash: fetch the peer's entry so the store can record the fork
@@ -99,8 +161,7 @@ export class Puller {
       this.want(h, peer.toString())
       lacking.push(h)
     }
-    // Not awaited: the pulls run on their own, and a caller of syncWith need not wait for them.
-    if (this.caughtUpWith === undefined) void this.holdAll(lacking).then((held) => { if (held) this.markCaughtUp(peer.toString()) })
+    return { lacking, later }
   }
 
   private markCaughtUp (peer: string): void {
@@ -111,7 +172,7 @@ export class Puller {
 
   /** Waits (up to the request timeout) until the store holds every head given, or has forked there. */
   private async holdAll (heads: Head[]): Promise<boolean> {
-    return await this.until(() => heads.every(h => this.holds(h)))
+    return await this.until(heads, h => this.holds(h))
   }
 
   /**
@@ -119,43 +180,82 @@ export class Puller {
    * lacks has ended without it: an attempt settled either way. Bounded by the request timeout.
    */
   async settled (heads: Head[]): Promise<void> {
-    await this.until(() => heads.every(h => this.holds(h) || !this.active.has(h.feed)))
+    await this.until(heads, h => this.holds(h) || !this.active.has(h.feed))
   }
 
   private holds (h: Head): boolean {
     return (this.c.store.head(h.feed)?.seq ?? -1) >= h.seq || this.c.store.forkedAt(h.feed) !== undefined
   }
 
-  /** Whether `done` came true, checked now and after every stored entry and ended pull; false on timeout or stop(). */
-  private async until (done: () => boolean): Promise<boolean> {
-    if (done()) return true
+  /** Whether `done` came true for every head, checked now and as their feeds change; false on timeout or stop(). */
+  private async until (heads: Head[], done: (h: Head) => boolean): Promise<boolean> {
+    const waiting = new Map<string, Head>()
+    for (const h of heads) {
+      const other = waiting.get(h.feed)
+      // both conditions only get easier as seq falls: the highest head of a feed decides
+      if (!done(h) && (other === undefined || other.seq < h.seq)) waiting.set(h.feed, h)
+    }
+    if (waiting.size === 0) return true
     const signal = this.abort.signal
     return await new Promise<boolean>((resolve) => {
-      const finish = (held: boolean): void => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        signal.removeEventListener('abort', stop)
-        resolve(held)
+      const waiter: Waiter = {
+        heads: waiting,
+        done,
+        finish: (held) => {
+          clearTimeout(timer)
+          for (const feed of waiter.heads.keys()) this.unwait(feed, waiter)
+          signal.removeEventListener('abort', stop)
+          resolve(held)
+        }
       }
-      const check = (): void => { if (done()) finish(true) }
-      const stop = (): void => { finish(false) }
+      const stop = (): void => { waiter.finish(false) }
       const timer = setTimeout(stop, this.c.requestTimeoutMs)
-      this.waiters.add(check)
+      for (const feed of waiting.keys()) {
+        const set = this.waiters.get(feed) ?? new Set<Waiter>()
+        set.add(waiter)
+        this.waiters.set(feed, set)
+      }
       signal.addEventListener('abort', stop)
     })
   }
 
-  private readonly check = (): void => {
-    for (const w of [...this.waiters]) w()
+  private unwait (feed: string, waiter: Waiter): void {
+    const set = this.waiters.get(feed)
+    set?.delete(waiter)
+    if (set?.size === 0) this.waiters.delete(feed)
+  }
+
+  /** Rechecks the waiters of one feed (an entry of it was stored, or its pull ended). */
+  private check (feed: string): void {
+    for (const w of [...this.waiters.get(feed) ?? []]) {
+      const h = w.heads.get(feed) as Head
+      if (!w.done(h)) continue
+      w.heads.delete(feed)
+      this.unwait(feed, w)
+      if (w.heads.size === 0) w.finish(true)
+    }
+  }
+
+  private readonly onEntry = ({ entry }: { entry: { feed: string } }): void => {
+    this.check(entry.feed)
   }
 
   /** `peer` holds `h`: pull it unless this store already holds it or the feed forked. */
   want (h: Head, peer: string): void {
-    if (this.holds(h)) return
-    const w = this.wants.get(h.feed) ?? { seq: h.seq, peers: new Map<string, number>(), offers: 0, retries: 0 }
+    if (!this.c.wantFeed(h.feed) || this.holds(h)) return
+    let w = this.wants.get(h.feed)
+    if (w === undefined) {
+      if (this.wants.size >= this.c.maxWants) {
+        this.c.logger?.debug({ feed: h.feed, peer }, 'audit sync: too many wants; dropped one')
+        return
+      }
+      w = { seq: h.seq, peers: new Map<string, number>(), offers: 0, retries: 0 }
+      this.wants.set(h.feed, w)
+    }
     w.seq = Math.max(w.seq, h.seq)
+    w.peers.delete(peer)
     w.peers.set(peer, ++w.offers)
-    this.wants.set(h.feed, w)
+    if (w.peers.size > MAX_PEERS_PER_WANT) w.peers.delete(w.peers.keys().next().value as string)
     if (!this.active.has(h.feed)) void this.drive(h.feed)
   }
 
@@ -194,13 +294,14 @@ export class Puller {
     } finally {
       const w = this.wants.get(feed)
       const done = w === undefined || (store.head(feed)?.seq ?? -1) >= w.seq
-      if (done) this.wants.delete(feed)
+      const retry = !done && this.started && w.retries < MAX_PULL_RETRIES
+      if (!retry) this.wants.delete(feed)
       this.active.delete(feed)
       this.release()
-      this.check()
-      if (!done && this.started && w.retries < MAX_PULL_RETRIES) {
+      this.check(feed)
+      if (retry) {
         const delay = PULL_RETRY_MS * 2 ** w.retries++
-        setTimeout(() => { if (!this.active.has(feed)) void this.drive(feed) }, delay).unref()
+        setTimeout(() => { if (!this.active.has(feed) && this.wants.get(feed) === w) void this.drive(feed) }, delay).unref()
       }
     }
   }

@@ -11,11 +11,14 @@ export interface ResponderComponents {
   exchange: Exchange<SyncRequest, SyncData, AuditError>
   /** entries served per request; the puller asks again for the rest */
   maxRangeEntries: number
+  /** spends the requester's budget for one request; throws OVER_BUDGET when it has none left */
+  spend: (req: SyncRequest) => void
 }
 
 /** Answers one request on `stream`; returns the error the peer was told about, if any. */
 export async function respondSync (stream: Stream, c: ResponderComponents): Promise<AuditError | undefined> {
   return await respond(stream, c.exchange, async (req, reply) => {
+    c.spend(req)
     if (req.t === 'heads') {
       const forked = c.store.forkedFeeds()
       const heads = c.store.heads().filter(h => !forked.has(h.feed))

@@ -29,10 +29,31 @@ export interface AuditStoreOptions {
   authorCheck?: AuthorCheck
   /** worker threads for signature checks of large batches (default: cores - 1, at most 2) */
   verifyThreads?: number
-  /** fsync every batch (survives power loss, not just a killed process); default false */
+  /**
+   * fsync every batch of entries received from others too; default false. Appends to this
+   * host's own feed are always fsynced: see flushAppends.
+   */
   sync?: boolean
+  /** wall clock (ms since the epoch): stamps appends and bounds the claimed time of received entries */
   now?: () => number
+  /** how far into the future a received entry may be stamped (default CLOCK_SKEW_MS) */
+  maxClockSkewMs?: number
+  /** largest received entry of a kind `kinds` has no validator for (default UNKNOWN_KIND_MAX_BYTES) */
+  maxUnknownKindBytes?: number
 }
+
+/**
+ * Claimed time is bounded on receipt (DESIGN §8): an entry stamped more than this ahead of the
+ * receiver's clock is refused with CLOCK_AHEAD, unpenalised; its feed stops there on this host
+ * and is asked for again by the next head exchange, so it is stored once this clock is within
+ * the bound of its stamp. Hosts run NTP; five minutes is the usual bound (Kerberos's default).
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000
+/**
+ * Entries of kinds this build does not interpret are kept (a newer build may), but only
+ * small ones: nothing folds them, so they would be dead weight every host replicates forever.
+ */
+export const UNKNOWN_KIND_MAX_BYTES = 4096
 
 export interface IngestResult {
   /** entries newly stored, in order */
@@ -88,6 +109,9 @@ export class AuditStore extends EventEmitter<AuditEvents> {
   private readonly now: () => number
   // `sync` is classic-level's fsync switch; the abstract type does not list it
   private readonly batchOptions: AbstractBatchOptions<string, Uint8Array>
+  private readonly appendOptions = { sync: true } as AbstractBatchOptions<string, Uint8Array>
+  private readonly maxClockSkewMs: number
+  private readonly maxUnknownKindBytes: number
   private readonly signatures: SignatureChecker
   private readonly lock = new Mutex()
   private appendQueue: PendingAppend[] = []
@@ -103,6 +127,8 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     this.feed = opts.privateKey === undefined ? undefined : peerIdFromPrivateKey(opts.privateKey).toString()
     this.now = opts.now ?? Date.now
     this.batchOptions = { sync: opts.sync ?? false } as AbstractBatchOptions<string, Uint8Array>
+    this.maxClockSkewMs = opts.maxClockSkewMs ?? CLOCK_SKEW_MS
+    this.maxUnknownKindBytes = opts.maxUnknownKindBytes ?? UNKNOWN_KIND_MAX_BYTES
     this.signatures = new SignatureChecker(opts.verifyThreads ?? defaultVerifyThreads())
   }
 
@@ -184,7 +210,11 @@ export class AuditStore extends EventEmitter<AuditEvents> {
           head = { feed, seq: entry.seq, hash }
         }
         ops.push({ type: 'put', key: headKey(feed), value: encodeHead(head as Head) })
-        await this.db.batch(ops, this.batchOptions)
+        // fsynced before anyone hears of it: an entry other hosts saw cannot be lost to a power
+        // cut, so this host never signs a different entry at the same seq after one (a fork
+        // that every member would flag as equivocation). Received entries need no fsync: lost,
+        // they are pulled again.
+        await this.db.batch(ops, this.appendOptions)
       } catch (err) {
         for (const p of group) p.reject(err as Error)
         continue
@@ -214,11 +244,13 @@ export class AuditStore extends EventEmitter<AuditEvents> {
   private async checkBatch (items: Array<Uint8Array | Entry>): Promise<{ ok: StoredEntry[], error?: AuditError, errorIndex?: number }> {
     const ok: Array<{ entry: Entry, bytes: Uint8Array }> = []
     let error: AuditError | undefined
+    const now = this.now()
     for (const item of items) {
       try {
         const bytes = item instanceof Uint8Array ? item : encodeEntry(item, this.limits)
         const entry = decodeEntry(bytes, this.limits)
         checkContent(entry, this.verifyOpts)
+        this.checkReceipt(entry, bytes.length, now)
         feedPublicKey(entry.feed)
         ok.push({ entry, bytes })
       } catch (err) {
@@ -236,6 +268,16 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     }
     const verified = ok.map(({ entry, bytes }) => ({ entry, bytes, hash: sha256(bytes) }))
     return error === undefined ? { ok: verified } : { ok: verified, error, errorIndex: verified.length }
+  }
+
+  /** What this host accepts from others beyond validity: a bounded claimed time, small unknown kinds. */
+  private checkReceipt (entry: Entry, bytes: number, now: number): void {
+    if (entry.ts > now + this.maxClockSkewMs) {
+      throw new AuditError('CLOCK_AHEAD', `feed ${entry.feed} seq ${entry.seq} is stamped ${entry.ts - now} ms ahead of this host's clock (bound ${this.maxClockSkewMs} ms)`)
+    }
+    if (!this.kinds.has(entry.kind) && bytes > this.maxUnknownKindBytes) {
+      throw new AuditError('UNKNOWN_KIND_TOO_LARGE', `feed ${entry.feed} seq ${entry.seq}: ${bytes} bytes of unknown kind "${entry.kind}" (cap ${this.maxUnknownKindBytes})`)
+    }
   }
 
   private async applyBatch (checked: { ok: StoredEntry[], error?: AuditError, errorIndex?: number }): Promise<IngestResult> {

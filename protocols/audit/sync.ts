@@ -11,15 +11,16 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { Exchange } from '../reqresp.js'
+import { PeerBudget, type BudgetExceeded, type BudgetLimits } from '../budget.js'
 import { maxEntryBytes } from './codec.js'
-import type { AuditError } from './errors.js'
+import { AuditError } from './errors.js'
 import { Announcer, type PublishedEvent } from './announcer.js'
 import { Penalties, peerScore, type PenaltyEvent } from './penalties.js'
 import { Puller, type PullResult } from './puller.js'
 import { respondSync } from './responder.js'
 import type { AuditStore } from './store.js'
 import type { SyncLogger } from './types.js'
-import { SYNC_PROTOCOL, syncExchange, type SyncData, type SyncRequest } from './wire.js'
+import { MAX_ANNOUNCE_BYTES, MAX_REQUEST_BYTES, SYNC_PROTOCOL, syncExchange, type SyncData, type SyncRequest } from './wire.js'
 
 export interface AuditSyncOptions {
   libp2p: Libp2p<{ pubsub: GossipSub }>
@@ -30,6 +31,22 @@ export interface AuditSyncOptions {
    * served nor pulled from, and their announcements are ignored. Default: every peer.
    */
   allowPeer?: (peer: string) => boolean
+  /**
+   * Which feeds are worth pulling: those that are or were members (DESIGN §8). Heads of other
+   * feeds, announced or in head vectors, are not wanted. Default: every feed.
+   */
+  wantFeed?: (feed: string) => boolean
+  /** feeds wanted at once (default 16384) */
+  maxWants?: number
+  /** heads accepted in one peer's head vector (default 65536) */
+  maxHeadVector?: number
+  /** per-publisher budget of heads announcements (see DEFAULT_BUDGETS) */
+  announcementBudget?: BudgetLimits
+  /** per-peer budgets of head-vector and range requests served (see DEFAULT_BUDGETS) */
+  headsBudget?: BudgetLimits
+  rangeBudget?: BudgetLimits
+  /** heads announcements of one publisher being validated at once (default 4) */
+  maxValidationsPerPeer?: number
   /** coalescing delay before announcing new heads (default 75 ms) */
   announceDelayMs?: number
   /** this host's own head re-announced, and head vectors exchanged with one random member, this often (default 10 s) */
@@ -46,10 +63,23 @@ export interface AuditSyncOptions {
   requestTimeoutMs?: number
 }
 
+/**
+ * What one peer may make this host do. An honest host announces its own head at most once per
+ * coalescing delay (75 ms) plus once per period, in ~100 bytes; it asks a peer for a head
+ * vector (which costs the server its whole vector) on connect, after a join and once per
+ * period at most; ranges it asks for as fast as it can ingest them, one per wanted feed at a
+ * time, so their budget only stops a peer that asks for far more than it could store.
+ */
+export const DEFAULT_BUDGETS: { announcements: BudgetLimits, heads: BudgetLimits, ranges: BudgetLimits } = {
+  announcements: { maxBytes: MAX_ANNOUNCE_BYTES, burst: 64, perSecond: 32 },
+  heads: { maxBytes: MAX_REQUEST_BYTES, burst: 32, perSecond: 2 },
+  ranges: { maxBytes: MAX_REQUEST_BYTES, burst: 4096, perSecond: 2048 }
+}
+
 interface SyncEvents {
   penalty: [PenaltyEvent]
   ban: [string]
-  /** once: this host compared heads with a member and came to hold all it held then */
+  /** once per start or expectCatchUp(): this host compared heads with a member and came to hold all it held then */
   'caught-up': [string]
   /** a heads announcement this host published (gossipsub reports only messages received) */
   published: [PublishedEvent]
@@ -63,6 +93,8 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   private readonly maxRangeEntries: number
   private readonly exchange: Exchange<SyncRequest, SyncData, AuditError>
   private readonly offences: Penalties
+  private readonly headsBudget: PeerBudget
+  private readonly rangeBudget: PeerBudget
   private readonly announcer: Announcer
   private readonly puller: Puller
   private intervalTimer: NodeJS.Timeout | undefined
@@ -90,8 +122,14 @@ export class AuditSync extends EventEmitter<SyncEvents> {
       banMs: opts.banMs ?? 10 * 60_000
     })
     const penalise = (peer: string, error: AuditError): void => { this.offences.penalise(peer, error) }
+    const overBudget = (e: BudgetExceeded): void => {
+      penalise(e.peer, new AuditError(e.reason === 'size' ? 'MESSAGE_TOO_LARGE' : 'OVER_BUDGET', e.message))
+    }
+    this.headsBudget = new PeerBudget({ limits: opts.headsBudget ?? DEFAULT_BUDGETS.heads, label: 'head vector request' })
+    this.rangeBudget = new PeerBudget({ limits: opts.rangeBudget ?? DEFAULT_BUDGETS.ranges, label: 'range request' })
     this.puller = new Puller({
       store,
+      wantFeed: opts.wantFeed ?? (() => true),
       exchange: this.exchange,
       dial: async (peer, signal) => await libp2p.dialProtocol(peer, SYNC_PROTOCOL, { signal }),
       connected: () => libp2p.getConnections().map(c => c.remotePeer),
@@ -100,6 +138,8 @@ export class AuditSync extends EventEmitter<SyncEvents> {
       onCaughtUp: (peer) => { this.emit('caught-up', peer) },
       logger,
       maxRangeEntries: this.maxRangeEntries,
+      maxWants: opts.maxWants ?? 16_384,
+      maxHeadVector: opts.maxHeadVector ?? 65_536,
       maxConcurrentPulls: opts.maxConcurrentPulls ?? 8,
       pipelineDepth: opts.pipelineDepth ?? 4,
       requestTimeoutMs: opts.requestTimeoutMs ?? 30_000
@@ -107,7 +147,9 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     this.announcer = new Announcer({
       pubsub: libp2p.services.pubsub,
       store,
-      allowPeer: this.allowPeer,
+      allowPeer: (peer) => this.usable(peer),
+      budget: new PeerBudget({ limits: opts.announcementBudget ?? DEFAULT_BUDGETS.announcements, label: 'heads announcement', onExceeded: overBudget }),
+      maxValidationsPerPeer: opts.maxValidationsPerPeer ?? 4,
       want: (head, peer) => { this.puller.want(head, peer) },
       settled: async (heads) => { await this.puller.settled(heads) },
       penalise,
@@ -155,6 +197,19 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     return this.puller.caughtUp()
   }
 
+  /**
+   * Forgets the member caught up with, so that 'caught-up' is emitted again for the next one:
+   * a host that lost every peer holds a log as stale as one back from downtime.
+   */
+  expectCatchUp (): void {
+    this.puller.expectCatchUp()
+  }
+
+  /** Sizes of what peers can make this host hold: wanted feeds, callers waiting on heads, announcements in validation. */
+  stats (): { wants: number, waiters: number, validations: number } {
+    return { ...this.puller.stats(), validations: this.announcer.validations() }
+  }
+
   /** Local offence counts per peer id string. */
   penalties (): Map<string, number> {
     return this.offences.counts()
@@ -188,7 +243,11 @@ export class AuditSync extends EventEmitter<SyncEvents> {
       stream.abort(new Error('refused'))
       return
     }
-    const error = await respondSync(stream, { store: this.store, exchange: this.exchange, maxRangeEntries: this.maxRangeEntries })
+    // the refusal reaches the peer as an error frame and is penalised below, once
+    const spend = (req: SyncRequest): void => {
+      if (!(req.t === 'heads' ? this.headsBudget : this.rangeBudget).take(peer)) throw new AuditError('OVER_BUDGET', `too many ${req.t} requests; ask again later`)
+    }
+    const error = await respondSync(stream, { store: this.store, exchange: this.exchange, maxRangeEntries: this.maxRangeEntries, spend })
     // after the reply: a penalty past the threshold hangs up the connection
     if (error !== undefined) this.offences.penalise(peer, error)
   }

@@ -11,9 +11,14 @@ export const SYNC_PROTOCOL = '/fleetmesh/audit-sync/1.0.0'
 export const HEADS_TOPIC = 'fleetmesh/audit/heads/1'
 
 export const MAX_REQUEST_BYTES = 512
-/** heads per frame or announcement: ~100 bytes each keeps both well under MAX_FRAME_BYTES */
+/** heads per head-vector frame: ~100 bytes each */
 export const MAX_HEADS_PER_MESSAGE = 1024
-export const MAX_ANNOUNCE_BYTES = MAX_HEADS_PER_MESSAGE * 128
+const MAX_HEADS_FRAME_BYTES = MAX_HEADS_PER_MESSAGE * 128
+/**
+ * An announcement names one head, its publisher's own: a host announces only its own feed
+ * (the others are repaired by head vectors), so anything longer is no honest announcement.
+ */
+export const MAX_ANNOUNCE_BYTES = 512
 /** target payload of one entries frame; a single entry may exceed it up to the entry limit */
 export const BATCH_BYTES = 512 * 1024
 export const MAX_BATCH_ENTRIES = 512
@@ -31,7 +36,7 @@ export type SyncFrame = SyncData | EndFrame | ErrorFrame
 
 /** Largest frame a peer may send, given the largest entry it may carry. */
 export function maxFrameBytes (maxEntry: number): number {
-  return Math.max(BATCH_BYTES, MAX_ANNOUNCE_BYTES) + maxEntry + 64
+  return Math.max(BATCH_BYTES, MAX_HEADS_FRAME_BYTES) + maxEntry + 64
 }
 
 
@@ -52,8 +57,8 @@ function encodeHeads (heads: Head[]): unknown[] {
   return heads.map(h => [h.feed, h.seq, h.hash])
 }
 
-function decodeHeads (v: unknown): Head[] {
-  if (!Array.isArray(v) || v.length > MAX_HEADS_PER_MESSAGE) throw bad(`heads must be a list of at most ${MAX_HEADS_PER_MESSAGE}`)
+function decodeHeads (v: unknown, max = MAX_HEADS_PER_MESSAGE): Head[] {
+  if (!Array.isArray(v) || v.length > max) throw bad(`heads must be a list of at most ${max}`)
   return v.map((h: unknown) => {
     if (!Array.isArray(h) || h.length !== 3 || typeof h[0] !== 'string' || !FEED_RE.test(h[0]) || !isSeq(h[1]) || !(h[2] instanceof Uint8Array) || h[2].length !== HASH_BYTES) {
       throw bad('a head is [feed, seq, 32-byte hash]')
@@ -111,13 +116,16 @@ export function decodeFrame (bytes: Uint8Array, maxBytes: number): SyncFrame {
   }
 }
 
-export function encodeAnnouncement (heads: Head[]): Uint8Array {
-  return encodeCanonical({ heads: encodeHeads(heads) })
+export function encodeAnnouncement (head: Head): Uint8Array {
+  return encodeCanonical({ heads: encodeHeads([head]) })
 }
 
-export function decodeAnnouncement (bytes: Uint8Array): Head[] {
+/** An announcement's heads: a list on the wire, of exactly one. */
+export function decodeAnnouncement (bytes: Uint8Array): [Head] {
   const v = decodeStrict(bytes, MAX_ANNOUNCE_BYTES)
-  return decodeHeads(asMap(v, ['heads']).heads)
+  const heads = decodeHeads(asMap(v, ['heads']).heads, 1)
+  if (heads.length !== 1) throw bad('an announcement names one head')
+  return [heads[0]]
 }
 
 /** Any failure of an exchange as the audit chain's typed error; length-prefix faults by what they mean. */

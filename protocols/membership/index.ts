@@ -6,6 +6,6 @@ export {
   type AdmitBody, type GenesisBody, type GrantBody, type MembershipBodies, type MembershipKind, type RevokeBody, type Role
 } from './codec.js'
 export {
-  applyEntry, computeView, createMembershipState, isAdmin, isMember, standingAt, viewOf,
+  applyEntry, computeView, createMembershipState, isAdmin, isMember, standingAt, viewAsOf, viewOf,
   type MemberInfo, type MemberView, type MembershipConfig, type MembershipState, type RevokedInfo, type Standing
 } from './view.js'

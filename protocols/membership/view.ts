@@ -373,6 +373,25 @@ export function standingAt (state: MembershipState, feed: string, seq: number, t
   return { member, admin: member && roleAt(a, feed, ts) === 'admin' }
 }
 
+/**
+ * The view folded from exactly the membership entries at or below `basis` (feed → seq; a
+ * release's basis): the member set a release's plan is resolved against and frozen in (DESIGN
+ * §8: authority as of the entry). Entries of feeds the basis does not name, or above its seq,
+ * do not count. Pure over what `state` holds: the caller checks that it holds every basis feed
+ * up to its seq (the store's feed heads) before trusting the result, which is then the same on
+ * every host.
+ */
+export function viewAsOf (state: MembershipState, basis: Readonly<Record<string, number>>): MemberView {
+  const cut = createMembershipState(state.config)
+  const within = (feed: string, seq: number): boolean => Object.hasOwn(basis, feed) && seq <= basis[feed]!
+  for (const [id, r] of state.records) if (within(r.feed, r.seq)) cut.records.set(id, r)
+  for (const id of state.forked) {
+    const at = id.lastIndexOf('/')
+    if (within(id.slice(0, at), Number(id.slice(at + 1)))) cut.forked.add(id)
+  }
+  return viewOf(cut)
+}
+
 /** The view of a set of entries, in one call. */
 export function computeView (entries: Iterable<Entry>, config: MembershipConfig): MemberView {
   const state = createMembershipState(config)

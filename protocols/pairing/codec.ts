@@ -3,10 +3,12 @@
 //   inviter -> joiner   challenge { t, nonce }                 | error
 //   joiner  -> inviter  proof     { t, proof, xwing }
 //   inviter -> joiner   welcome   { t, mesh, name, founder, addrs } | error
+import { PAIRING_PROOF_BYTES } from '../../crypto/invite.js'
 import { decodeCanonical, encodeCanonical } from '../canonical.js'
 import { PairingError, WIRE_ERROR_CODES, type PairingErrorCode } from './errors.js'
 
-export const PAIRING_VERSION = 1
+/** 2: the proof is an Ed25519 signature by a key derived from the invite secret (was an HMAC). */
+export const PAIRING_VERSION = 2
 export const MAX_PAIRING_MESSAGE_BYTES = 8 * 1024
 export const NONCE_BYTES = 32
 const XWING_PUBLIC_KEY_BYTES = 1216
@@ -44,7 +46,7 @@ function validate (m: Record<string, unknown>): PairingMessage {
       return m as unknown as Challenge
     case 'proof':
       exactKeys(m, ['t', 'proof', 'xwing'])
-      if (!isBytes(m.proof, 32) || !isBytes(m.xwing, XWING_PUBLIC_KEY_BYTES)) bad('proof fields')
+      if (!isBytes(m.proof, PAIRING_PROOF_BYTES) || !isBytes(m.xwing, XWING_PUBLIC_KEY_BYTES)) bad('proof fields')
       return m as unknown as Proof
     case 'welcome':
       exactKeys(m, ['t', 'mesh', 'name', 'founder', 'addrs'])

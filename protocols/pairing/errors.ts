@@ -3,6 +3,7 @@
 export type PairingErrorCode =
   | 'INVITE_UNKNOWN'
   | 'INVITE_EXPIRED'
+  | 'INVITE_REVOKED'
   | 'INVITE_USED_UP'
   | 'PROOF_INVALID'
   | 'WRONG_MESH'
@@ -13,6 +14,8 @@ export type PairingErrorCode =
   | 'PAIRING_TIMEOUT'
   | 'PAIRING_FAILED'
   | 'INVITE_STORE_CORRUPT'
+  /** the inviter's welcome names another mesh than the invite: the joiner adopts nothing */
+  | 'WELCOME_MISMATCH'
 
 export class PairingError extends Error {
   constructor (readonly code: PairingErrorCode, message: string) {
@@ -23,6 +26,6 @@ export class PairingError extends Error {
 
 /** The codes an inviter may send back on the wire; anything else is a malformed reply. */
 export const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<PairingErrorCode>([
-  'INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH',
+  'INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_REVOKED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH',
   'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'PAIRING_MALFORMED', 'PAIRING_FAILED'
 ])

@@ -4,13 +4,13 @@
 import { randomBytes } from 'node:crypto'
 import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
-import { inviteIdOf, inviteSecretHash, pairingProof, verifyPairingProof, type Invite } from '../../crypto/invite.js'
+import { inviteIdOfSecret, pairingProof, verifyPairingProof, type Invite } from '../../crypto/invite.js'
 import { decodePairing, encodePairing, MAX_PAIRING_MESSAGE_BYTES, NONCE_BYTES, PAIRING_VERSION, type PairingMessage, type Welcome } from './codec.js'
 import { PairingError, WIRE_ERROR_CODES } from './errors.js'
 import type { InviteBook, InviteRecord } from './invites.js'
-import type { RateLimiter } from './rate-limit.js'
+import type { PairingBudget } from './rate-limit.js'
 
-export const PAIRING_PROTOCOL = '/fleetmesh/pairing/1.0.0'
+export const PAIRING_PROTOCOL = '/fleetmesh/pairing/2.0.0'
 /** A pairing exchange is four small messages; anything slower is abandoned. */
 export const PAIRING_TIMEOUT_MS = 10_000
 
@@ -25,7 +25,8 @@ export interface AdmitRequest {
 export interface InviterContext {
   selfPeerId: string
   invites: InviteBook
-  limiter: RateLimiter
+  /** attempts per source address and overall */
+  attempts: Pick<PairingBudget, 'take'>
   /** the mesh this host belongs to, with its display name */
   mesh: () => { id: string, name: string, founder: string } | undefined
   isAdmin: () => boolean
@@ -37,8 +38,6 @@ export interface InviterContext {
   nowMs: () => number
   log: (event: Record<string, unknown>, msg: string) => void
 }
-
-const inviteIdFor = (invite: Invite): string => inviteIdOf(inviteSecretHash(invite.secret))
 
 type Lp = ReturnType<typeof lpStream<Stream>>
 
@@ -63,12 +62,13 @@ export async function servePairing (stream: Stream, connection: Connection, ctx:
   const ip = remoteIp(connection)
   let invite: string | undefined
   try {
-    if (!ctx.limiter.take(ip, ctx.nowMs())) throw new PairingError('RATE_LIMITED', 'too many pairing attempts from this address; try again later')
+    if (!ctx.attempts.take(ip)) throw new PairingError('RATE_LIMITED', 'too many pairing attempts from this address or in all; try again later')
     const hello = await readMessage(lp, signal)
     if (hello.t !== 'hello') throw new PairingError('PAIRING_MALFORMED', `expected hello, got ${hello.t}`)
     invite = hello.invite
     const mesh = ctx.mesh()
-    if (mesh === undefined || hello.mesh !== mesh.id) throw new PairingError('WRONG_MESH', `this host is in mesh ${mesh?.id ?? '(none)'}, not ${hello.mesh}`)
+    // Which mesh this host is in is for members: a stranger with a wrong code learns only "no".
+    if (mesh === undefined || hello.mesh !== mesh.id) throw new PairingError('WRONG_MESH', 'this host is not in the mesh the invite names')
     if (!ctx.isAdmin()) throw new PairingError('INVITER_NOT_ADMIN', 'the inviter is no longer an admin of the mesh')
     if (ctx.isMember(joiner)) {
       // A member pairing again lost the welcome after its admit (a crash, a dropped stream):
@@ -79,13 +79,13 @@ export async function servePairing (stream: Stream, connection: Connection, ctx:
       return
     }
     const known = await ctx.invites.get(hello.invite)
-    if (known === undefined) throw new PairingError('INVITE_UNKNOWN', 'no such invite (wrong or revoked code)')
+    if (known === undefined) throw new PairingError('INVITE_UNKNOWN', 'no such invite (wrong code)')
     const nonce = new Uint8Array(randomBytes(NONCE_BYTES))
     await send(lp, { t: 'challenge', nonce }, signal)
     const proof = await readMessage(lp, signal)
     if (proof.t !== 'proof') throw new PairingError('PAIRING_MALFORMED', `expected proof, got ${proof.t}`)
     const record: InviteRecord = await ctx.invites.consume(hello.invite, Math.floor(ctx.nowMs() / 1000), (r) => {
-      const ok = verifyPairingProof(r.secretHash, { meshId: mesh.id, joinerPeerId: joiner, inviterPeerId: ctx.selfPeerId, channelBinding: nonce }, proof.proof)
+      const ok = verifyPairingProof(r.proofKey, { meshId: mesh.id, joinerPeerId: joiner, inviterPeerId: ctx.selfPeerId, channelBinding: nonce }, proof.proof)
       if (!ok) throw new PairingError('PROOF_INVALID', 'the pairing proof does not match the invite (wrong secret)')
     })
     try {
@@ -131,6 +131,18 @@ function reason (err: unknown): string {
   return String(err)
 }
 
+/**
+ * The welcome must describe the mesh the code names: its id, which embeds the name, and the
+ * founder the code names (the joiner pins the genesis to it), so an inviter cannot hand the
+ * joiner a mesh of its own making under the right id.
+ */
+function checkWelcome (invite: Invite, welcome: Welcome): Welcome {
+  if (welcome.mesh !== invite.meshId || !invite.meshId.startsWith(`${welcome.name}-`) || welcome.founder !== invite.founderPeerId) {
+    throw new PairingError('WELCOME_MISMATCH', `the inviter answered for another mesh than the invite names (${invite.meshId})`)
+  }
+  return welcome
+}
+
 /** Joiner side: proves the invite to its inviter and returns where the mesh lives. */
 export async function requestPairing (invite: Invite, ctx: JoinerContext): Promise<Welcome> {
   const signal = AbortSignal.timeout(PAIRING_TIMEOUT_MS)
@@ -154,17 +166,17 @@ export async function requestPairing (invite: Invite, ctx: JoinerContext): Promi
     return msg as Extract<PairingMessage, { t: T }>
   }
   try {
-    await send(lp, { t: 'hello', v: PAIRING_VERSION, mesh: invite.meshId, invite: inviteIdFor(invite) }, signal)
+    await send(lp, { t: 'hello', v: PAIRING_VERSION, mesh: invite.meshId, invite: inviteIdOfSecret(invite.secret) }, signal)
     const challenge = await expect('challenge', 'welcome')
     if (challenge.t === 'welcome') {
       await stream.close({ signal }).catch(() => {})
-      return challenge
+      return checkWelcome(invite, challenge)
     }
     const proof = pairingProof(invite.secret, { meshId: invite.meshId, joinerPeerId: ctx.selfPeerId, inviterPeerId: invite.inviterPeerId, channelBinding: challenge.nonce })
     await send(lp, { t: 'proof', proof, xwing: ctx.xwingPublicKey }, signal)
     const welcome = await expect('welcome')
     await stream.close({ signal }).catch(() => {})
-    return welcome
+    return checkWelcome(invite, welcome)
   } catch (err) {
     stream.abort(err as Error)
     throw err

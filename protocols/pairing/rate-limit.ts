@@ -1,29 +1,38 @@
-// Pairing is the one thing a stranger may do, so it is rationed per source address: a token
-// bucket each, refilled over time, forgotten when full again so the table cannot grow forever.
-export interface RateLimitOptions { burst: number, perMinute: number }
+// Pairing is the one thing a stranger may do, so attempts are rationed on the shared per-peer
+// budget (protocols/budget.ts): per source address, and overall, because one host can own many
+// addresses (an IPv6 /64) and the per-address table forgets its oldest entries. What a single
+// attempt may send is bounded by the codec (MAX_PAIRING_MESSAGE_BYTES per message).
+import { PeerBudget, type BudgetExceeded } from '../budget.js'
+import { MAX_PAIRING_MESSAGE_BYTES } from './codec.js'
 
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+export interface AttemptRate { burst: number, perMinute: number }
+export interface PairingLimits { perAddress: AttemptRate, overall: AttemptRate }
 
-  constructor (private readonly opts: RateLimitOptions = { burst: 5, perMinute: 10 }) {}
+export const DEFAULT_PAIRING_LIMITS: PairingLimits = {
+  perAddress: { burst: 5, perMinute: 10 },
+  overall: { burst: 30, perMinute: 60 }
+}
 
-  /** Takes one token for `key` at time `now` (ms); false when the bucket is empty. */
-  take (key: string, now: number): boolean {
-    const refillPerMs = this.opts.perMinute / 60_000
-    const b = this.buckets.get(key) ?? { tokens: this.opts.burst, at: now }
-    const tokens = Math.min(this.opts.burst, b.tokens + (now - b.at) * refillPerMs)
-    // A refusal leaves the bucket as it was: its refill is computed from the last grant, so
-    // hammering neither earns nor costs anything and no rounding accumulates.
-    if (tokens < 1) return false
-    this.buckets.set(key, { tokens: tokens - 1, at: now })
-    if (this.buckets.size > 10_000) this.prune(now)
-    return true
+const OVERALL = '*'
+
+export class PairingBudget {
+  private readonly byAddress: PeerBudget
+  private readonly overall: PeerBudget
+
+  constructor (limits: PairingLimits = DEFAULT_PAIRING_LIMITS, opts: { now?: () => number, onExceeded?: (err: BudgetExceeded) => void } = {}) {
+    const budget = (rate: AttemptRate, label: string, maxPeers: number): PeerBudget => new PeerBudget({
+      limits: { maxBytes: MAX_PAIRING_MESSAGE_BYTES, burst: rate.burst, perSecond: rate.perMinute / 60 },
+      label,
+      maxPeers,
+      now: opts.now,
+      onExceeded: opts.onExceeded
+    })
+    this.byAddress = budget(limits.perAddress, 'pairing attempts from one address', 10_000)
+    this.overall = budget(limits.overall, 'pairing attempts', 1)
   }
 
-  private prune (now: number): void {
-    const refillPerMs = this.opts.perMinute / 60_000
-    for (const [k, b] of this.buckets) {
-      if (b.tokens + (now - b.at) * refillPerMs >= this.opts.burst) this.buckets.delete(k)
-    }
+  /** Spends one attempt from `address`; false when it or the host as a whole is over its rate. */
+  take (address: string): boolean {
+    return this.byAddress.take(address) && this.overall.take(OVERALL)
   }
 }

@@ -1,15 +1,31 @@
-// Which rollout entries count. Authority is judged here, at query time, not in the fold: a release
-// or control entry counts only while its signer is an admin in the membership view, so a revoked
-// admin's pending releases stop everywhere at once.
+// Which rollout entries count, judged as of each entry (DESIGN §8): a release or control counts
+// when its signer was an admin at that entry (`MembershipView.standingAt`), so revoking an admin
+// stops its later entries (those past the revoke's `after`) and never reopens what its earlier
+// ones decided. Authority is judged at query time, not in the fold, because membership is itself
+// a fold of the same log and may arrive later than a release.
+//
+// Pause and resume follow one rule that needs no clock and no cross-feed order:
+// - within a feed, order is seq: a resume lifts every pause of its own feed with a lower seq;
+// - across admins, a resume lifts another admin's pause only by naming it (`resumes`:
+//   "feed:seq"), i.e. only a pause its author had seen; any pause not lifted so holds.
+// So the release is paused while any counted pause stands, in every delivery order, and two
+// admins disagreeing fail safe (paused) until one names the other's pause.
+// Abort is final. A halt is not a control: it follows from the outcomes (gates.ts) and only a
+// resume that `accept`s the failed hosts lifts it.
+export { outranks } from './order.js'
 import type { RolloutState } from './state.js'
 import type { ControlRecord, Flag, MembershipView, ReleaseCandidate } from './types.js'
 
-/** The release entry that `id` means: the admin-signed candidate with the lowest (feed, seq). */
+function counts (membership: MembershipView, e: { feed: string, seq: number, ts: number }): boolean {
+  return membership.standingAt(e.feed, e.seq, e.ts).admin
+}
+
+/** The release entry that `id` means: the counted candidate with the lowest (feed, seq). */
 export function effectiveRelease (state: RolloutState, membership: MembershipView, id: string): ReleaseCandidate | undefined {
   let best: ReleaseCandidate | undefined
   for (const c of state.releases.get(id) ?? []) {
-    if (!membership.isAdmin(c.feed)) continue
-    if (best === undefined || c.feed < best.feed || (c.feed === best.feed && c.seq < best.seq)) best = c
+    if (best !== undefined && (c.feed > best.feed || (c.feed === best.feed && c.seq > best.seq))) continue
+    if (counts(membership, c)) best = c
   }
   return best
 }
@@ -24,50 +40,61 @@ export function validReleases (state: RolloutState, membership: MembershipView):
   return out
 }
 
-export interface ControlState { paused: boolean, aborted: boolean, by?: ControlRecord }
-
-function laterControl (a: ControlRecord, b: ControlRecord): boolean {
-  return a.ts !== b.ts ? a.ts > b.ts : a.feed !== b.feed ? a.feed > b.feed : a.seq > b.seq
+/**
+ * The number a new release takes: one above every counted (admin-signed) release, so a member
+ * writing a non-admin release numbered 2^53−1 changes nothing.
+ */
+export function nextReleaseNumber (state: RolloutState, membership: MembershipView): number {
+  let n = 0
+  for (const c of validReleases(state, membership)) n = Math.max(n, c.body.number)
+  return n + 1
 }
 
-/** Abort is final; otherwise the latest (ts, feed, seq) admin pause/resume decides. */
+export interface ControlState {
+  paused: boolean
+  aborted: boolean
+  /** the abort, or a pause still in effect */
+  by?: ControlRecord
+  /** every pause in effect ("feed:seq"), what a resume that lifts them all names */
+  pauses: string[]
+}
+
+/** Abort is final; otherwise paused while any counted pause is not lifted by a counted resume (header). */
 export function controlState (state: RolloutState, membership: MembershipView, id: string): ControlState {
-  let last: ControlRecord | undefined
+  const pauses: ControlRecord[] = []
+  const resumes: ControlRecord[] = []
   let abort: ControlRecord | undefined
   for (const c of state.controls.get(id) ?? []) {
-    if (!membership.isAdmin(c.feed)) continue
+    if (!counts(membership, c)) continue
     if (c.action === 'abort') {
-      if (abort === undefined || laterControl(abort, c)) abort = c
-    } else if (last === undefined || laterControl(c, last)) last = c
+      if (abort === undefined || c.feed < abort.feed || (c.feed === abort.feed && c.seq < abort.seq)) abort = c
+    } else (c.action === 'pause' ? pauses : resumes).push(c)
   }
-  if (abort !== undefined) return { paused: false, aborted: true, by: abort }
-  return { paused: last?.action === 'pause', aborted: false, by: last }
-}
-
-/** True when release a outranks b: higher number, then higher signer id, then higher release id. */
-export function outranks (a: ReleaseCandidate, b: ReleaseCandidate): boolean {
-  if (a.body.number !== b.body.number) return a.body.number > b.body.number
-  if (a.feed !== b.feed) return a.feed > b.feed
-  return a.body.id > b.body.id
+  if (abort !== undefined) return { paused: false, aborted: true, by: abort, pauses: [] }
+  const standing = pauses.filter(p => !resumes.some(r =>
+    (r.feed === p.feed && r.seq > p.seq) || (r.body.resumes?.includes(`${p.feed}:${p.seq}`) ?? false)))
+    .sort((a, b) => a.feed !== b.feed ? (a.feed < b.feed ? -1 : 1) : a.seq - b.seq)
+  if (standing.length === 0) return { paused: false, aborted: false, pauses: [] }
+  return { paused: true, aborted: false, by: standing[0], pauses: standing.map(p => `${p.feed}:${p.seq}`) }
 }
 
 /**
  * Entries the decisions refuse, sorted by (feed, seq): bodies that broke their schema,
- * releases and controls not signed by an admin, and release ids used by more than one admin
- * entry (the one with the lowest (feed, seq) counts; the others are flagged).
+ * releases and controls whose signer was not an admin at that entry, and release ids used by
+ * more than one counted entry (the one with the lowest (feed, seq) counts; the others are flagged).
  */
 export function flagged (state: RolloutState, membership: MembershipView): Flag[] {
   const out: Flag[] = [...state.flagged]
   for (const [id, list] of state.releases) {
     const winner = effectiveRelease(state, membership, id)
     for (const c of list) {
-      if (!membership.isAdmin(c.feed)) out.push({ feed: c.feed, seq: c.seq, kind: 'release', reason: `release ${id} not signed by an admin: ignored` })
+      if (!counts(membership, c)) out.push({ feed: c.feed, seq: c.seq, kind: 'release', reason: `release ${id} not signed by an admin: ignored` })
       else if (c !== winner) out.push({ feed: c.feed, seq: c.seq, kind: 'release', reason: `release id ${id} already used by ${winner?.feed}#${winner?.seq}: ignored` })
     }
   }
   for (const [id, list] of state.controls) {
     for (const c of list) {
-      if (!membership.isAdmin(c.feed)) out.push({ feed: c.feed, seq: c.seq, kind: 'release-control', reason: `${c.action} of ${id} not signed by an admin: ignored` })
+      if (!counts(membership, c)) out.push({ feed: c.feed, seq: c.seq, kind: 'release-control', reason: `${c.action} of ${id} not signed by an admin: ignored` })
     }
   }
   return out.sort((a, b) => a.feed !== b.feed ? (a.feed < b.feed ? -1 : 1) : a.seq - b.seq)

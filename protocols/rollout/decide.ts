@@ -1,45 +1,78 @@
-// What a host does next, as a pure function of the rollout state, the membership view and `now`:
+// What a host does next, as a pure function of the rollout state, the membership view, `now`
+// (read only against the release's own notBefore schedule) and the local timers that ran out:
 // authority.ts says which entries count, the state's gate evaluator (gates.ts) how far each
-// release's waves have come; this module turns both into one action with its reasons.
+// release's waves have come, overdue.ts which timeout this host tends; this module turns them
+// into one action with its reasons.
 import { controlState, outranks, validReleases } from './authority.js'
-import { secs, soakEnd } from './gates.js'
+import { HostClass, secs, type GateContext, type Progress } from './gates.js'
+import { choreOf, type Chore } from './overdue.js'
 import type { Plan } from './plan.js'
 import type { RolloutState } from './state.js'
 import type { Entry } from '../audit/types.js'
 import type { DecideOptions, Decision, MembershipView, ReleaseBody, ReleaseCandidate } from './types.js'
 
-/** The release's plan under this membership, from the state's cache (kept while the view's revision stays the same). */
-export function planOf (state: RolloutState, body: ReleaseBody, membership: MembershipView): Plan {
+/** The release's plan from the state's cache; undefined while this host does not hold the release's basis. */
+export function planOf (state: RolloutState, body: ReleaseBody, membership: MembershipView): Plan | undefined {
   return state.gates.plans.of(body, membership)
 }
 
+/** The counted releases, and a key that changes whenever they or the membership may have. */
+export function gateContext (state: RolloutState, membership: MembershipView): GateContext {
+  const releases = new Map<string, ReleaseCandidate>()
+  for (const c of validReleases(state, membership)) releases.set(c.body.id, c)
+  let entries = 0
+  for (const list of state.releases.values()) entries += list.length
+  return { membership, releases, key: membership.revision === undefined ? undefined : `${membership.revision}/${entries}` }
+}
+
+const IN_RELEASE = new Set(['apply-start', 'apply-ok', 'soaked'])
+
+function withChore (d: Decision & { action: 'wait' | 'none' }, chore: Chore | undefined, trace: string[], note: (s: string) => void): Decision {
+  if (chore === undefined) return d
+  if ('attest' in chore) {
+    note(`wave ${chore.attest.wave}: ${chore.attest.hosts.length} host(s) ${chore.attest.why === 'silent' ? 'silent' : 'past the apply deadline'} on this host's timer`)
+    return { action: 'attest', release: chore.attest.release, kind: 'overdue', body: chore.attest, trace }
+  }
+  return { ...d, timer: chore.timer }
+}
+
 /**
- * The next action of `host`: apply its active release when its wave may start, wait, revert a
- * halted release it is on (autoRevert), or nothing. Same state + view + now ⇒ same decision on
- * every host.
+ * The next action of `host`: apply its active release when its wave is open, wait, revert a
+ * halted release it is on (autoRevert), write an overdue entry a local timer called for, or
+ * nothing. Same state + view + expired timers ⇒ same decision on every host.
  */
 export function decide (state: RolloutState, membership: MembershipView, host: string, now: number, opts: DecideOptions = {}): Decision {
   const trace: string[] = []
   const note = opts.trace === false ? () => {} : (s: string) => { trace.push(s) }
   if (!membership.isMember(host)) return { action: 'none', reason: 'not a member', trace }
-  const releases = validReleases(state, membership)
+  const ctx = gateContext(state, membership)
   let applied = 0
   let current: ReleaseCandidate | undefined
   let active: ReleaseCandidate | undefined
-  for (const c of releases) {
+  let catchingUp: ReleaseCandidate | undefined
+  for (const c of ctx.releases.values()) {
     const latest = state.outcomes.get(c.body.id)?.latest.get(host)
     if (latest !== undefined) {
       applied = Math.max(applied, c.body.number)
-      if ((latest.kind === 'apply-ok' || latest.kind === 'apply-start') && (current === undefined || outranks(c, current))) current = c
+      if (IN_RELEASE.has(latest.kind) && (current === undefined || outranks(c, current))) current = c
     }
     if (controlState(state, membership, c.body.id).aborted) {
       note(`${c.body.id}: aborted`)
       continue
     }
-    if (!planOf(state, c.body, membership).waveOf.has(host)) continue
+    const plan = planOf(state, c.body, membership)
+    if (plan === undefined) {
+      if (catchingUp === undefined || outranks(c, catchingUp)) catchingUp = c
+      continue
+    }
+    if (!plan.waveOf.has(host)) continue
     if (active === undefined || outranks(c, active)) active = c
   }
-  const revert = revertOf(state, membership, host, current, now, trace, note)
+  const revert = revertOf(state, ctx, host, current, trace, note)
+  if (catchingUp !== undefined && catchingUp.body.number >= applied && (active === undefined || outranks(catchingUp, active))) {
+    note(`${catchingUp.body.id}: this host does not hold the membership entries of its basis yet`)
+    return revert ?? { action: 'none', release: catchingUp.body.id, reason: 'catching up to the release\'s basis', trace }
+  }
   if (active === undefined) {
     return revert ?? { action: 'none', reason: 'not targeted by any active release', trace }
   }
@@ -48,32 +81,32 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
   if (active.body.number < applied) {
     return revert ?? { action: 'none', release: id, reason: `superseded here: this host already applied a release numbered ${applied}`, trace }
   }
-  const progress = state.gates.progress(membership, active, now)
+  const progress = state.gates.progress(ctx, active) as Progress
   const k = progress.plan.waveOf.get(host) as number
   const latest = state.outcomes.get(id)?.latest.get(host)
   if (progress.halt.halted) {
     note(`halted: ${progress.halt.reason}`)
     return revert ?? { action: 'none', release: id, reason: `halted: ${progress.halt.reason}`, trace }
   }
+  const chore = choreOf(state, progress, active.body, host, opts.expired)
   if (latest !== undefined) {
-    const why = latest.kind === 'apply-ok' ? 'already on it' : latest.kind === 'apply-start' ? 'apply in progress' : `${latest.kind} here: not retried`
-    return revert ?? { action: 'none', release: id, reason: why, trace }
+    const cls = state.gates.classOf(id, host)
+    const why = cls === HostClass.soaking ? 'applied, soaking' : cls === HostClass.applying ? 'apply in progress' : latest.kind === 'apply-failed' || latest.kind === 'rollback' ? `${latest.kind} here: not retried` : 'already on it'
+    return revert ?? withChore({ action: 'none', release: id, reason: why, trace }, chore, trace, note)
   }
   if (revert !== undefined) return revert
   const control = controlState(state, membership, id)
-  if (control.paused) return { action: 'wait', release: id, wave: k, reason: `paused by ${control.by?.feed}`, trace }
+  if (control.paused) return withChore({ action: 'wait', release: id, wave: k, reason: `paused by ${control.by?.feed}`, trace }, chore, trace, note)
   const notBefore = active.body.notBefore ?? 0
-  if (now < notBefore) return { action: 'wait', release: id, wave: k, reason: `not before ${notBefore}: ${secs(notBefore - now)} left`, until: notBefore, trace }
+  if (now < notBefore) return withChore({ action: 'wait', release: id, wave: k, reason: `not before ${notBefore}: ${secs(notBefore - now)} left`, until: notBefore, trace }, chore, trace, note)
   if (progress.firstUnmet < k) {
     const j = progress.firstUnmet
     const g = progress.gates[j]
-    const agg = progress.waves[j]
-    let reason = `wave ${k} waits: wave ${j} has ${agg.healthy}/${g.counted} healthy, needs ${agg.wave.gate.healthy} %`
-    if (g.soakUntil !== undefined) reason += `, soak ${secs(g.soakUntil - now)} left`
+    const n = progress.waves[j].n
+    let reason = `wave ${k} waits: wave ${j} has ${n[HostClass.healthy]}/${g.counted} healthy, needs ${progress.waves[j].wave.gate.healthy} %`
+    if (n[HostClass.soaking] > 0) reason += `, ${n[HostClass.soaking]} soaking`
     note(reason)
-    return g.soakUntil !== undefined
-      ? { action: 'wait', release: id, wave: k, reason, until: g.soakUntil, trace }
-      : { action: 'wait', release: id, wave: k, reason, trace }
+    return withChore({ action: 'wait', release: id, wave: k, reason, trace }, chore, trace, note)
   }
   const target = progress.plan.targetOf.get(host)
   if (target === undefined) return { action: 'none', release: id, reason: 'not targeted', trace }
@@ -81,37 +114,37 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
   return { action: 'apply', release: id, number: active.body.number, path: target.path, sources: target.sources, wave: k, trace }
 }
 
-/** A wave gate's soak that `host` is inside of: it must stay healthy until `until`. */
-export interface SoakWatch { release: string, path: string, until: number }
-
 /**
- * The soak this host is serving, if any: its newest outcome for a live release is apply-ok, with
- * no failing health report since, and its wave's gate soak has not ended. The host keeps probing
- * until then and reports a failure as a `health` entry, which takes it out of the gate's count.
+ * The soak this host owes: its newest outcome for a live release is an apply-ok (with an
+ * attempt) and its wave's gate has a soak. The agent probes health for `soakMs` on its own
+ * monotonic clock from now (a restart starts the soak again), then writes `soaked`; a failing
+ * probe inside the window fails the apply (rollback, apply-failed for that attempt).
  */
-export function soakWatchOf (state: RolloutState, membership: MembershipView, host: string, now: number): SoakWatch | undefined {
+export interface SoakWatch { release: string, path: string, attempt: string, soakMs: number }
+
+export function soakWatchOf (state: RolloutState, membership: MembershipView, host: string): SoakWatch | undefined {
   let best: { c: ReleaseCandidate, watch: SoakWatch } | undefined
   for (const c of validReleases(state, membership)) {
-    const o = state.outcomes.get(c.body.id)
-    const latest = o?.latest.get(host)
+    const latest = state.outcomes.get(c.body.id)?.latest.get(host)
     if (latest?.kind !== 'apply-ok' || controlState(state, membership, c.body.id).aborted) continue
-    const k = planOf(state, c.body, membership).waveOf.get(host)
-    if (k === undefined) continue
-    const until = soakEnd(latest, o?.health.get(host), c.body.waves[k].gate.soakMs)
-    if (until === undefined || until <= now) continue
-    if (best === undefined || outranks(c, best.c)) best = { c, watch: { release: c.body.id, path: (latest.body as { path: string }).path, until } }
+    const body = latest.body as { path: string, attempt?: string }
+    const k = planOf(state, c.body, membership)?.waveOf.get(host)
+    if (k === undefined || body.attempt === undefined) continue
+    const soakMs = c.body.waves[k].gate.soakMs
+    if (soakMs === 0) continue
+    if (best === undefined || outranks(c, best.c)) best = { c, watch: { release: c.body.id, path: body.path, attempt: body.attempt, soakMs } }
   }
   return best?.watch
 }
 
-function revertOf (state: RolloutState, membership: MembershipView, host: string, current: ReleaseCandidate | undefined, now: number, trace: string[], note: (s: string) => void): Decision | undefined {
+function revertOf (state: RolloutState, ctx: GateContext, host: string, current: ReleaseCandidate | undefined, trace: string[], note: (s: string) => void): Decision | undefined {
   if (current === undefined || current.body.autoRevert !== true) return undefined
   const id = current.body.id
   let why: string | undefined
-  if (controlState(state, membership, id).aborted) why = 'aborted'
+  if (controlState(state, ctx.membership, id).aborted) why = 'aborted'
   else {
-    const halt = state.gates.progress(membership, current, now).halt
-    if (halt.halted) why = `halted: ${halt.reason}`
+    const halt = state.gates.progress(ctx, current)?.halt
+    if (halt?.halted === true) why = `halted: ${halt.reason}`
   }
   if (why === undefined) return undefined
   note(`on ${id}, which is ${why}; autoRevert`)

@@ -1,51 +1,86 @@
 // Wave gates, evaluated incrementally. The evaluator belongs to one rollout state: per release it
-// keeps per-wave counters and a bounded heap of soak-end times, fed from the fold's pending
-// changes, so a decision costs O(new entries + waves), which is what lets a simulator run 10,000
-// hosts on this same code. Which release counts (authority) is the caller's judgement: the
-// evaluator is handed the candidate.
+// keeps each plan host's class and per-wave counts of them, fed from the fold's pending changes,
+// overdue entries, accepting resumes and other releases' first outcomes, each read once with a
+// cursor; so a decision costs O(new entries + waves), which is what lets a simulator run 10,000
+// hosts on this same code. Nothing here reads a clock or compares a timestamp (DESIGN §8): a
+// gate is met by signed attestations alone (apply-ok, and `soaked` when the gate has a soak),
+// silent and overdue hosts by `overdue` entries. Which release counts is the caller's judgement:
+// the evaluator is handed the candidate and the counted releases.
+import { outranks } from './order.js'
 import type { Plan, PlanCache } from './plan.js'
 import type { Entry } from '../audit/types.js'
-import type { MembershipView, ReleaseCandidate, ReleaseOutcomes, Wave } from './types.js'
+import type { ControlRecord, FirstOutcome, MembershipView, ReleaseCandidate, ReleaseOutcomes, Wave } from './types.js'
+
+/** What one plan host is for its wave's gate; the first that applies, in this order. */
+export const HostClass = {
+  /** its failure was accepted by an admin's resume: out of the gate and the budget */
+  accepted: 0,
+  /** wrote apply-failed or rollback, or was declared overdue ('deadline') after it started */
+  failed: 1,
+  /** declared silent by an overdue entry: out of the gate for good (unless it fails), so a halt never lifts by itself */
+  silent: 2,
+  /** apply-ok, soaked when the gate has a soak, no failing health report since */
+  healthy: 3,
+  /** not healthy or failed here, and has an outcome for a newer release: out of the gate */
+  movedOn: 4,
+  /** has written nothing for the release */
+  quiet: 5,
+  /** apply-start with no outcome yet */
+  applying: 6,
+  /** apply-ok, its `soaked` not yet written */
+  soaking: 7,
+  /** a failing health report after its apply-ok */
+  unhealthy: 8
+} as const
+export type HostClass = typeof HostClass[keyof typeof HostClass]
+const CLASSES = 9
+const OUT_OF_GATE: readonly HostClass[] = [HostClass.accepted, HostClass.silent, HostClass.movedOn]
 
 /** What the decisions read of a wave's aggregate. */
 export interface WaveTally {
   readonly wave: Wave
   readonly hosts: string[]
-  /** hosts whose latest outcome is apply-ok with no later failing health report */
-  readonly healthy: number
-  /** hosts that ever failed or rolled back */
-  readonly failed: number
+  /** hosts per HostClass */
+  readonly n: Int32Array
+  /** hosts of the wave that have written something for the release: grows with every first apply-start */
+  readonly started: number
 }
 
 interface WaveAgg extends WaveTally {
-  /** hosts with any outcome for the release */
-  spoke: number
-  failed: number
-  healthy: number
-  /** max-heap of the `cap` smallest soak-end times (healthyAt + soakMs) of healthy hosts */
-  heap: number[]
-  cap: number
-  /** a healthy host left or changed its time: the heap must be rebuilt before it is read */
-  stale: boolean
+  started: number
 }
 
 interface ReleaseGates {
   candidate: ReleaseCandidate
-  revision: number | undefined
   plan: Plan
+  /** the view it was built under (the key changes with it) */
+  membership: MembershipView
+  /** the membership revision and counted releases it was built under */
+  key: string | undefined
+  /** plan hosts of any class but quiet (most of a fresh plan's hosts: not stored, so a state costs O(hosts that spoke)) */
+  cls: Map<string, HostClass>
+  /** plan hosts with a counted outcome */
+  spoke: Set<string>
+  silent: Set<string>
+  deadline: Set<string>
+  accepted: Set<string>
+  movedOn: Set<string>
+  overdueAt: number
+  controlAt: number
+  firstAt: number
   waves: WaveAgg[]
 }
 
 export interface GateView {
-  /** hosts the gate is judged on (the silent ones leave after waitOfflineMs) */
+  /** hosts the gate is judged on (accepted, silent and moved-on hosts are out) */
   counted: number
   need: number
   met: boolean
-  /** when the gate was met, or undefined */
-  metAt?: number
-  /** when it will be met if nothing changes (enough hosts healthy, soak still running) */
-  soakUntil?: number
-  /** too many of its hosts failed for the gate ever to be met */
+  /**
+   * Too many of its hosts failed for the gate ever to be met. Judged on the wave less its silent
+   * and accepted hosts only — moved-on hosts still count as could-be-healthy — so more entries
+   * never turn a lost gate back (a halt is sticky until a resume accepts the failed hosts).
+   */
   lost: boolean
 }
 
@@ -54,58 +89,34 @@ export interface Halt { halted: boolean, reason?: string }
 export interface Progress {
   plan: Plan
   waves: readonly WaveTally[]
-  /** gates of every wave, evaluated in order with each wave's opening time */
+  /** the gate of every wave */
   gates: GateView[]
-  /** index of the first wave whose gate is not met (waves.length when all are) */
+  /** index of the first wave whose gate is not met (waves.length when all are): waves up to it are open */
   firstUnmet: number
-  /** hosts of the release that ever failed, across its waves */
+  /** plan hosts failed for the release (not accepted), across its waves: the budget counts them */
   failed: number
   halt: Halt
 }
 
-/** The opening time of a wave whose predecessor has not met its gate: it has no clock yet. */
-export const NOT_OPEN = Number.MAX_SAFE_INTEGER
+/** What the evaluator is told about authority: which releases count, and a key that changes with it. */
+export interface GateContext {
+  membership: MembershipView
+  /** counted release by id */
+  releases: ReadonlyMap<string, ReleaseCandidate>
+  /** changes whenever membership or the counted releases may have; undefined: rebuild on every call */
+  key: string | undefined
+}
 
 export function secs (ms: number): string {
   return `${Math.ceil(ms / 1000)} s`
 }
 
-/** When the host's soak ends: its latest outcome is apply-ok with no later failing health report. */
-export function soakEnd (latest: Entry | undefined, health: Entry | undefined, soakMs: number): number | undefined {
-  if (latest?.kind !== 'apply-ok') return undefined
-  if (health !== undefined && health.seq > latest.seq && (health.body as { ok: boolean }).ok !== true) return undefined
-  return (latest.body as { healthyAt: number }).healthyAt + soakMs
-}
-
-function heapPush (h: number[], cap: number, v: number): void {
-  if (cap === 0) return
-  let i: number
-  if (h.length < cap) {
-    // sift the hole up from the new last slot
-    i = h.length
-    h.push(v)
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      if (h[p] >= v) break
-      h[i] = h[p]
-      i = p
-    }
-    h[i] = v
-    return
-  }
-  if (v >= h[0]) return
-  // replace the largest: sift the hole down from the root
-  const n = h.length
-  i = 0
-  for (;;) {
-    const l = 2 * i + 1
-    if (l >= n) break
-    const c = l + 1 < n && h[l + 1] > h[l] ? l + 1 : l
-    if (h[c] <= v) break
-    h[i] = h[c]
-    i = c
-  }
-  h[i] = v
+/** Healthy for a gate with this soak: soaked (or apply-ok for no soak), no failing health report since. */
+function isHealthy (latest: Entry | undefined, health: Entry | undefined, soakMs: number): boolean {
+  if (latest === undefined) return false
+  const ok = (latest.kind === 'soaked' && (latest.body as { soakMs: number }).soakMs >= soakMs) || (latest.kind === 'apply-ok' && soakMs === 0)
+  if (!ok) return false
+  return health === undefined || health.seq < latest.seq || (health.body as { ok: boolean }).ok
 }
 
 /** Hosts of a wave that must be healthy: 0 for a 0 % gate or an empty wave, else at least one. */
@@ -114,113 +125,179 @@ function needOf (wave: Wave, counted: number): number {
   return Math.max(1, Math.ceil(wave.gate.healthy * counted / 100))
 }
 
+function countedOf (n: Int32Array): number {
+  let c = 0
+  for (let k = 0; k < CLASSES; k++) if (!OUT_OF_GATE.includes(k as HostClass)) c += n[k]
+  return c
+}
+
 export class GateEvaluator {
   private readonly releases = new Map<string, ReleaseGates>()
 
-  /** `outcomes` is the fold's map, read (and its pending changes drained) by this evaluator alone. */
-  constructor (private readonly outcomes: ReadonlyMap<string, ReleaseOutcomes>, readonly plans: PlanCache) {}
+  /** The fold's maps, read (and the outcomes' pending changes drained) by this evaluator alone. */
+  constructor (
+    private readonly outcomes: ReadonlyMap<string, ReleaseOutcomes>,
+    private readonly controls: ReadonlyMap<string, ControlRecord[]>,
+    private readonly firstOutcomes: readonly FirstOutcome[],
+    readonly plans: PlanCache
+  ) {}
 
-  /** The gates of `candidate`'s waves at `now`, and whether the release has halted. */
-  progress (membership: MembershipView, candidate: ReleaseCandidate, now: number): Progress {
-    const rg = this.gatesOf(membership, candidate)
-    const body = candidate.body
-    let openAt = Math.max(candidate.ts, body.notBefore ?? 0)
+  /** The gates of `candidate`'s waves and whether it has halted; undefined while its plan waits for its basis. */
+  progress (ctx: GateContext, candidate: ReleaseCandidate): Progress | undefined {
+    const rg = this.gatesOf(ctx, candidate)
+    if (rg === undefined) return undefined
     const gates: GateView[] = []
     let firstUnmet = rg.waves.length
+    let failed = 0
     rg.waves.forEach((agg, j) => {
-      const g = this.gateAt(body.id, agg, openAt, now)
+      const counted = countedOf(agg.n)
+      const need = needOf(agg.wave, counted)
+      const base = agg.hosts.length - agg.n[HostClass.silent] - agg.n[HostClass.accepted]
+      const g = { counted, need, met: agg.n[HostClass.healthy] >= need, lost: base - agg.n[HostClass.failed] < needOf(agg.wave, base) }
       gates.push(g)
       if (!g.met && firstUnmet === rg.waves.length) firstUnmet = j
-      // a later wave opens when this one's gate is met; before that its own clock has not started
-      openAt = g.metAt ?? NOT_OPEN
+      failed += agg.n[HostClass.failed]
     })
-    const failed = rg.waves.reduce((s, a) => s + a.failed, 0)
     return { plan: rg.plan, waves: rg.waves, gates, firstUnmet, failed, halt: haltOf(rg, gates, failed) }
   }
 
-  private gatesOf (membership: MembershipView, candidate: ReleaseCandidate): ReleaseGates {
+  /** The plan hosts of wave `j` of a release that are of class `cls` now (O(wave)). */
+  hostsOf (releaseId: string, j: number, cls: HostClass): string[] {
+    const rg = this.releases.get(releaseId)
+    return rg === undefined ? [] : rg.waves[j].hosts.filter(h => (rg.cls.get(h) ?? HostClass.quiet) === cls)
+  }
+
+  classOf (releaseId: string, host: string): HostClass | undefined {
+    const rg = this.releases.get(releaseId)
+    if (rg === undefined || !rg.plan.waveOf.has(host)) return undefined
+    return rg.cls.get(host) ?? HostClass.quiet
+  }
+
+  private gatesOf (ctx: GateContext, candidate: ReleaseCandidate): ReleaseGates | undefined {
     const id = candidate.body.id
-    const o = this.outcomes.get(id)
+    const plan = this.plans.of(candidate.body, ctx.membership)
+    if (plan === undefined) return undefined
     let rg = this.releases.get(id)
-    if (rg === undefined || rg.candidate !== candidate || membership.revision === undefined || rg.revision !== membership.revision) {
-      const plan = this.plans.of(candidate.body, membership)
+    if (rg === undefined || rg.candidate !== candidate || rg.plan !== plan || rg.key !== ctx.key || ctx.key === undefined) {
       rg = {
         candidate,
-        revision: membership.revision,
         plan,
-        waves: candidate.body.waves.map((wave, i) => ({ wave, hosts: plan.waves[i], spoke: 0, failed: 0, healthy: 0, heap: [], cap: 0, stale: true }))
+        membership: ctx.membership,
+        key: ctx.key,
+        cls: new Map(),
+        spoke: new Set(),
+        silent: new Set(),
+        deadline: new Set(),
+        accepted: new Set(),
+        movedOn: new Set(),
+        overdueAt: 0,
+        controlAt: 0,
+        firstAt: 0,
+        waves: candidate.body.waves.map((wave, i) => {
+          const n = new Int32Array(CLASSES)
+          n[HostClass.quiet] = plan.waves[i].length
+          return { wave, hosts: plan.waves[i], n, started: 0 }
+        })
       }
       this.releases.set(id, rg)
+      const o = this.outcomes.get(id)
       if (o !== undefined) o.pending.length = 0
-      for (const agg of rg.waves) this.rebuildWave(id, agg, needOf(agg.wave, agg.hosts.length))
-      return rg
-    }
-    if (o === undefined || o.pending.length === 0) return rg
-    for (const ch of o.pending) {
-      const k = rg.plan.waveOf.get(ch.host)
-      if (k === undefined) continue
-      const agg = rg.waves[k]
-      if (ch.before === undefined && ch.after !== undefined) agg.spoke++
-      if (ch.newlyFailed) agg.failed++
-      const soak = agg.wave.gate.soakMs
-      const was = soakEnd(ch.before, ch.beforeHealth, soak)
-      const is = soakEnd(ch.after, ch.afterHealth, soak)
-      if (was === undefined && is !== undefined) {
-        agg.healthy++
-        heapPush(agg.heap, agg.cap, is)
-      } else if (was !== undefined && is === undefined) {
-        agg.healthy--
-        agg.stale = true
-      } else if (was !== is) {
-        agg.stale = true
+      // every plan host starts quiet; only those that wrote something can be of another class yet
+      if (o !== undefined) for (const h of new Set([...o.latest.keys(), ...o.failed])) this.reclassify(rg, h)
+    } else {
+      const o = this.outcomes.get(id)
+      if (o !== undefined) {
+        for (const ch of o.pending) this.reclassify(rg, ch.host)
+        o.pending.length = 0
       }
     }
-    o.pending.length = 0
+    this.readOverdue(ctx, rg)
+    this.readAccepts(ctx, rg)
+    this.readMovedOn(ctx, rg)
     return rg
   }
 
-  private rebuildWave (releaseId: string, agg: WaveAgg, cap: number): void {
-    const o = this.outcomes.get(releaseId)
-    agg.spoke = 0
-    agg.failed = 0
-    agg.healthy = 0
-    agg.heap = []
-    agg.cap = cap
-    agg.stale = false
-    if (o === undefined) return
-    for (const h of agg.hosts) {
-      if (o.latest.has(h)) agg.spoke++
-      if (o.failed.has(h)) agg.failed++
-      const end = soakEnd(o.latest.get(h), o.health.get(h), agg.wave.gate.soakMs)
-      if (end !== undefined) {
-        agg.healthy++
-        heapPush(agg.heap, cap, end)
+  private readOverdue (ctx: GateContext, rg: ReleaseGates): void {
+    const list = this.outcomes.get(rg.candidate.body.id)?.overdue ?? []
+    for (; rg.overdueAt < list.length; rg.overdueAt++) {
+      const r = list[rg.overdueAt]
+      const s = ctx.membership.standingAt(r.feed, r.seq, r.ts)
+      if (!s.admin && !(s.member && rg.plan.waveOf.has(r.feed))) continue
+      for (const h of r.body.hosts) {
+        const k = rg.plan.waveOf.get(h)
+        if (k === undefined) continue
+        if (r.body.why === 'deadline') rg.deadline.add(h)
+        else if (k === r.body.wave) rg.silent.add(h)
+        else continue
+        this.reclassify(rg, h)
       }
     }
   }
 
-  private gateAt (releaseId: string, agg: WaveAgg, openAt: number, now: number): GateView {
-    const n = agg.hosts.length
-    const w = agg.wave
-    const cutoff = w.waitOfflineMs === undefined ? undefined : openAt + w.waitOfflineMs
-    const dropSilent = cutoff !== undefined && now >= cutoff
-    const counted = dropSilent ? agg.spoke : n
-    const need = needOf(w, counted)
-    if (agg.stale || need !== agg.cap) this.rebuildWave(releaseId, agg, need)
-    const lost = counted - agg.failed < need
-    if (need === 0) return { counted, need, met: true, metAt: openAt, lost }
-    if (agg.heap.length < need) return { counted, need, met: false, lost }
-    const metAt = Math.max(openAt, agg.heap[0], dropSilent && counted < n ? cutoff : 0)
-    return metAt <= now ? { counted, need, met: true, metAt, lost } : { counted, need, met: false, soakUntil: metAt, lost }
+  private readAccepts (ctx: GateContext, rg: ReleaseGates): void {
+    const list = this.controls.get(rg.candidate.body.id) ?? []
+    for (; rg.controlAt < list.length; rg.controlAt++) {
+      const c = list[rg.controlAt]
+      if (c.action !== 'resume' || c.body.accept === undefined || !ctx.membership.standingAt(c.feed, c.seq, c.ts).admin) continue
+      for (const h of c.body.accept) {
+        if (!rg.plan.waveOf.has(h)) continue
+        rg.accepted.add(h)
+        this.reclassify(rg, h)
+      }
+    }
+  }
+
+  private readMovedOn (ctx: GateContext, rg: ReleaseGates): void {
+    const list = this.firstOutcomes
+    for (; rg.firstAt < list.length; rg.firstAt++) {
+      const f = list[rg.firstAt]
+      if (!rg.plan.waveOf.has(f.host) || rg.movedOn.has(f.host)) continue
+      const newer = ctx.releases.get(f.release)
+      if (newer === undefined || !outranks(newer, rg.candidate)) continue
+      rg.movedOn.add(f.host)
+      this.reclassify(rg, f.host)
+    }
+  }
+
+  private reclassify (rg: ReleaseGates, h: string): void {
+    const k = rg.plan.waveOf.get(h)
+    if (k === undefined) return
+    const agg = rg.waves[k]
+    const o = this.outcomes.get(rg.candidate.body.id)
+    let latest = o?.latest.get(h)
+    // a frozen plan keeps a revoked host; what it wrote past its revoke's cut does not count
+    if (latest !== undefined && !rg.membership.isMember(h) && !rg.membership.standingAt(h, latest.seq, latest.ts).member) latest = undefined
+    const cls = classify(rg, agg.wave, h, o, latest)
+    agg.n[rg.cls.get(h) ?? HostClass.quiet]--
+    agg.n[cls]++
+    if (cls === HostClass.quiet) rg.cls.delete(h)
+    else rg.cls.set(h, cls)
+    if (latest !== undefined && !rg.spoke.has(h)) {
+      rg.spoke.add(h)
+      agg.started++
+    } else if (latest === undefined && rg.spoke.delete(h)) agg.started--
   }
 }
 
-function haltOf (rg: ReleaseGates, opens: GateView[], failed: number): Halt {
+function classify (rg: ReleaseGates, wave: Wave, h: string, o: ReleaseOutcomes | undefined, latest: Entry | undefined): HostClass {
+  if (rg.accepted.has(h)) return HostClass.accepted
+  if (o?.failed.has(h) === true || (latest !== undefined && rg.deadline.has(h))) return HostClass.failed
+  if (rg.silent.has(h)) return HostClass.silent
+  if (latest === undefined) return rg.movedOn.has(h) ? HostClass.movedOn : HostClass.quiet
+  const health = o?.health.get(h)
+  if (isHealthy(latest, health, wave.gate.soakMs)) return HostClass.healthy
+  if (rg.movedOn.has(h)) return HostClass.movedOn
+  if (latest.kind === 'apply-start') return HostClass.applying
+  if (health !== undefined && health.seq > latest.seq && !(health.body as { ok: boolean }).ok) return HostClass.unhealthy
+  return HostClass.soaking
+}
+
+function haltOf (rg: ReleaseGates, gates: GateView[], failed: number): Halt {
   const body = rg.candidate.body
   if (failed > body.maxFailures) return { halted: true, reason: `${failed} hosts failed, the budget is ${body.maxFailures}` }
-  for (let j = 0; j < opens.length - 1; j++) {
-    const g = opens[j]
-    if (g.lost) return { halted: true, reason: `wave ${j} can no longer meet its gate: ${rg.waves[j].failed} of ${g.counted} failed, ${g.need} must be healthy` }
+  for (let j = 0; j < gates.length - 1; j++) {
+    const g = gates[j]
+    if (g.lost) return { halted: true, reason: `wave ${j} can no longer meet its gate: ${rg.waves[j].n[HostClass.failed]} of ${g.counted} failed, ${g.need} must be healthy` }
   }
   return { halted: false }
 }

@@ -1,9 +1,10 @@
 // Deterministic wave assignment. Every host computes the same plan from the release body and
-// the membership view alone; count/percent waves take hosts in the order of
+// the member set it is resolved against — the release's basis (then frozen for good), or the
+// live view for a release without one; count/percent waves take hosts in the order of
 // SHA-256(release id || 0x00 || host id), so the canary is a pseudo-random host that every
 // host agrees on and that differs between releases (no host is always the canary).
 import { createHash } from 'node:crypto'
-import type { MembershipView, ReleaseBody, Target } from './types.js'
+import type { MembershipView, PlanMembership, ReleaseBody, Target } from './types.js'
 
 export interface Plan {
   /** host ids per wave, in the order they were assigned */
@@ -14,6 +15,10 @@ export interface Plan {
   targetOf: Map<string, Target>
   /** hosts a target matched but no wave selected: not targeted, reported so the operator sees them */
   unassigned: string[]
+  /** host → its position in the plan (wave by wave, in assignment order) */
+  rank: Map<string, number>
+  /** position in the plan of each wave's first host */
+  waveStart: number[]
 }
 
 function matches (t: Target, host: string, tags: string[]): boolean {
@@ -27,10 +32,9 @@ export function assignmentKey (id: string, host: string): string {
   return createHash('sha256').update(id).update(new Uint8Array([0])).update(host).digest('hex')
 }
 
-export function planRelease (release: ReleaseBody, membership: MembershipView): Plan {
+export function planRelease (release: ReleaseBody, membership: PlanMembership): Plan {
   const targetOf = new Map<string, Target>()
   for (const host of membership.members()) {
-    if (!membership.isMember(host)) continue
     const tags = membership.tagsOf(host)
     const t = release.targets.find(t => matches(t, host, tags))
     if (t !== undefined) targetOf.set(host, t)
@@ -64,23 +68,42 @@ export function planRelease (release: ReleaseBody, membership: MembershipView): 
     for (const h of chosen) waveOf.set(h, i)
     waves.push(chosen)
   })
-  return { waves, waveOf, targetOf, unassigned: ordered.filter(h => !waveOf.has(h)) }
+  const rank = new Map<string, number>()
+  const waveStart: number[] = []
+  for (const wave of waves) {
+    waveStart.push(rank.size)
+    for (const h of wave) rank.set(h, rank.size)
+  }
+  return { waves, waveOf, targetOf, unassigned: ordered.filter(h => !waveOf.has(h)), rank, waveStart }
 }
 
 /**
- * Plans by release body, valid while the view's revision stays the same; a view without a
- * revision gets a fresh plan on every call. One cache can serve many states that share bodies
- * and one view (a simulator's hosts), so each plan is computed once, not once per host.
+ * Plans by release body. A release with a basis is planned once, against the membership as of
+ * its basis, and frozen; until this host holds that basis there is no plan (undefined). A
+ * release without one follows the live view: its plan is kept while the view's revision stays
+ * the same (a view without a revision gets a fresh plan on every call). One cache can serve many
+ * states that share bodies and one view (a simulator's hosts), so each plan is computed once.
  */
 export class PlanCache {
-  private readonly plans = new WeakMap<ReleaseBody, { revision: number, plan: Plan }>()
+  private readonly frozen = new WeakMap<ReleaseBody, Plan>()
+  private readonly live = new WeakMap<ReleaseBody, { revision: number, plan: Plan }>()
 
-  of (body: ReleaseBody, membership: MembershipView): Plan {
+  of (body: ReleaseBody, membership: MembershipView): Plan | undefined {
+    if (body.basis !== undefined) {
+      let plan = this.frozen.get(body)
+      if (plan === undefined) {
+        const asOf = membership.asOf(body.basis)
+        if (asOf === undefined) return undefined
+        plan = planRelease(body, asOf)
+        this.frozen.set(body, plan)
+      }
+      return plan
+    }
     const revision = membership.revision
-    const hit = this.plans.get(body)
+    const hit = this.live.get(body)
     if (revision !== undefined && hit !== undefined && hit.revision === revision) return hit.plan
     const plan = planRelease(body, membership)
-    if (revision !== undefined) this.plans.set(body, { revision, plan })
+    if (revision !== undefined) this.live.set(body, { revision, plan })
     return plan
   }
 }

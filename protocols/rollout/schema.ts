@@ -5,8 +5,8 @@
 import { FEED_RE, STORE_PATH_RE, TAG_RE } from '../../crypto/ids.js'
 import { RolloutError } from './errors.js'
 import type {
-  ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, ReleaseBody,
-  ReleaseControlBody, RollbackBody, Target, Wave
+  ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, OverdueBody, OverdueWhy,
+  ReleaseBody, ReleaseControlBody, RollbackBody, SoakedBody, Target, Wave
 } from './types.js'
 
 // Bounds keep a hostile admin (or a corrupt store) from making every host fold a giant plan.
@@ -14,6 +14,9 @@ export const MAX_TARGETS = 1024
 export const MAX_WAVES = 64
 export const MAX_WAVE_HOSTS = 100_000
 export const MAX_SOURCES = 16
+/** feeds holding membership entries: admins write them, so this is far above any real mesh */
+export const MAX_BASIS_FEEDS = 4096
+export const MAX_RESUMES = 1024
 const MAX_ID_CHARS = 128
 const MAX_PEER_CHARS = 128
 const MAX_TAG_CHARS = 64
@@ -24,6 +27,11 @@ const MAX_OUTPUT_CHARS = 4096
 // Release ids appear in CLI arguments and log lines: no whitespace or control characters.
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]*$/
 const CONTROL_ACTIONS: readonly ControlAction[] = ['pause', 'resume', 'abort']
+const OVERDUE_WHY: readonly OverdueWhy[] = ['silent', 'deadline']
+// the executor's apply id
+const ATTEMPT_RE = /^[A-Za-z0-9._:-]{1,128}$/
+// "feed:seq" of a pause a resume lifts
+const ENTRY_REF_RE = /^[1-9A-HJ-NP-Za-km-z]{1,128}:(0|[1-9][0-9]{0,15})$/
 
 function invalid (path: string, why: string): RolloutError {
   return new RolloutError('ROLLOUT_BODY_INVALID', `${path}: ${why}`)
@@ -75,6 +83,24 @@ export function parseReleaseId (v: unknown, path = 'release'): string {
   return str(v, path, MAX_ID_CHARS, ID_RE)
 }
 
+function optAttempt (v: unknown, path: string): void {
+  optStr(v, path, 128, ATTEMPT_RE)
+}
+
+function peers (v: unknown, path: string, min: number): void {
+  list(v, path, min, MAX_WAVE_HOSTS).forEach((h, i) => str(h, `${path}[${i}]`, MAX_PEER_CHARS, FEED_RE))
+}
+
+function basis (v: unknown, path: string): void {
+  const b = record(v, path)
+  const feeds = Object.keys(b)
+  if (feeds.length > MAX_BASIS_FEEDS) throw new RolloutError('ROLLOUT_BODY_TOO_LARGE', `${path}: more than ${MAX_BASIS_FEEDS} feeds`)
+  for (const f of feeds) {
+    str(f, `${path} key`, MAX_PEER_CHARS, FEED_RE)
+    int(b[f], `${path}.${f}`, 0)
+  }
+}
+
 function source (v: unknown, path: string): void {
   const s = str(v, path, MAX_URL_CHARS)
   if (s !== 'peers' && !URL.canParse(s)) throw invalid(path, "must be a substituter URL or 'peers'")
@@ -102,10 +128,7 @@ function wave (v: unknown, path: string): Wave {
   const w = record(v, path)
   const selectors = ['hosts', 'tag', 'count', 'percent'].filter(k => w[k] !== undefined)
   if (selectors.length !== 1) throw invalid(path, 'needs exactly one of hosts, tag, count, percent')
-  if (w.hosts !== undefined) {
-    const hosts = list(w.hosts, `${path}.hosts`, 1, MAX_WAVE_HOSTS)
-    hosts.forEach((h, i) => str(h, `${path}.hosts[${i}]`, MAX_PEER_CHARS, FEED_RE))
-  }
+  if (w.hosts !== undefined) peers(w.hosts, `${path}.hosts`, 1)
   optStr(w.tag, `${path}.tag`, MAX_TAG_CHARS, TAG_RE)
   optInt(w.count, `${path}.count`, 1)
   optInt(w.percent, `${path}.percent`, 1, 100)
@@ -125,6 +148,8 @@ export function parseRelease (body: unknown): ReleaseBody {
   optInt(r.notBefore, 'release.notBefore', 0)
   optInt(r.expiresAt, 'release.expiresAt', 0)
   if (r.budget !== undefined) record(r.budget, 'release.budget')
+  if (r.basis !== undefined) basis(r.basis, 'release.basis')
+  optInt(r.applyDeadlineMs, 'release.applyDeadlineMs', 1)
   return r as ReleaseBody
 }
 
@@ -132,6 +157,11 @@ export function parseReleaseControl (body: unknown): ReleaseControlBody {
   const c = record(body, 'release-control')
   parseReleaseId(c.release, 'release-control.release')
   if (!CONTROL_ACTIONS.includes(c.action as ControlAction)) throw invalid('release-control.action', `must be one of ${CONTROL_ACTIONS.join(', ')}`)
+  if ((c.resumes !== undefined || c.accept !== undefined) && c.action !== 'resume') throw invalid('release-control', 'only a resume names pauses or accepted hosts')
+  if (c.resumes !== undefined) {
+    list(c.resumes, 'release-control.resumes', 1, MAX_RESUMES).forEach((r, i) => str(r, `release-control.resumes[${i}]`, 150, ENTRY_REF_RE))
+  }
+  if (c.accept !== undefined) peers(c.accept, 'release-control.accept', 1)
   return c as ReleaseControlBody
 }
 
@@ -140,6 +170,7 @@ export function parseApplyStart (body: unknown): ApplyStartBody {
   parseReleaseId(b.release, 'apply-start.release')
   parseStorePath(b.path, 'apply-start.path')
   int(b.wave, 'apply-start.wave', 0, MAX_WAVES - 1)
+  optAttempt(b.attempt, 'apply-start.attempt')
   return b as ApplyStartBody
 }
 
@@ -148,6 +179,7 @@ export function parseApplyOk (body: unknown): ApplyOkBody {
   parseReleaseId(b.release, 'apply-ok.release')
   parseStorePath(b.path, 'apply-ok.path')
   int(b.healthyAt, 'apply-ok.healthyAt', 0)
+  optAttempt(b.attempt, 'apply-ok.attempt')
   return b as ApplyOkBody
 }
 
@@ -157,6 +189,7 @@ export function parseApplyFailed (body: unknown): ApplyFailedBody {
   parseStorePath(b.path, 'apply-failed.path')
   str(b.reason, 'apply-failed.reason', MAX_REASON_CHARS)
   optStr(b.check, 'apply-failed.check', MAX_ID_CHARS)
+  optAttempt(b.attempt, 'apply-failed.attempt')
   return b as ApplyFailedBody
 }
 
@@ -166,6 +199,7 @@ export function parseRollback (body: unknown): RollbackBody {
   parseStorePath(b.from, 'rollback.from')
   parseStorePath(b.to, 'rollback.to')
   bool(b.ok, 'rollback.ok')
+  optAttempt(b.attempt, 'rollback.attempt')
   return b as RollbackBody
 }
 
@@ -180,6 +214,24 @@ export function parseHealth (body: unknown): HealthBody {
   return b as HealthBody
 }
 
+export function parseSoaked (body: unknown): SoakedBody {
+  const b = record(body, 'soaked')
+  parseReleaseId(b.release, 'soaked.release')
+  parseStorePath(b.path, 'soaked.path')
+  str(b.attempt, 'soaked.attempt', 128, ATTEMPT_RE)
+  int(b.soakMs, 'soaked.soakMs', 0)
+  return b as SoakedBody
+}
+
+export function parseOverdue (body: unknown): OverdueBody {
+  const b = record(body, 'overdue')
+  parseReleaseId(b.release, 'overdue.release')
+  int(b.wave, 'overdue.wave', 0, MAX_WAVES - 1)
+  peers(b.hosts, 'overdue.hosts', 1)
+  if (!OVERDUE_WHY.includes(b.why as OverdueWhy)) throw invalid('overdue.why', `must be one of ${OVERDUE_WHY.join(', ')}`)
+  return b as OverdueBody
+}
+
 /** One parser per rollout kind; state.ts folds only bodies that pass. */
 export const rolloutSchemas = {
   release: parseRelease,
@@ -188,7 +240,9 @@ export const rolloutSchemas = {
   'apply-ok': parseApplyOk,
   'apply-failed': parseApplyFailed,
   rollback: parseRollback,
-  health: parseHealth
+  health: parseHealth,
+  soaked: parseSoaked,
+  overdue: parseOverdue
 } as const
 
 export type RolloutKind = keyof typeof rolloutSchemas

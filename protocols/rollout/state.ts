@@ -12,7 +12,7 @@ import type { RolloutKind } from './schema.js'
 import { GateEvaluator } from './gates.js'
 import { PlanCache } from './plan.js'
 import type { Entry } from '../audit/types.js'
-import type { ControlAction, ControlRecord, Flag, ReleaseBody, ReleaseCandidate, ReleaseOutcomes } from './types.js'
+import type { ControlRecord, FirstOutcome, Flag, OverdueBody, ReleaseBody, ReleaseCandidate, ReleaseControlBody, ReleaseOutcomes } from './types.js'
 
 // The maps are filled in place and never replaced: the gate evaluator holds `outcomes`.
 export interface RolloutState {
@@ -21,6 +21,8 @@ export interface RolloutState {
   readonly controls: Map<string, ControlRecord[]>
   readonly outcomes: Map<string, ReleaseOutcomes>
   readonly flagged: Flag[]
+  /** append-only: each host's first outcome per release, in fold order; the gates read it with a cursor */
+  readonly firstOutcomes: FirstOutcome[]
   /** the decisions' incremental reader of `outcomes`, with its plans */
   readonly gates: GateEvaluator
 }
@@ -31,7 +33,9 @@ const validBodies = new WeakMap<object, RolloutKind>()
 /** `plans` may be shared by states that fold the same body objects under one view (a simulator's hosts). */
 export function emptyState (plans: PlanCache = new PlanCache()): RolloutState {
   const outcomes = new Map<string, ReleaseOutcomes>()
-  return { releases: new Map(), controls: new Map(), outcomes, flagged: [], gates: new GateEvaluator(outcomes, plans) }
+  const controls = new Map<string, ControlRecord[]>()
+  const firstOutcomes: FirstOutcome[] = []
+  return { releases: new Map(), controls, outcomes, flagged: [], firstOutcomes, gates: new GateEvaluator(outcomes, controls, firstOutcomes, plans) }
 }
 
 export function isRolloutKind (kind: string): kind is RolloutKind {
@@ -41,7 +45,7 @@ export function isRolloutKind (kind: string): kind is RolloutKind {
 export function outcomesOf (state: RolloutState, release: string): ReleaseOutcomes {
   let o = state.outcomes.get(release)
   if (o === undefined) {
-    o = { latest: new Map(), failed: new Set(), health: new Map(), pending: [] }
+    o = { latest: new Map(), failed: new Set(), health: new Map(), overdue: [], pending: [] }
     state.outcomes.set(release, o)
   }
   return o
@@ -79,8 +83,14 @@ export function applyEntry (state: RolloutState, entry: Entry): RolloutState {
       pushOnce(state.releases, body.id as string, { feed: entry.feed, seq: entry.seq, ts: entry.ts, body: entry.body as ReleaseBody })
       break
     case 'release-control':
-      pushOnce(state.controls, body.release as string, { feed: entry.feed, seq: entry.seq, ts: entry.ts, action: body.action as ControlAction })
+      pushOnce(state.controls, body.release as string, { feed: entry.feed, seq: entry.seq, ts: entry.ts, action: (body as ReleaseControlBody).action, body: body as ReleaseControlBody })
       break
+    case 'overdue': {
+      const o = outcomesOf(state, body.release as string)
+      if (o.overdue.some(x => x.feed === entry.feed && x.seq === entry.seq)) break
+      o.overdue.push({ feed: entry.feed, seq: entry.seq, ts: entry.ts, body: body as OverdueBody })
+      break
+    }
     case 'health': {
       if (body.release === undefined) break
       const o = outcomesOf(state, body.release as string)
@@ -98,6 +108,7 @@ export function applyEntry (state: RolloutState, entry: Entry): RolloutState {
       const prev = o.latest.get(entry.feed)
       const replaces = prev === undefined || prev.seq < entry.seq
       if (replaces) o.latest.set(entry.feed, entry)
+      if (prev === undefined) state.firstOutcomes.push({ host: entry.feed, release: body.release as string })
       const health = o.health.get(entry.feed)
       if (replaces || newlyFailed) o.pending.push({ host: entry.feed, before: prev, after: o.latest.get(entry.feed), beforeHealth: health, afterHealth: health, newlyFailed })
     }

@@ -1,7 +1,9 @@
 // How a release stands, for operators (CLI `release status`, the browser view): the same
-// authority and gates the hosts decide by, counted per wave.
-import { controlState, effectiveRelease, outranks, validReleases } from './authority.js'
-import { NOT_OPEN, secs, soakEnd } from './gates.js'
+// authority and gates the hosts decide by, counted per wave over the release's frozen plan, so a
+// later revoke or admit does not rewrite what the release did.
+import { controlState, outranks } from './authority.js'
+import { gateContext, planOf } from './decide.js'
+import { HostClass } from './gates.js'
 import type { RolloutState } from './state.js'
 import type { MembershipView } from './types.js'
 
@@ -10,12 +12,24 @@ export interface WaveStatus {
   hosts: number
   /** online hosts that have written nothing for the release */
   pending: number
-  applying: number
-  healthy: number
-  failed: number
   /** hosts that have written nothing and are offline (per the caller's `online`) */
   offline: number
-  /** hosts the gate needs healthy (after silent hosts left the count, if waitOfflineMs applies) */
+  applying: number
+  /** applied, their `soaked` not written yet */
+  soaking: number
+  healthy: number
+  failed: number
+  /** applied, then reported a failing health check */
+  unhealthy: number
+  /** declared silent by an overdue entry: out of the gate */
+  silent: number
+  /** moved on to a newer release before finishing this one: out of the gate */
+  movedOn: number
+  /** failures an admin's resume accepted: out of the gate and the budget */
+  accepted: number
+  /** hosts that a newer, not aborted release also targets (superseded here, per host) */
+  superseded: number
+  /** hosts the gate needs healthy (out of those still counted) */
   need: number
   gateMet: boolean
   /** why the wave after this one cannot start yet, when its gate is not met */
@@ -32,44 +46,90 @@ export interface ReleaseStatus {
   reason?: string
   waves: WaveStatus[]
   failed: number
+  /** the hosts counted as failed (apply-failed, rollback or past the apply deadline): what a resume may `accept` */
+  failedHosts: string[]
   maxFailures: number
   /** hosts a target matched but no wave selected */
   unassigned: string[]
 }
 
+/**
+ * `release status --watch` ends when this is defined, with it as the exit code: 0 only on
+ * done; 6 halted, 7 aborted, 8 superseded (every host of it taken over by newer releases).
+ * rolling and paused keep watching.
+ */
+export function watchExitCode (state: OverallState): number | undefined {
+  switch (state) {
+    case 'done': return 0
+    case 'halted': return 6
+    case 'aborted': return 7
+    case 'superseded': return 8
+    default: return undefined
+  }
+}
+
 /** How a release stands (CLI `release status`, the browser view); undefined for an unknown or non-admin release. */
-export function releaseStatus (state: RolloutState, membership: MembershipView, releaseId: string, now: number, online: (peer: string) => boolean = () => true): ReleaseStatus | undefined {
-  const c = effectiveRelease(state, membership, releaseId)
+export function releaseStatus (state: RolloutState, membership: MembershipView, releaseId: string, online: (peer: string) => boolean = () => true): ReleaseStatus | undefined {
+  const ctx = gateContext(state, membership)
+  const c = ctx.releases.get(releaseId)
   if (c === undefined) return undefined
-  const progress = state.gates.progress(membership, c, now)
-  const o = state.outcomes.get(releaseId)
+  const base = { id: releaseId, number: c.body.number, signer: c.feed, failed: 0, failedHosts: [] as string[], maxFailures: c.body.maxFailures, unassigned: [] as string[] }
+  const control = controlState(state, membership, releaseId)
+  const progress = state.gates.progress(ctx, c)
+  if (progress === undefined) {
+    return control.aborted
+      ? { ...base, waves: [], state: 'aborted', reason: `aborted by ${control.by?.feed}` }
+      : { ...base, waves: [], state: 'rolling', reason: 'catching up to the release\'s basis' }
+  }
+
+  // a host is superseded here when a newer, not aborted release targets it too
+  const newer = [...ctx.releases.values()]
+    .filter(r => outranks(r, c) && !controlState(state, membership, r.body.id).aborted)
+    .map(r => planOf(state, r.body, membership))
+  const superseded = (h: string): boolean => newer.some(p => p?.waveOf.has(h) === true)
+  const failedHosts: string[] = []
   const waves: WaveStatus[] = progress.waves.map((agg, i) => {
-    const w: WaveStatus = { index: i, hosts: agg.hosts.length, pending: 0, applying: 0, healthy: 0, failed: 0, offline: 0, need: progress.gates[i].need, gateMet: progress.gates[i].met }
+    const n = agg.n
+    const g = progress.gates[i]
+    const w: WaveStatus = {
+      index: i,
+      hosts: agg.hosts.length,
+      pending: 0,
+      offline: 0,
+      applying: n[HostClass.applying],
+      soaking: n[HostClass.soaking],
+      healthy: n[HostClass.healthy],
+      failed: n[HostClass.failed],
+      unhealthy: n[HostClass.unhealthy],
+      silent: n[HostClass.silent],
+      movedOn: n[HostClass.movedOn],
+      accepted: n[HostClass.accepted],
+      superseded: 0,
+      need: g.need,
+      gateMet: g.met
+    }
     for (const h of agg.hosts) {
-      const latest = o?.latest.get(h)
-      if (o?.failed.has(h) === true) w.failed++
-      if (latest === undefined) {
+      if (superseded(h)) w.superseded++
+      const cls = state.gates.classOf(releaseId, h)
+      if (cls === HostClass.failed) failedHosts.push(h)
+      else if (cls === HostClass.quiet) {
         if (online(h)) w.pending++
         else w.offline++
-      } else if (latest.kind === 'apply-start') w.applying++
-      else if (soakEnd(latest, o?.health.get(h), 0) !== undefined) w.healthy++
+      }
     }
-    const g = progress.gates[i]
     if (!g.met) {
-      w.waits = `${agg.healthy}/${g.counted} healthy, needs ${agg.wave.gate.healthy} % (${g.need})` +
-        (g.soakUntil !== undefined && g.soakUntil < NOT_OPEN ? `, soak ${secs(g.soakUntil - now)} left` : '')
+      w.waits = `${w.healthy}/${g.counted} healthy, needs ${agg.wave.gate.healthy} % (${g.need})` + (w.soaking > 0 ? `, ${w.soaking} soaking` : '')
     }
     return w
   })
-  const base = { id: releaseId, number: c.body.number, signer: c.feed, waves, failed: progress.failed, maxFailures: c.body.maxFailures, unassigned: progress.plan.unassigned }
-  const control = controlState(state, membership, releaseId)
-  if (control.aborted) return { ...base, state: 'aborted', reason: `aborted by ${control.by?.feed}` }
-  const newer = validReleases(state, membership).find(r => outranks(r, c) && !controlState(state, membership, r.body.id).aborted)
-  if (newer !== undefined) return { ...base, state: 'superseded', reason: `superseded by ${newer.body.id} #${newer.body.number}` }
-  if (progress.halt.halted) return { ...base, state: 'halted', reason: progress.halt.reason }
-  if (control.paused) return { ...base, state: 'paused', reason: `paused by ${control.by?.feed}` }
-  const busy = waves.some(w => w.pending > 0 || w.applying > 0)
-  if (progress.firstUnmet === waves.length && !busy) return { ...base, state: 'done' }
+  const full = { ...base, waves, failed: progress.failed, failedHosts: failedHosts.sort(), unassigned: progress.plan.unassigned }
+  if (control.aborted) return { ...full, state: 'aborted', reason: `aborted by ${control.by?.feed}` }
+  if (progress.halt.halted) return { ...full, state: 'halted', reason: progress.halt.reason }
+  const hosts = waves.reduce((s, w) => s + w.hosts, 0)
+  if (hosts > 0 && waves.every(w => w.superseded === w.hosts)) return { ...full, state: 'superseded', reason: 'every host of it is targeted by a newer release' }
+  if (control.paused) return { ...full, state: 'paused', reason: `paused by ${control.by?.feed}` }
+  const busy = waves.some(w => w.pending > 0 || w.applying > 0 || w.soaking > 0)
+  if (progress.firstUnmet === waves.length && !busy) return { ...full, state: 'done' }
   const j = progress.firstUnmet
-  return j < waves.length ? { ...base, state: 'rolling', reason: `wave ${j}: ${waves[j].waits}` } : { ...base, state: 'rolling' }
+  return j < waves.length ? { ...full, state: 'rolling', reason: `wave ${j}: ${waves[j].waits}` } : { ...full, state: 'rolling' }
 }

@@ -2,13 +2,15 @@
 // epoch and kid and carries the sealed keys the change calls for (see state.ts for how every
 // host folds them). Who may write a change is the service's check; this decides what it says.
 import { randomBytes } from 'node:crypto'
-import { MAX_KEYS_PER_ENTRY, ROOM_CREATE, ROOM_MEMBER, ROOM_REKEY, memberId, type HistoryMode, type RoomMember, type SealedKey } from './codec.js'
+import { MAX_KEYS_PER_ENTRY, ROOM_CREATE, ROOM_ID_NONCE_BYTES, ROOM_MEMBER, ROOM_REKEY, memberId, roomIdFor, type HistoryMode, type RoomMember, type SealedKey } from './codec.js'
 import type { EpochKeys } from './epoch-keys.js'
 import { RoomError } from './errors.js'
 import { memberHosts, type Room } from './state.js'
 import type { RoomLog } from './types.js'
 
 export interface RoomChangesComponents {
+  /** this host: the creator of the rooms it creates */
+  me: string
   store: Pick<RoomLog, 'append'>
   keys: Pick<EpochKeys, 'open' | 'sealTo' | 'fresh'>
   /** a mesh member whose X-Wing key is known: a key can be sealed to it */
@@ -25,9 +27,10 @@ export class RoomChanges {
   /** Writes a new room's room-create, its epoch 0 key sealed to every member host; returns its id. */
   async create (opts: { name: string, members: RoomMember[], history?: HistoryMode }): Promise<string> {
     const hosts = [...new Set(opts.members.map(m => m.host))].sort()
-    const room = randomBytes(16).toString('hex')
+    const nonce = new Uint8Array(randomBytes(ROOM_ID_NONCE_BYTES))
+    const room = roomIdFor(this.c.me, nonce)
     const { kid, keys } = await this.c.keys.fresh(room, 0, hosts)
-    await this.append(ROOM_CREATE, { room, name: opts.name, history: opts.history ?? 'joined', members: opts.members, epoch: 0, kid, keys })
+    await this.append(ROOM_CREATE, { room, name: opts.name, history: opts.history ?? 'joined', members: opts.members, nonce, epoch: 0, kid, keys })
     return room
   }
 

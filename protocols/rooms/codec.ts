@@ -25,6 +25,7 @@ export const MAX_KEYS_PER_ENTRY = 40
 export const MAX_ROOM_HOSTS = MAX_KEYS_PER_ENTRY
 export const MAX_MEMBERS = 128
 export const KID_BYTES = 16
+export const ROOM_ID_NONCE_BYTES = 16
 const MAX_NAME_CHARS = 128
 const SIG_BYTES = 64
 const FRAME_VERSION = 1
@@ -36,8 +37,9 @@ export const MAX_HISTORY_REQUEST_BYTES = 256
 export const HISTORY_BATCH = 64
 export const MAX_HISTORY_FRAME_BYTES = HISTORY_BATCH * (MAX_FRAME_BYTES + 8) + 64
 
-// Room ids are 128 random bits in hex; agent names are path- and key-safe identifiers; hosts
-// are Ed25519 libp2p peer ids, always this 52-character base58btc form.
+// Room ids are 128 bits in hex, derived from the creator and a random nonce (roomIdFor); agent
+// names are path- and key-safe identifiers; hosts are Ed25519 libp2p peer ids, always this
+// 52-character base58btc form.
 const ROOM_ID_RE = /^[0-9a-f]{32}$/
 const AGENT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/
 
@@ -53,8 +55,11 @@ export interface SealedKey { host: string, epoch: number, sealed: Uint8Array }
  * the hosts in `keys`; equal to it (with the same kid) it only adds recipients.
  */
 interface EpochFields { room: string, epoch: number, kid: Uint8Array, keys: SealedKey[] }
-/** Epoch 0. `history`: whether members added later receive the keys of earlier epochs. */
-export interface RoomCreateBody extends EpochFields { name: string, history: HistoryMode, members: RoomMember[] }
+/**
+ * Epoch 0. `history`: whether members added later receive the keys of earlier epochs. `nonce`:
+ * the room id is roomIdFor(author, nonce), so only its creator's feed can write its room-create.
+ */
+export interface RoomCreateBody extends EpochFields { name: string, history: HistoryMode, members: RoomMember[], nonce: Uint8Array }
 export interface RoomMemberBody extends EpochFields { op: 'add' | 'remove', member: RoomMember }
 export type RoomRekeyBody = EpochFields
 
@@ -110,7 +115,7 @@ function epochFields (kind: string, b: Record<string, unknown>): EpochFields {
 }
 
 export function validateRoomCreate (body: unknown): RoomCreateBody {
-  const b = fields(ROOM_CREATE, body, ['epoch', 'history', 'keys', 'kid', 'members', 'name', 'room'])
+  const b = fields(ROOM_CREATE, body, ['epoch', 'history', 'keys', 'kid', 'members', 'name', 'nonce', 'room'])
   const e = epochFields(ROOM_CREATE, b)
   if (e.epoch !== 0) invalid(ROOM_CREATE, 'a room starts at epoch 0')
   if (typeof b.name !== 'string' || b.name.length === 0 || b.name.length > MAX_NAME_CHARS) invalid(ROOM_CREATE, `name must be 1..${MAX_NAME_CHARS} characters`)
@@ -118,7 +123,8 @@ export function validateRoomCreate (body: unknown): RoomCreateBody {
   if (!Array.isArray(b.members) || b.members.length === 0 || b.members.length > MAX_MEMBERS) invalid(ROOM_CREATE, `members must be a list of 1..${MAX_MEMBERS}`)
   const members = b.members.map((m: unknown) => checkMember(ROOM_CREATE, m))
   if (new Set(members.map(memberId)).size !== members.length) invalid(ROOM_CREATE, 'a member is listed twice')
-  return { ...e, name: b.name, history: b.history, members }
+  if (!(b.nonce instanceof Uint8Array) || b.nonce.length !== ROOM_ID_NONCE_BYTES) invalid(ROOM_CREATE, `nonce must be ${ROOM_ID_NONCE_BYTES} bytes`)
+  return { ...e, name: b.name, history: b.history, members, nonce: b.nonce }
 }
 
 export function validateRoomMember (body: unknown): RoomMemberBody {
@@ -142,6 +148,17 @@ export const roomSchemas: { [K in RoomKind]: (body: unknown) => RoomBodies[K] } 
 
 export function memberId (m: RoomMember): string {
   return `${m.host}/${m.agent}`
+}
+
+const ROOM_ID_DOMAIN = 'fleetmesh room id v1\0'
+
+/**
+ * The id of the room `creator` creates with `nonce`: a room-create counts only when its room is
+ * the id of its author and nonce, so no other feed can write one for an existing room (finding
+ * a second preimage of 128 bits is out of reach), however it dates it.
+ */
+export function roomIdFor (creator: string, nonce: Uint8Array): string {
+  return createHash('sha256').update(ROOM_ID_DOMAIN).update(`${creator}\0`).update(nonce).digest().subarray(0, 16).toString('hex')
 }
 
 const KID_DOMAIN = 'fleetmesh room key id v1\0'

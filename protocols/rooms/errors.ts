@@ -17,7 +17,7 @@ export type RoomErrorCode =
   | 'ROOM_BAD_SIGNATURE'
   /** the sending host or agent is not a member of the room in the message's epoch */
   | 'ROOM_NOT_MEMBER'
-  /** a message of an epoch that had ended before the sender claims to have written it */
+  /** a live message of an epoch this host saw end longer than the grace ago (epoch-ends.ts) */
   | 'ROOM_STALE_EPOCH'
   /** a (sender, seq) already received, or older than what history still keeps */
   | 'ROOM_REPLAY'
@@ -35,6 +35,8 @@ export type RoomErrorCode =
   | 'ROOM_TOO_MANY_HOSTS'
   /** a request that breaks the API's schema */
   | 'ROOM_BAD_REQUEST'
+  /** a peer past its size or rate budget for room frames or history (budgets.ts) */
+  | 'ROOM_OVER_BUDGET'
   /** a history fetch that the remote refused or that failed */
   | 'ROOM_HISTORY_FAILED'
 

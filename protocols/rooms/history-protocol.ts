@@ -1,6 +1,7 @@
 // HISTORY_PROTOCOL: a member host asks another for the frames of one room it keeps since a
 // time, and gets them in batches of ciphertext, never plaintext. Only a member host of the room
-// is served, and only the frames of epochs whose key it received.
+// is served, and only the frames of epochs whose key it received. Requests served and batches
+// fetched are spent from the peer's budgets (budgets.ts).
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import { lengthPrefixFault, request, respond, type Exchange } from '../reqresp.js'
@@ -10,6 +11,7 @@ import {
   type HistoryRequest, type SignedRoomMessage
 } from './codec.js'
 import { asRoomError, RoomError } from './errors.js'
+import type { RoomBudgets } from './budgets.js'
 import { memberHosts, type Room } from './state.js'
 
 const REQUEST_TIMEOUT_MS = 30_000
@@ -38,6 +40,7 @@ export interface HistoryProtocolComponents {
   room: (id: string) => Room | undefined
   /** a room's kept frames, oldest first */
   frames: (room: string) => AsyncIterable<{ bytes: Uint8Array, msg: SignedRoomMessage }>
+  budgets: Pick<RoomBudgets, 'batch' | 'request'>
 }
 
 export class HistoryProtocol {
@@ -58,7 +61,10 @@ export class HistoryProtocol {
   /** Asks `peer` for the frames of `room` with ts >= `since`, handing each batch to `onFrames`. */
   async fetch (room: string, peer: PeerId, since: number, onFrames: (frames: Uint8Array[]) => Promise<void>): Promise<void> {
     const stream = await this.c.libp2p.dialProtocol(peer, HISTORY_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
-    await request(stream, exchange, { room, since }, async (res) => { await onFrames(res.msgs) })
+    await request(stream, exchange, { room, since }, async (res) => {
+      this.c.budgets.batch(peer.toString(), res.msgs.reduce((n, m) => n + m.byteLength, 0))
+      await onFrames(res.msgs)
+    })
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
@@ -66,6 +72,7 @@ export class HistoryProtocol {
     await respond(stream, exchange, async (req, reply) => {
       const room = this.c.room(req.room)
       if (room === undefined || !memberHosts(room).includes(peer)) throw new RoomError('ROOM_NOT_MEMBER', `${peer} is not a member host of room ${req.room} here`)
+      this.c.budgets.request(peer)
       let batch: Uint8Array[] = []
       for await (const { bytes, msg } of this.c.frames(req.room)) {
         if (msg.ts < req.since || room.epochs.get(msg.epoch)?.keys.has(peer) !== true) continue

@@ -8,7 +8,9 @@
 // history store (history-store.ts), this host's epoch keys (epoch-keys.ts), the writer of
 // membership changes (changes.ts), the history protocol (history-protocol.ts), when to fetch
 // history (catch-up.ts), the rekey of stale rooms (repairs.ts), frames waiting for their room
-// (pending.ts) and the room topics (topics.ts); views.ts says what a room looks like from here.
+// (pending.ts), the room topics (topics.ts), the checks every received frame goes through
+// (intake.ts), when each epoch ended here (epoch-ends.ts) and the per-peer budgets
+// (budgets.ts); views.ts says what a room looks like from here.
 //
 // Relaying: by default every host subscribes to the topic of every room it knows of, member or
 // not, and forwards its frames. Gossipsub only forwards a topic among its subscribers, so a room
@@ -17,20 +19,22 @@
 // replicated log already. Per-room counters (stats()) show what a host received and refused.
 import { EventEmitter, on } from 'node:events'
 import type { PeerId } from '@libp2p/interface'
-import { peerIdPublicKey } from '../../crypto/identity.js'
-import { decryptRoomMessage, encryptRoomMessage, signingBytes, type RoomMessage } from '../../crypto/room-cipher.js'
-import { createSigner, verifyEd25519, type Signer } from '../../crypto/sign.js'
+import { encryptRoomMessage, signingBytes } from '../../crypto/room-cipher.js'
+import { createSigner, type Signer } from '../../crypto/sign.js'
 import type { StoredEntry } from '../audit/index.js'
 import { ROOM_KINDS, checkMember, decodeFrame, encodeFrame, memberId, type HistoryMode, type RoomMember, type SignedRoomMessage } from './codec.js'
+import { gossipPenalty, RoomBudgets } from './budgets.js'
 import { CatchUp } from './catch-up.js'
 import { RoomChanges } from './changes.js'
+import { EpochEnds } from './epoch-ends.js'
 import { EpochKeys } from './epoch-keys.js'
-import { asRoomError, RoomError } from './errors.js'
+import { RoomError } from './errors.js'
 import { HistoryProtocol } from './history-protocol.js'
 import { HistoryStore } from './history-store.js'
+import { openText, RoomIntake } from './intake.js'
 import { PendingFrames } from './pending.js'
 import { Repairs } from './repairs.js'
-import { admitMessage, applyRoomEntry, canManage, createRoomsState, foldRoom, memberHosts, type Room } from './state.js'
+import { applyRoomEntry, canManage, createRoomsState, foldRoom, memberHosts, type Room } from './state.js'
 import { RoomTopics } from './topics.js'
 import type { RejectEvent, RoomInfo, RoomLog, RoomLogger, RoomMembershipView, RoomMessageOut, RoomServiceOptions, RoomStats } from './types.js'
 import { isAdminIn, reachable, roomHealth, roomInfo } from './views.js'
@@ -39,9 +43,6 @@ import { isAdminIn, reachable, roomHealth, roomInfo } from './views.js'
 const MESH_KINDS = new Set(['genesis', 'admit', 'grant', 'revoke'])
 
 const utf8 = new TextEncoder()
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true })
-
-type Counters = Omit<RoomStats, 'room' | 'subscribed' | 'peers'>
 
 interface RoomEvents {
   message: [RoomMessageOut]
@@ -55,22 +56,22 @@ export class RoomService extends EventEmitter<RoomEvents> {
   private readonly store: RoomLog
   private readonly membership: RoomMembershipView
   private readonly signer: Signer
-  private readonly graceMs: number
   private readonly relay: boolean
   private readonly log: RoomLogger | undefined
   private readonly now: () => number
   private readonly history: HistoryStore
   private readonly keys: EpochKeys
+  private readonly ends: EpochEnds
   private readonly changes: RoomChanges
   private readonly protocol: HistoryProtocol
   private readonly topics: RoomTopics
   private readonly catchUp_: CatchUp
   private readonly pending: PendingFrames
+  private readonly intake: RoomIntake
   private readonly repairs: Repairs
   private readonly isAdmin: (peer: string) => boolean
   private readonly state = createRoomsState()
   private readonly rooms_ = new Map<string, Room>()
-  private readonly counters = new Map<string, Counters>()
   private started = false
   /** the log has been folded once: from then on each new entry re-folds its room at once */
   private following = false
@@ -81,7 +82,6 @@ export class RoomService extends EventEmitter<RoomEvents> {
     this.membership = opts.membership
     this.me = opts.identity.peerId.toString()
     this.signer = createSigner(opts.identity.privateKey)
-    this.graceMs = opts.epochGraceMs ?? 10_000
     this.relay = opts.relay ?? true
     this.log = opts.log
     this.now = opts.now ?? Date.now
@@ -92,19 +92,37 @@ export class RoomService extends EventEmitter<RoomEvents> {
       recipientKey: (host) => opts.membership.isMember(host) ? opts.membership.xwingOf(host) : undefined,
       log: opts.log
     })
+    this.ends = new EpochEnds(opts.db, opts.epochGraceMs ?? 10_000, this.now)
     this.isAdmin = isAdminIn(opts.membership)
-    this.changes = new RoomChanges({ store: opts.store, keys: this.keys, reachable: (host) => reachable(opts.membership, host) })
-    this.protocol = new HistoryProtocol({ libp2p: opts.libp2p, room: (id) => this.rooms_.get(id), frames: (room) => this.history.frames(room) })
+    this.changes = new RoomChanges({ me: this.me, store: opts.store, keys: this.keys, reachable: (host) => reachable(opts.membership, host) })
+    const budgets = new RoomBudgets({ limits: opts.budgets, penalise: opts.penalise ?? gossipPenalty(opts.libp2p.services.pubsub) })
+    this.protocol = new HistoryProtocol({ libp2p: opts.libp2p, room: (id) => this.rooms_.get(id), frames: (room) => this.history.frames(room), budgets })
+    this.pending = new PendingFrames(this.now)
+    this.intake = new RoomIntake({
+      room: (id) => this.rooms_.get(id),
+      keys: this.keys,
+      history: this.history,
+      ends: this.ends,
+      pending: this.pending,
+      isMember: (peer) => opts.membership.isMember(peer),
+      onMessage: (m) => { this.emit('message', m) },
+      onRejected: (r) => { this.emit('rejected', r) },
+      log: opts.log
+    })
     this.topics = new RoomTopics({
       pubsub: opts.libp2p.services.pubsub,
       isMember: (peer) => opts.membership.isMember(peer),
+      admit: (room, peer, bytes) => {
+        const over = budgets.frame(peer, bytes)
+        if (over !== undefined) this.intake.reject(over, room)
+        return over === undefined
+      },
       onFrame: (room, data) => {
-        this.count(room).gossip++
-        void this.take(data, room, true)
+        this.intake.count(room).gossip++
+        void this.intake.take(data, room, true)
       },
       onPublished: (topic, bytes) => { this.emit('published', { topic, bytes }) }
     })
-    this.pending = new PendingFrames(this.now)
     this.repairs = new Repairs({ me: this.me, mesh: opts.membership, room: (id) => this.rooms_.get(id), rekey: async (id) => this.rekey(id), delayMs: opts.repairDelayMs ?? 5_000, log: opts.log })
     this.catchUp_ = new CatchUp({
       me: this.me,
@@ -114,9 +132,9 @@ export class RoomService extends EventEmitter<RoomEvents> {
       room: (id) => this.rooms_.get(id),
       latestTs: async (room) => this.history.latestTs(room),
       take: async (room, frames) => {
-        this.count(room).history += frames.length
+        this.intake.count(room).history += frames.length
         let got = 0
-        for (const frame of frames) if (await this.take(frame, room, false) !== undefined) got++
+        for (const frame of frames) if (await this.intake.take(frame, room, false) !== undefined) got++
         return got
       },
       log: opts.log
@@ -128,6 +146,7 @@ export class RoomService extends EventEmitter<RoomEvents> {
     this.started = true
     this.repairs.start()
     await this.history.open()
+    await this.ends.load()
     this.topics.start()
     // Listening before the scan: an entry that lands during it is never missed, and one that
     // both deliver is folded once (applyRoomEntry ignores a (feed, seq) it holds).
@@ -151,6 +170,7 @@ export class RoomService extends EventEmitter<RoomEvents> {
     this.repairs.stop()
     await this.protocol.stop()
     await this.history.settle()
+    await this.ends.settle()
   }
 
   // --- views ---------------------------------------------------------------------------------
@@ -190,15 +210,16 @@ export class RoomService extends EventEmitter<RoomEvents> {
   /** Re-folds one room and follows it: topic subscription, pending frames, repair, catch-up. */
   private refresh (id: string): void {
     const before = this.rooms_.get(id)
-    const room = foldRoom(this.state, id, this.isAdmin)
+    const room = foldRoom(this.state, id, this.membership.standingAt)
     if (room === undefined) return
     this.rooms_.set(id, room)
+    this.ends.observe(room)
     const member = memberHosts(room).includes(this.me)
     const wasMember = before !== undefined && memberHosts(before).includes(this.me)
     this.topics.carry(id, member || this.relay)
     if (member && !wasMember) void this.catchUp_.all(id).catch(() => {})
     if (before === undefined || before.epoch !== room.epoch || before.epochs.size !== room.epochs.size) {
-      void this.pending.retry(id, async (bytes) => { await this.take(bytes, id, true) })
+      void this.pending.retry(id, async (bytes) => { await this.intake.take(bytes, id, true) })
     }
     this.repairs.schedule(room)
   }
@@ -269,16 +290,10 @@ export class RoomService extends EventEmitter<RoomEvents> {
     return out
   }
 
-  private count (room: string): Counters {
-    let c = this.counters.get(room)
-    if (c === undefined) this.counters.set(room, c = { gossip: 0, history: 0, accepted: 0, rejected: {} })
-    return c
-  }
-
   /** What the frames of one room did here since the service started. */
   stats (id: string): RoomStats {
     this.need(id)
-    const c = this.count(id)
+    const c = this.intake.count(id)
     return {
       room: id,
       subscribed: this.topics.carries(id),
@@ -291,79 +306,11 @@ export class RoomService extends EventEmitter<RoomEvents> {
   }
 
   /**
-   * receive() for frames from the network, which came on `room`'s topic or history: a refusal
-   * becomes a 'rejected' event. A frame of another room is refused, whatever it holds.
-   */
-  private async take (bytes: Uint8Array, room: string, reportReplays: boolean): Promise<RoomMessageOut | undefined> {
-    let msg: SignedRoomMessage
-    try {
-      msg = decodeFrame(bytes)
-      if (msg.room !== room) throw new RoomError('ROOM_FRAME_MALFORMED', `a frame of room ${msg.room} came on room ${room}'s topic or history`)
-    } catch (err) {
-      this.reject(err, room)
-      return undefined
-    }
-    try {
-      const out = await this.accept(msg, bytes)
-      if (out !== undefined) this.count(room).accepted++
-      return out
-    } catch (err) {
-      if (reportReplays || !(err instanceof RoomError && err.code === 'ROOM_REPLAY')) this.reject(err, room, msg)
-      return undefined
-    }
-  }
-
-  private reject (err: unknown, room: string, frame?: RoomMessage): void {
-    const e = asRoomError(err)
-    const rejected = this.count(room).rejected
-    rejected[e.code] = (rejected[e.code] ?? 0) + 1
-    this.log?.debug({ code: e.code, room, sender: frame?.sender }, `rooms: dropped a message: ${e.message}`)
-    this.emit('rejected', { code: e.code, message: e.message, room, sender: frame?.sender, seq: frame?.seq })
-  }
-
-  /**
    * Verifies, decrypts and keeps one frame. Throws a RoomError naming why it was refused; a frame
    * of a room or epoch not known yet is held, retried when the room changes, and gives undefined.
    */
   async receive (bytes: Uint8Array): Promise<RoomMessageOut | undefined> {
-    return this.accept(decodeFrame(bytes), bytes)
-  }
-
-  private async accept (msg: SignedRoomMessage, bytes: Uint8Array): Promise<RoomMessageOut | undefined> {
-    const room = this.rooms_.get(msg.room)
-    const why = room === undefined ? 'ROOM_UNKNOWN' : admitMessage(room, msg, this.graceMs)
-    if (why === 'ROOM_UNKNOWN' || why === 'ROOM_UNKNOWN_EPOCH') {
-      this.pending.hold(msg.room, bytes)
-      return undefined
-    }
-    if (why !== undefined) throw new RoomError(why, `${msg.sender}/${msg.agent} may not write in epoch ${msg.epoch} of room ${msg.room}`)
-    // before the signature: a relay, which can open nothing, spends no verification on a frame
-    const key = await this.keys.open(room!, msg.epoch)
-    if (key === undefined) throw new RoomError('ROOM_NO_KEY', `this host holds no key for epoch ${msg.epoch} of room ${msg.room}`)
-    if (!verifyEd25519(peerIdPublicKey(msg.sender), signingBytes(msg), msg.sig)) {
-      throw new RoomError('ROOM_BAD_SIGNATURE', `message ${msg.sender}#${msg.seq} is not signed by its sender`)
-    }
-    if (!this.membership.isMember(msg.sender)) throw new RoomError('ROOM_NOT_MEMBER', `${msg.sender} is no longer a mesh member`)
-    const text = this.plaintext(key, msg)
-    const cursor = await this.history.keep(msg, bytes, false)
-    const out = { room: msg.room, cursor, epoch: msg.epoch, sender: msg.sender, agent: msg.agent, seq: msg.seq, ts: msg.ts, text }
-    this.emit('message', out)
-    return out
-  }
-
-  private plaintext (key: Uint8Array, msg: RoomMessage): string {
-    const bytes = (() => {
-      try {
-        return decryptRoomMessage(key, msg)
-      } catch (err) {
-        throw asRoomError(err)
-      }
-    })()
-    try {
-      return fromUtf8.decode(bytes)
-    } catch {
-      throw new RoomError('ROOM_FRAME_MALFORMED', 'the plaintext is not UTF-8')
-    }
+    return this.intake.accept(decodeFrame(bytes), bytes, true)
   }
 
   // --- reading -------------------------------------------------------------------------------
@@ -376,7 +323,7 @@ export class RoomService extends EventEmitter<RoomEvents> {
     for await (const { cursor, msg } of this.history.read(id, since, opts.limit ?? 1000)) {
       const k = await this.keys.open(room, msg.epoch)
       if (k === undefined) continue
-      const text = this.plaintext(k, msg)
+      const text = openText(k, msg)
       messages.push({ room: id, cursor, epoch: msg.epoch, sender: msg.sender, agent: msg.agent, seq: msg.seq, ts: msg.ts, text })
     }
     return { messages, cursor: messages.at(-1)?.cursor ?? since }

@@ -1,25 +1,33 @@
 // Rooms as a pure fold over their audit entries (docs/architecture.md, rooms). No I/O and no clock: the same
-// entries (and the same answer to "is this peer a mesh admin") give the same rooms on every
-// host, whatever order the entries arrived in.
+// entries (and the same standings of their authors, from the membership fold) give the same
+// rooms on every host, whatever order the entries arrived in.
 //
-// Rules
-// - A room is the first room-create for its id in (ts, feed, seq) order; its author is the
-//   creator. Changes (room-member, room-rekey) count when their author is the creator or a
-//   mesh admin; they are applied in (epoch, ts, feed, seq) order.
-// - A change whose epoch is above the current one starts that epoch: its kid names the key,
-//   its `keys` seal it to the recipient hosts, and the previous epoch ends at its ts. A change
-//   at the current epoch with the current kid only adds recipients. A change that lost a race
-//   (same epoch, other kid, or an epoch already passed) still changes the member set (so a
-//   concurrent removal is never lost) but its keys are ignored.
+// Rules (docs/architecture.md, rooms; DESIGN §8: no claimed time decides anything here)
+// - A room belongs to the feed that created it: a room-create counts only when its room id is
+//   roomIdFor(its author, its nonce) and its author was a mesh member at that seq; the first
+//   such entry of that feed (by seq) is the room. Another feed's room-create for the id, dated
+//   however it likes, counts for nothing.
+// - Changes (room-member, room-rekey) count when, as of the entry (standingAt: its author's
+//   standing at that seq of its feed), the author was the creator and a mesh member, or a mesh
+//   admin. Revoking or demoting the author later does not undo them: the member set and the
+//   epoch never roll back. They are applied in (epoch, feed, seq) order.
+// - A change whose epoch is above the current one starts that epoch and ends the previous one:
+//   its kid names the key, its `keys` seal it to the recipient hosts. A change at the current
+//   epoch with the current kid only adds recipients. A change that lost a race (same epoch,
+//   other kid, or an epoch already passed) still changes the member set (so a concurrent
+//   removal is never lost) but its keys are ignored.
 // - Keys sealed for earlier epochs (an add in a room with shared history) make their host a
 //   recipient of those epochs; the opener checks them against the epoch's kid.
 // - Messages of epoch E are accepted from a (host, agent) that was a member at some point of E
-//   and whose host received E's key; after E ended, only those written (by the sender's clock)
-//   up to `graceMs` past the end. A sending host enforces the current member set itself.
+//   and whose host received E's key; once E has ended, only while the receiving host says the
+//   epoch is not closed yet (its grace after it first saw the end in its own log, epoch-ends.ts):
+//   which epoch a message may use follows the log, not the sender's claimed time. A sending
+//   host enforces the current member set itself.
 // - The result flags `leaked` hosts (hold the current key but are no member host any more)
 //   and `missing` ones (member hosts without the current key): both are repaired by a rekey.
 import type { Entry } from '../audit/index.js'
-import { memberId, roomSchemas, ROOM_CREATE, type HistoryMode, type RoomBodies, type RoomKind, type RoomMember } from './codec.js'
+import type { Standing } from '../membership/index.js'
+import { memberId, roomIdFor, roomSchemas, ROOM_CREATE, type HistoryMode, type RoomBodies, type RoomKind, type RoomMember } from './codec.js'
 import type { RoomErrorCode } from './errors.js'
 
 interface Base { id: string, feed: string, seq: number, ts: number, sig: Uint8Array }
@@ -28,10 +36,8 @@ export type RoomRecord = { [K in RoomKind]: Base & { kind: K, body: RoomBodies[K
 export interface EpochState {
   epoch: number
   kid: Uint8Array
-  /** ts of the entry that started it */
-  startedAt: number
-  /** ts of the entry that started the next epoch */
-  endedAt?: number
+  /** a later epoch has started */
+  ended: boolean
   /** recipient host → its sealed key */
   keys: Map<string, Uint8Array>
   /** memberId()s that were members at some point of this epoch */
@@ -42,6 +48,7 @@ export interface Room {
   id: string
   name: string
   creator: string
+  /** the creator's claimed time: for display and listing order only */
   createdAt: number
   history: HistoryMode
   /** the current epoch */
@@ -95,8 +102,11 @@ export function applyRoomEntry (state: RoomsState, entry: Entry): string | undef
   return body.room
 }
 
-function byTime (a: Base, b: Base): number {
-  return a.ts - b.ts || (a.feed < b.feed ? -1 : a.feed > b.feed ? 1 : 0) || a.seq - b.seq
+/** An author's standing as of one of its entries (protocols/membership standingAt). */
+export type StandingAt = (feed: string, seq: number, ts: number) => Standing
+
+function inLogOrder (a: Base, b: Base): number {
+  return (a.feed < b.feed ? -1 : a.feed > b.feed ? 1 : 0) || a.seq - b.seq
 }
 
 function sortedMembers (ids: Set<string>): RoomMember[] {
@@ -110,22 +120,29 @@ function hostsOf (ids: Set<string>): Set<string> {
   return new Set([...ids].map(id => id.slice(0, id.indexOf('/'))))
 }
 
-/** The room as its records say, given who the mesh admins are; undefined before its room-create. */
-export function foldRoom (state: RoomsState, roomId: string, isAdmin: (peer: string) => boolean): Room | undefined {
+/** The room as its records say, given its authors' standing; undefined before its room-create. */
+export function foldRoom (state: RoomsState, roomId: string, standing: StandingAt): Room | undefined {
   const records = [...(state.byRoom.get(roomId)?.values() ?? [])]
   let create: (RoomRecord & { kind: 'room-create' }) | undefined
-  for (const r of records) if (r.kind === ROOM_CREATE && (create === undefined || byTime(r, create) < 0)) create = r
+  for (const r of records) {
+    if (r.kind !== ROOM_CREATE || roomIdFor(r.feed, r.body.nonce) !== roomId || !standing(r.feed, r.seq, r.ts).member) continue
+    if (create === undefined || r.seq < create.seq) create = r
+  }
   if (create === undefined) return undefined
   const creator = create.feed
+  const counts = (r: RoomRecord): boolean => {
+    const s = standing(r.feed, r.seq, r.ts)
+    return s.admin || (r.feed === creator && s.member)
+  }
   const members = new Set(create.body.members.map(memberId))
   const epochs = new Map<number, EpochState>()
   const sealedFor = (keys: Array<{ host: string, epoch: number, sealed: Uint8Array }>, epoch: number): Map<string, Uint8Array> =>
     new Map(keys.filter(k => k.epoch === epoch).map(k => [k.host, k.sealed]))
-  let current: EpochState = { epoch: 0, kid: create.body.kid, startedAt: create.ts, keys: sealedFor(create.body.keys, 0), members: new Set(members) }
+  let current: EpochState = { epoch: 0, kid: create.body.kid, ended: false, keys: sealedFor(create.body.keys, 0), members: new Set(members) }
   epochs.set(0, current)
   let lastChangeBy = creator
-  const changes = records.filter((r) => r.kind !== ROOM_CREATE && (r.feed === creator || isAdmin(r.feed)))
-    .sort((a, b) => a.body.epoch - b.body.epoch || byTime(a, b))
+  const changes = records.filter((r) => r.kind !== ROOM_CREATE && counts(r))
+    .sort((a, b) => a.body.epoch - b.body.epoch || inLogOrder(a, b))
   for (const r of changes) {
     const b = r.body
     if (r.kind === 'room-member') {
@@ -133,8 +150,8 @@ export function foldRoom (state: RoomsState, roomId: string, isAdmin: (peer: str
       else members.delete(memberId(r.body.member))
     }
     if (b.epoch > current.epoch) {
-      current.endedAt = r.ts
-      current = { epoch: b.epoch, kid: b.kid, startedAt: r.ts, keys: sealedFor(b.keys, b.epoch), members: new Set(members) }
+      current.ended = true
+      current = { epoch: b.epoch, kid: b.kid, ended: false, keys: sealedFor(b.keys, b.epoch), members: new Set(members) }
       epochs.set(b.epoch, current)
     } else {
       if (b.epoch === current.epoch && Buffer.compare(b.kid, current.kid) === 0) {
@@ -174,11 +191,14 @@ export function memberHosts (room: Room): string[] {
   return [...hostsOf(new Set(room.members.map(memberId)))].sort()
 }
 
-/** Whether a message header may be accepted in this room; the reason when it may not. */
-export function admitMessage (room: Room, h: { epoch: number, sender: string, agent: string, ts: number }, graceMs: number): RoomErrorCode | undefined {
+/**
+ * Whether a message header may be accepted in this room; the reason when it may not. `closed`
+ * says whether an ended epoch takes no more messages here (the receiving host's own judgement).
+ */
+export function admitMessage (room: Room, h: { epoch: number, sender: string, agent: string }, closed: (epoch: number) => boolean): RoomErrorCode | undefined {
   const e = room.epochs.get(h.epoch)
   if (e === undefined) return 'ROOM_UNKNOWN_EPOCH'
   if (!e.keys.has(h.sender) || !e.members.has(memberId({ host: h.sender, agent: h.agent }))) return 'ROOM_NOT_MEMBER'
-  if (e.endedAt !== undefined && h.ts > e.endedAt + graceMs) return 'ROOM_STALE_EPOCH'
+  if (e.ended && closed(h.epoch)) return 'ROOM_STALE_EPOCH'
   return undefined
 }

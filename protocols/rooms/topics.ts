@@ -8,6 +8,8 @@ import { roomOfTopic, roomTopic } from './codec.js'
 export interface RoomTopicsComponents {
   pubsub: Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'topicValidators' | 'publish' | 'getSubscribers' | 'addEventListener' | 'removeEventListener'>
   isMember: (peer: string) => boolean
+  /** spends a frame of `bytes` that `peer` delivered on `room`'s topic from its budget: false refuses it */
+  admit: (room: string, peer: string, bytes: number) => boolean
   /** a frame that came on the topic of `room`, not checked yet */
   onFrame: (room: string, data: Uint8Array) => void
   /** a frame this host published itself, once gossipsub took it */
@@ -68,10 +70,12 @@ export class RoomTopics {
    * Gossip on room topics flows among members only: a peer that is not one (a stranger inside its
    * pairing window) is rejected, which also lowers its gossip score, and a frame first published
    * by a non-member is dropped without blaming the member that relayed it (its log may not have
-   * the revoke yet).
+   * the revoke yet). A member past its frame budget (budgets.ts) is rejected too.
    */
   private readonly validate = (peer: PeerId, msg: Message): TopicValidatorResult => {
     if (!this.c.isMember(peer.toString())) return TopicValidatorResult.Reject
+    const room = roomOfTopic(msg.topic)
+    if (room === undefined || !this.c.admit(room, peer.toString(), msg.data.byteLength)) return TopicValidatorResult.Reject
     const from = msg.type === 'signed' ? msg.from.toString() : undefined
     if (from !== undefined && !this.c.isMember(from)) return TopicValidatorResult.Ignore
     return TopicValidatorResult.Accept

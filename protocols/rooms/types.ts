@@ -5,9 +5,10 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { Libp2p } from 'libp2p'
 import type { HostIdentity } from '../../crypto/identity.js'
 import type { AuditStore } from '../audit/index.js'
+import type { RoomBudgetLimits } from './budgets.js'
 import type { RoomErrorCode } from './errors.js'
 import type { RoomDb } from './history-store.js'
-import type { Room } from './state.js'
+import type { Room, StandingAt } from './state.js'
 
 /** What rooms need to know of the mesh's member set (protocols/membership's view). */
 export interface RoomMembershipView {
@@ -15,6 +16,8 @@ export interface RoomMembershipView {
   xwingOf: (peer: string) => Uint8Array | undefined
   /** mesh admins may manage every room; without it only a room's creator may */
   isAdmin?: (peer: string) => boolean
+  /** an author's standing as of one of its entries: judges every room entry (state.ts) */
+  standingAt: StandingAt
 }
 
 export interface RoomLogger {
@@ -34,10 +37,14 @@ export interface RoomServiceOptions {
   db: RoomDb
   /** bounded history per room (defaults: 1000 messages, 7 days) */
   history?: { maxMessages?: number, maxAgeMs?: number }
-  /** how long after its epoch ended (by the sender's clock) a message is still accepted (10 s) */
+  /** how long after this host saw an epoch end its gossip is still accepted (10 s, epoch-ends.ts) */
   epochGraceMs?: number
   /** how long a manager other than the last one waits before repairing a stale room (5 s) */
   repairDelayMs?: number
+  /** per-peer budgets on room frames and history (budgets.ts DEFAULT_ROOM_BUDGETS) */
+  budgets?: Partial<RoomBudgetLimits>
+  /** what a history peer over budget suffers (default: a gossipsub score penalty) */
+  penalise?: (peer: string) => void
   /** forward the gossip of rooms this host is not a member of (default true, see service.ts) */
   relay?: boolean
   log?: RoomLogger

@@ -53,6 +53,9 @@ async function openStore (dir: string, withKey: boolean, verifyThreads?: number)
   return { db, store }
 }
 
+/** A catch-up that has not finished by then is reported as failed, never waited on forever. */
+const CATCHUP_DEADLINE_MS = 20 * 60_000
+
 // A body of the size a status or health entry has in practice (~200 bytes of fields).
 function body (i: number): unknown {
   return { n: i, unit: 'fleetmesh.service', state: 'active', generation: `/nix/store/${'x'.repeat(32)}-nixos-system-${i}`, checks: [{ name: 'http', ok: true, ms: i % 1000 }] }
@@ -74,8 +77,20 @@ async function child (addr: string, n: number, dir: string, verifyThreads: numbe
   await sync.start()
   // the first request (the head exchange) goes out as soon as identify completes on this dial
   const first = performance.now()
-  await libp2p.dial(multiaddr(addr))
+  const server = multiaddr(addr)
+  await libp2p.dial(server)
+  // On a loaded machine the connection monitor may abort the link mid-catch-up; a host redials
+  // (node/redial.ts) and its sync resumes from the entries it holds, so the bench does the same
+  // rather than wait forever, and gives up with what it holds after CATCHUP_DEADLINE_MS.
+  const redial = (): void => { if (last === 0) libp2p.dial(server).catch(() => { setTimeout(redial, 1000) }) }
+  libp2p.addEventListener('peer:disconnect', redial)
+  const deadline = setTimeout(() => {
+    process.stderr.write(`audit bench child: caught up on ${(store.heads()[0]?.seq ?? -1) + 1} of ${n} entries in ${CATCHUP_DEADLINE_MS} ms; giving up\n`)
+    process.exit(3)
+  }, CATCHUP_DEADLINE_MS)
   await done
+  clearTimeout(deadline)
+  libp2p.removeEventListener('peer:disconnect', redial)
   process.stdout.write(JSON.stringify({ ms: last - first, n: (store.heads()[0]?.seq ?? -1) + 1 }) + '\n')
   await sync.stop()
   await libp2p.stop()

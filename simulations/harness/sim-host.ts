@@ -14,7 +14,7 @@ import type { ConnectionGater, Ed25519PrivateKey, PeerId } from '@libp2p/interfa
 import { AuditStore, AuditSync, auditSublevel, type StoredEntry } from '../../protocols/audit/index.js'
 import { decide, type RolloutState } from '../../protocols/rollout/index.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
-import { DeployAgent, type RolloutMembership } from '../../node/deploy/index.js'
+import { DeployAgent, type Executor, type RolloutMembership } from '../../node/deploy/index.js'
 import { createNodeKindRegistry } from '../../node/store.js'
 import { MetaStore } from '../../node/meta.js'
 import { Membership } from '../../node/membership.js'
@@ -29,6 +29,15 @@ export interface SimHostOptions {
   blocked?: () => Set<string>
   /** this host's apply fails (a bad canary) */
   failApply?: boolean
+  /**
+   * How long the agent waits to catch up with a member before deciding, at start and after it
+   * lost every peer. Default 0: a simulated host starts with an empty log, never a stale one.
+   */
+  catchUpGraceMs?: number
+  /** this host's wall clock, which stamps its entries (the chaos scenario skews it); default Date.now */
+  now?: () => number
+  /** the host's executor, which the caller keeps across restarts as a disk; default a new ZeroTimeExecutor per start */
+  executor?: Executor
 }
 
 export class SimHost {
@@ -57,7 +66,7 @@ export class SimHost {
     const log = pino({ level: 'silent' })
     this.db = new Level<string, Uint8Array>(this.opts.dir, { valueEncoding: 'view' })
     await this.db.open()
-    this.store = await AuditStore.open({ db: auditSublevel(this.db), privateKey: this.opts.key, kinds: createNodeKindRegistry(), verifyThreads: 0 })
+    this.store = await AuditStore.open({ db: auditSublevel(this.db), privateKey: this.opts.key, kinds: createNodeKindRegistry(), verifyThreads: 0, now: this.opts.now })
     const meta = new MetaStore(this.db)
     this.membership = await Membership.open(this.store, meta, this.peerId, log)
     if (this.membership.mesh() === undefined) {
@@ -78,9 +87,8 @@ export class SimHost {
       if (e.kind === 'apply-ok' && e.feed === this.peerId) this.applied.set((e.body as { release: string }).release, Date.now())
     })
     this.agent = new DeployAgent(
-      { self: this.peerId, store: this.store, catchUp: this.sync, membership: this.membership, executor: new ZeroTimeExecutor(() => this.opts.failApply === true), log },
-      // A simulated host starts with an empty log, never a stale one: there is nothing to catch up before deciding.
-      { catchUpGraceMs: 0 }
+      { self: this.peerId, store: this.store, catchUp: this.sync, peers: { connected: () => this.libp2p.getPeers().map(String) }, membership: this.membership, executor: this.opts.executor ?? new ZeroTimeExecutor(() => this.opts.failApply === true), log },
+      { catchUpGraceMs: this.opts.catchUpGraceMs ?? 0 }
     )
     await this.agent.start()
     await this.sync.start()
@@ -106,8 +114,10 @@ export class SimHost {
     return `${d.action}:${d.release ?? ''}`
   }
 
-  async stop (): Promise<void> {
-    await this.agent.stop()
+  /** `crash`: as kill -9 would, the agent is not waited for; its store closes under it. */
+  async stop (crash = false): Promise<void> {
+    const agent = this.agent.stop()
+    if (!crash) await agent
     await this.sync.stop()
     await this.libp2p.stop()
     await this.store.close()
@@ -121,14 +131,14 @@ export interface SimMesh { hosts: SimHost[], founder: SimHost, dir: string, clos
  * N hosts: the founder writes the genesis and admits everyone (tag `web`), each host dials a
  * few random earlier ones, and the call returns once every host holds every admit.
  */
-export async function createSimMesh (n: number, opts: { blocked?: (self: string) => Set<string>, failing?: (index: number) => boolean, links?: number } = {}): Promise<SimMesh> {
+export async function createSimMesh (n: number, opts: { blocked?: (self: string) => Set<string>, failing?: (index: number) => boolean, links?: number, host?: (index: number) => Partial<SimHostOptions> } = {}): Promise<SimMesh> {
   const dir = await mkdtemp(join(tmpdir(), 'fleetmesh-sim-'))
   const keys = await Promise.all(Array.from({ length: n }, async () => generateKeyPair('Ed25519')))
   const founderId = peerIdFromPrivateKey(keys[0]).toString()
   const meshId = 'sim-mesh'
   const hosts = keys.map((key, i) => {
     const id = peerIdFromPrivateKey(key).toString()
-    return new SimHost({ dir: join(dir, String(i)), key, meshId, founder: founderId, blocked: opts.blocked !== undefined ? () => opts.blocked!(id) : undefined, failApply: opts.failing?.(i) })
+    return new SimHost({ dir: join(dir, String(i)), key, meshId, founder: founderId, blocked: opts.blocked !== undefined ? () => opts.blocked!(id) : undefined, failApply: opts.failing?.(i), ...opts.host?.(i) })
   })
   for (const h of hosts) await h.start()
   const founder = hosts[0]

@@ -29,20 +29,19 @@ export async function run (args: string[]): Promise<BenchResult> {
     await new Promise((resolve) => setTimeout(resolve, 3000))
     process.stderr.write('rollout: publishing\n')
     const t0 = Date.now()
-    await mesh.founder.store.append('release', {
-      id: 'sim-r1',
-      number: 1,
+    // as `release publish` signs it: numbered, with the membership basis its plan is frozen on
+    const { id } = await mesh.founder.agent.publish({
       targets: [{ tag: 'web', path, sources: ['peers'] }],
       waves: [{ count: 1, gate: { healthy: 100, soakMs: 0 } }, { percent: 25, gate: { healthy: 100, soakMs: 0 } }, { percent: 100, gate: { healthy: 100, soakMs: 0 } }],
       maxFailures: 0
     })
     const until = t0 + 120_000
-    while (mesh.hosts.some((h) => !h.applied.has('sim-r1'))) {
-      if (Date.now() > until) throw new Error(`only ${mesh.hosts.filter((h) => h.applied.has('sim-r1')).length}/${n} hosts applied within 120 s`)
+    while (mesh.hosts.some((h) => !h.applied.has(id))) {
+      if (Date.now() > until) throw new Error(`only ${mesh.hosts.filter((h) => h.applied.has(id)).length}/${n} hosts applied within 120 s`)
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
-    const known = mesh.hosts.map((h) => (h.known.get('sim-r1') ?? t0) - t0).sort((a, b) => a - b)
-    const applied = mesh.hosts.map((h) => h.applied.get('sim-r1')! - t0).sort((a, b) => a - b)
+    const known = mesh.hosts.map((h) => (h.known.get(id) ?? t0) - t0).sort((a, b) => a - b)
+    const applied = mesh.hosts.map((h) => h.applied.get(id)! - t0).sort((a, b) => a - b)
     await mkdir('out', { recursive: true })
     const svg = join('out', quick ? 'sim-rollout-quick.svg' : 'sim-rollout.svg')
     await writeFile(svg, linePlot(`${n} hosts: publish to applied (apply time 0, soak 0)`, 'ms since publish', 'hosts', [

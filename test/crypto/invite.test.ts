@@ -7,7 +7,7 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
   INVITE_PREFIX, MAX_INVITE_CODE_CHARS, createInvite, decodeInvite, encodeInvite, inviteIdOf,
-  inviteSecretHash, isExpired, pairingProof, verifyPairingProof
+  inviteIdOfSecret, inviteProofKey, isExpired, pairingProof, verifyPairingProof
 } from '../../crypto/invite.js'
 import type { Invite, PairingContext } from '../../crypto/invite.js'
 import { InviteError } from '../../crypto/errors.js'
@@ -17,12 +17,14 @@ async function newPeerId (): Promise<string> {
 }
 
 const inviter = await newPeerId()
+const founder = await newPeerId()
 const joiner = await newPeerId()
 
 function sampleInvite (): Invite {
   return {
     meshId: 'mesh-7f3a',
     inviterPeerId: inviter,
+    founderPeerId: founder,
     addrs: ['/ip4/192.168.1.10/tcp/4001', '/ip6/::1/tcp/4001', '/dns4/host-a.example.org/tcp/4001'],
     secret: new Uint8Array(randomBytes(32)),
     expiresAt: 1_900_000_000,
@@ -57,15 +59,15 @@ function base32 (bytes: Uint8Array): string {
 test('round trip keeps every field and the code has the versioned prefix', () => {
   const inv = sampleInvite()
   const code = encodeInvite(inv)
-  assert.ok(code.startsWith('fm1-'))
-  assert.match(code, /^fm1-[a-z2-7]+$/)
+  assert.ok(code.startsWith('fm2-'))
+  assert.match(code, /^fm2-[a-z2-7]+$/)
   assert.deepEqual(decodeInvite(code), inv)
 })
 
 test('the independent base32 of the test matches the encoder (a fixed layout others can read)', () => {
   const inv = sampleInvite()
   const code = encodeInvite(inv)
-  const payload = cborEncode([inv.meshId, publicKeyToProtobuf(peerIdPublicKey(inv.inviterPeerId)), inv.addrs.map(a => multiaddrBytes(a)), inv.secret, inv.expiresAt, inv.uses, inv.role, inv.tags])
+  const payload = cborEncode([inv.meshId, publicKeyToProtobuf(peerIdPublicKey(inv.inviterPeerId)), publicKeyToProtobuf(peerIdPublicKey(inv.founderPeerId)), inv.addrs.map(a => multiaddrBytes(a)), inv.secret, inv.expiresAt, inv.uses, inv.role, inv.tags])
   assert.equal(codeWithPayload(payload), code)
 })
 
@@ -77,15 +79,15 @@ test('whitespace and upper case from terminals and chat clients are tolerated', 
   assert.deepEqual(decodeInvite(wrapped), inv)
 })
 
-test('createInvite: secretHash and inviteId are derived from the secret in the code', () => {
-  const created = createInvite({ meshId: 'm', inviterPeerId: inviter, addrs: ['/ip4/10.0.0.1/tcp/1'], expiresAt: 2_000_000_000, uses: 1, role: 'host', tags: [] })
+test('createInvite: proofKey and inviteId are derived from the secret in the code', () => {
+  const created = createInvite({ meshId: 'm', inviterPeerId: inviter, founderPeerId: founder, addrs: ['/ip4/10.0.0.1/tcp/1'], expiresAt: 2_000_000_000, uses: 1, role: 'host', tags: [] })
   const inv = decodeInvite(created.code)
-  assert.deepEqual(created.secretHash, inviteSecretHash(inv.secret))
-  assert.equal(created.inviteId, inviteIdOf(created.secretHash))
+  assert.deepEqual(created.proofKey, inviteProofKey(inv.secret))
+  assert.equal(created.inviteId, inviteIdOf(created.proofKey))
   assert.match(created.inviteId, /^[0-9a-f]{32}$/)
-  // the stored hash is not the secret itself
-  assert.notDeepEqual(created.secretHash, inv.secret)
-  const other = createInvite({ meshId: 'm', inviterPeerId: inviter, addrs: [], expiresAt: 2_000_000_000, uses: 1, role: 'host', tags: [] })
+  // the stored key is not the secret itself
+  assert.notDeepEqual(created.proofKey, inv.secret)
+  const other = createInvite({ meshId: 'm', inviterPeerId: inviter, founderPeerId: founder, addrs: [], expiresAt: 2_000_000_000, uses: 1, role: 'host', tags: [] })
   assert.notEqual(other.inviteId, created.inviteId)
 })
 
@@ -111,7 +113,8 @@ test('dropped, added or cut-off characters are typos', () => {
 
 test('unknown version, foreign strings and oversize input', () => {
   const code = encodeInvite(sampleInvite())
-  rejects(() => decodeInvite('fm2-' + code.slice(4)), 'INVITE_VERSION')
+  rejects(() => decodeInvite('fm1-' + code.slice(4)), 'INVITE_VERSION')
+  rejects(() => decodeInvite('fm3-' + code.slice(4)), 'INVITE_VERSION')
   rejects(() => decodeInvite('fm10-' + code.slice(4)), 'INVITE_VERSION')
   rejects(() => decodeInvite('hello world'), 'INVITE_MALFORMED')
   rejects(() => decodeInvite(''), 'INVITE_MALFORMED')
@@ -125,34 +128,40 @@ test('unknown version, foreign strings and oversize input', () => {
 test('an intact code with an invalid payload is malformed, not a typo', () => {
   const inv = sampleInvite()
   const key = publicKeyToProtobuf(peerIdPublicKey(inv.inviterPeerId))
-  const good = [inv.meshId, key, [], inv.secret, inv.expiresAt, inv.uses, inv.role, inv.tags]
+  const founderKey = publicKeyToProtobuf(peerIdPublicKey(inv.founderPeerId))
+  const good = [inv.meshId, key, founderKey, [], inv.secret, inv.expiresAt, inv.uses, inv.role, inv.tags]
   const variants: unknown[] = [
     'not an array',
-    good.slice(0, 7),
+    good.slice(0, 8),
+    // the version-1 layout, without the founder
+    [good[0], good[1], ...good.slice(3)],
     [...good, 'extra'],
     Object.assign([...good], { 0: '' }),
     Object.assign([...good], { 1: new Uint8Array(36) }),
-    Object.assign([...good], { 2: [new Uint8Array([0xff, 0xff])] }),
-    Object.assign([...good], { 3: new Uint8Array(31) }),
-    Object.assign([...good], { 4: -5 }),
-    Object.assign([...good], { 5: 0 }),
-    Object.assign([...good], { 6: 'root' }),
-    Object.assign([...good], { 7: ['UPPER case'] }),
-    Object.assign([...good], { 7: ['a', 'a'] })
+    Object.assign([...good], { 2: new Uint8Array(36) }),
+    Object.assign([...good], { 2: 'founder' }),
+    Object.assign([...good], { 3: [new Uint8Array([0xff, 0xff])] }),
+    Object.assign([...good], { 4: new Uint8Array(31) }),
+    Object.assign([...good], { 5: -5 }),
+    Object.assign([...good], { 6: 0 }),
+    Object.assign([...good], { 7: 'root' }),
+    Object.assign([...good], { 8: ['UPPER case'] }),
+    Object.assign([...good], { 8: ['a', 'a'] })
   ]
   for (const v of variants) rejects(() => decodeInvite(codeWithPayload(cborEncode(v))), 'INVITE_MALFORMED')
   // trailing bytes after the CBOR array, and a non-canonical (non-shortest) integer
   rejects(() => decodeInvite(codeWithPayload(Buffer.concat([cborEncode(good), Buffer.from([0])]))), 'INVITE_MALFORMED')
   // the same array with `uses` written as a 3-byte integer instead of 1 byte
-  const items = good.map((v, i) => i === 5 ? Buffer.from([0x19, 0x00, inv.uses]) : Buffer.from(cborEncode(v)))
-  const nonCanonical = Buffer.concat([Buffer.from([0x88]), ...items])
-  assert.deepEqual(decodeInvite(codeWithPayload(Buffer.concat([Buffer.from([0x88]), ...good.map(v => Buffer.from(cborEncode(v)))]))), { ...inv, addrs: [] })
+  const items = good.map((v, i) => i === 6 ? Buffer.from([0x19, 0x00, inv.uses]) : Buffer.from(cborEncode(v)))
+  const nonCanonical = Buffer.concat([Buffer.from([0x89]), ...items])
+  assert.deepEqual(decodeInvite(codeWithPayload(Buffer.concat([Buffer.from([0x89]), ...good.map(v => Buffer.from(cborEncode(v)))]))), { ...inv, addrs: [] })
   rejects(() => decodeInvite(codeWithPayload(nonCanonical)), 'INVITE_MALFORMED')
   assert.deepEqual(decodeInvite(codeWithPayload(cborEncode(good))), { ...inv, addrs: [] })
 })
 
 test('encoding refuses invalid invites with INVITE_MALFORMED', () => {
   rejects(() => encodeInvite({ ...sampleInvite(), inviterPeerId: 'nope' }), 'INVITE_MALFORMED')
+  rejects(() => encodeInvite({ ...sampleInvite(), founderPeerId: 'nope' }), 'INVITE_MALFORMED')
   rejects(() => encodeInvite({ ...sampleInvite(), addrs: ['not/an/addr'] }), 'INVITE_MALFORMED')
   rejects(() => encodeInvite({ ...sampleInvite(), uses: 1.5 }), 'INVITE_MALFORMED')
   rejects(() => encodeInvite({ ...sampleInvite(), secret: new Uint8Array(16) }), 'INVITE_MALFORMED')
@@ -165,13 +174,15 @@ test('isExpired compares against the expiry in unix seconds', () => {
   assert.equal(isExpired(inv, inv.expiresAt + 3600), true)
 })
 
-test('pairing proof verifies with the stored hash and is bound to every field', () => {
+test('pairing proof verifies with the stored public key and is bound to every field', () => {
   const secret = new Uint8Array(randomBytes(32))
-  const secretHash = inviteSecretHash(secret)
+  const secretHash = inviteProofKey(secret)
   const ctx: PairingContext = { meshId: 'mesh-7f3a', joinerPeerId: joiner, inviterPeerId: inviter, channelBinding: new Uint8Array(randomBytes(32)) }
   const proof = pairingProof(secret, ctx)
-  assert.equal(proof.length, 32)
+  assert.equal(proof.length, 64)
   assert.equal(verifyPairingProof(secretHash, ctx, proof), true)
+  // What the inviter stores cannot stand in for the secret.
+  assert.equal(verifyPairingProof(secretHash, ctx, pairingProof(secretHash, ctx)), false)
 
   const flipped = new Uint8Array(ctx.channelBinding)
   flipped[0]! ^= 1
@@ -182,11 +193,11 @@ test('pairing proof verifies with the stored hash and is bound to every field', 
     { ...ctx, channelBinding: flipped }
   ]) assert.equal(verifyPairingProof(secretHash, changed, proof), false)
   // a different secret, a damaged proof, a truncated proof
-  assert.equal(verifyPairingProof(inviteSecretHash(new Uint8Array(32)), ctx, proof), false)
+  assert.equal(verifyPairingProof(inviteProofKey(new Uint8Array(32)), ctx, proof), false)
   const bad = new Uint8Array(proof)
   bad[31]! ^= 0x80
   assert.equal(verifyPairingProof(secretHash, ctx, bad), false)
-  assert.equal(verifyPairingProof(secretHash, ctx, proof.subarray(0, 16)), false)
+  assert.equal(verifyPairingProof(secretHash, ctx, proof.subarray(0, 32)), false)
 })
 
 test('field boundaries are unambiguous: moving a character between fields changes the proof', () => {
@@ -202,18 +213,23 @@ test('a channel binding that is too short is refused', () => {
   rejects(() => pairingProof(secret, { meshId: 'm', joinerPeerId: joiner, inviterPeerId: inviter, channelBinding: new Uint8Array(8) }), 'INVITE_MALFORMED')
 })
 
-test('fixed vector: the version-1 layout, secret hash, invite id and proof do not drift', async () => {
+test('fixed vector: the version-2 layout, proof key, invite id and proof do not drift', async () => {
   const { generateKeyPairFromSeed } = await import('@libp2p/crypto/keys')
   const id = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(1))).toString()
   assert.equal(id, '12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5')
+  const founderId = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(2))).toString()
+  assert.equal(founderId, '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq')
   const secret = new Uint8Array(32).map((_, i) => i)
-  const inv: Invite = { meshId: 'mesh-vector', inviterPeerId: id, addrs: ['/ip4/192.0.2.1/tcp/4001', '/ip6/2001:db8::1/tcp/4001'], secret, expiresAt: 1893456000, uses: 1, role: 'host', tags: ['gpu'] }
-  const code = 'fm1-rbvw2zltnawxmzldorxxewbebaareiekrdr525aj6gk72uw3fu6luxlszjtqtpy5sqjbx43uraa3id3plsbeqbgaaabacbqpufkcsiabbw4aaaaaaaaaaaaaaaaaaaigb6qvqiaaaebagbafaydqqcikbmga2dqpcaireeyuculbogazdinryhi6d4nhbw6yqaawi2dpon2icy3hob26k2hwca'
+  const inv: Invite = { meshId: 'mesh-vector', inviterPeerId: id, founderPeerId: founderId, addrs: ['/ip4/192.0.2.1/tcp/4001', '/ip6/2001:db8::1/tcp/4001'], secret, expiresAt: 1893456000, uses: 1, role: 'host', tags: ['gpu'] }
+  const code = 'fm2-rfvw2zltnawxmzldorxxewbebaareiekrdr525aj6gk72uw3fu6luxlszjtqtpy5sqjbx43uraa3id3plrmcicabciqicolxb2uh2f27k2rvizwdjr7mzs4nrki3j3rxujo7md23r7e3hfecjacmaaacaeda7ikufeqacdnyaaaaaaaaaaaaaaaaaaaqmd5blaqaaaicamcakbqhbaequcymbuha6earcijrifiwc4mbsgq3dqor4hy2odn5raabmrug643uqfrwo4dvmviraui'
   assert.equal(encodeInvite(inv), code)
   assert.deepEqual(decodeInvite(code), inv)
-  const secretHash = inviteSecretHash(secret)
-  assert.equal(Buffer.from(secretHash).toString('hex'), 'acbe95dfc491efa32d09031297a04bfddcf42d80edb4e1218dc9c266d6dae420')
-  assert.equal(inviteIdOf(secretHash), '49c1df1f2ae59394267f5f2db1e9059a')
+  // the version-1 code of the same invite (no founder) is refused as such, not misread
+  rejects(() => decodeInvite('fm1-rbvw2zltnawxmzldorxxewbebaareiekrdr525aj6gk72uw3fu6luxlszjtqtpy5sqjbx43uraa3id3plsbeqbgaaabacbqpufkcsiabbw4aaaaaaaaaaaaaaaaaaaigb6qvqiaaaebagbafaydqqcikbmga2dqpcaireeyuculbogazdinryhi6d4nhbw6yqaawi2dpon2icy3hob26k2hwca'), 'INVITE_VERSION')
+  const proofKey = inviteProofKey(secret)
+  assert.equal(Buffer.from(proofKey).toString('hex'), '1e68851497351f5a6af93acf809d4c1d3cbeac5acea460ce346ff11af0a3219c')
+  assert.equal(inviteIdOf(proofKey), '68bcac90cf90d9d4621691d7724e8b6d')
+  assert.equal(inviteIdOfSecret(secret), '68bcac90cf90d9d4621691d7724e8b6d')
   const proof = pairingProof(secret, { meshId: 'mesh-vector', joinerPeerId: id, inviterPeerId: id, channelBinding: new Uint8Array(32).fill(9) })
-  assert.equal(Buffer.from(proof).toString('hex'), '6de07fc1a9ce525e0b554a3107252e7080b3ee7cae2b4397f113ff4991155578')
+  assert.equal(Buffer.from(proof).toString('hex'), '189417d5ba6d3c647ce2375379da6e1923005a1ae9aefef449295a1729f35ca84dabbe61a452b935173c09eb65df6b8fe6fd2cd206b41b586130c2d8ad159709')
 })

@@ -36,8 +36,9 @@ function handshake (crypto: HybridCrypto, kemSecret?: Uint8Array): { beforeKem: 
     ? crypto
     : {
         ...crypto,
-        kemEncapsulate: (pk) => ({ ...crypto.kemEncapsulate(pk), sharedSecret: kemSecret }),
-        kemDecapsulate: () => kemSecret
+        // copies: each side wipes the secret it mixed in
+        kemEncapsulate: (pk) => ({ ...crypto.kemEncapsulate(pk), sharedSecret: kemSecret.slice() }),
+        kemDecapsulate: () => kemSecret.slice()
       }
   const i = new XXhfsHandshakeState({ crypto: withSecret, initiator: true, prologue: ZEROLEN, s: crypto.dhKeyPairFromPrivate(fill(1, 32)), ephemerals: { dh: () => crypto.dhKeyPairFromPrivate(fill(3, 32)), kem: () => crypto.kemKeyPairFromSeed(fill(5, 64)) } })
   const r = new XXhfsHandshakeState({ crypto: withSecret, initiator: false, prologue: ZEROLEN, s: crypto.dhKeyPairFromPrivate(fill(2, 32)), ephemerals: { dh: () => crypto.dhKeyPairFromPrivate(fill(4, 32)), kem: () => crypto.generateKemKeyPair() } })
@@ -46,12 +47,12 @@ function handshake (crypto: HybridCrypto, kemSecret?: Uint8Array): { beforeKem: 
   const b = r.writeMessageB(ZEROLEN)
   i.readMessageB(b)
   r.readMessageC(i.writeMessageC(ZEROLEN))
-  const [cs1, cs2] = i.split()
-  const [rcs1, rcs2] = r.split()
-  assert.equal(hex(cs1.k), hex(rcs1.k))
-  assert.equal(hex(cs2.k), hex(rcs2.k))
+  const [cs1, cs2] = i.splitKeys()
+  const [rcs1, rcs2] = r.splitKeys()
+  assert.equal(hex(cs1), hex(rcs1))
+  assert.equal(hex(cs2), hex(rcs2))
   // everything on the wire up to and including the KEM ciphertext (e, e1 | e, ekem1)
-  return { beforeKem: hex(a) + hex(b.subarray(0, 32 + 1088 + 16)), k1: hex(cs1.k), k2: hex(cs2.k) }
+  return { beforeKem: hex(a) + hex(b.subarray(0, 32 + 1088 + 16)), k1: hex(cs1), k2: hex(cs2) }
 }
 
 describe('hybrid key schedule', () => {

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import { OUTPUT_LIMIT, validatePolicy, verify, type HealthCheck } from '../../nixos/index.js'
 import { SYSTEMD_RUNTIME_DIR } from '../../nixos/health.js'
 
-const fast = { intervalMs: 20, retries: 2, timeoutMs: 2000 }
+const fast = { intervalMs: 20, retries: 2, timeoutMs: 2000, startPeriodMs: 0 }
 
 describe('health checks', () => {
   let server: Server
@@ -77,8 +77,8 @@ describe('health checks', () => {
     const v = await verify({
       soakMs: 0,
       checks: [
-        { kind: 'http', name: 'hangs', url: `${base}/hang`, intervalMs: 20, retries: 1, timeoutMs: 60_000 },
-        { kind: 'command', name: 'fails', command: 'exit 1', intervalMs: 20, retries: 3 }
+        { kind: 'http', name: 'hangs', url: `${base}/hang`, intervalMs: 20, retries: 1, timeoutMs: 60_000, startPeriodMs: 0 },
+        { kind: 'command', name: 'fails', command: 'exit 1', intervalMs: 20, retries: 3, startPeriodMs: 0 }
       ]
     })
     assert.ok(!v.ok)
@@ -92,7 +92,7 @@ describe('health checks', () => {
     const now = (): number => t
     // Passes twice, then fails for good: a generation that degrades during the soak.
     const counter = join(dir, 'count')
-    const degrading: HealthCheck = { kind: 'command', name: 'degrades', command: `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; [ $n -le 2 ]`, intervalMs: 10, retries: 2 }
+    const degrading: HealthCheck = { kind: 'command', name: 'degrades', command: `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; [ $n -le 2 ]`, intervalMs: 10, retries: 2, startPeriodMs: 0 }
     const v = await verify({ soakMs: 1000, checks: [degrading] }, { now })
     assert.ok(!v.ok)
     assert.equal(v.probes.degrades, 4)
@@ -109,6 +109,35 @@ describe('health checks', () => {
     assert.equal(quick.probes.fine, 1)
   })
 
+  it('start period: failures before the first success do not count within it, and do after it', async () => {
+    // A service that needs 5 probes to come up, with 2 retries: failed without a start period.
+    const slow = (name: string): HealthCheck => {
+      const counter = join(dir, `slow-${name}`)
+      return { kind: 'command', name, command: `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; [ $n -gt 5 ]`, intervalMs: 10, retries: 2 }
+    }
+    const started = await verify({ soakMs: 0, checks: [{ ...slow('with-period'), startPeriodMs: 60_000 }] })
+    assert.ok(started.ok)
+    assert.equal(started.probes['with-period'], 6)
+    const counted = await verify({ soakMs: 0, checks: [{ ...slow('no-period'), startPeriodMs: 0 }] })
+    assert.ok(!counted.ok)
+    assert.equal(counted.failed.failures, 2)
+    // The default (DEFAULT_START_PERIOD_MS) covers such a start too.
+    assert.ok((await verify({ soakMs: 0, checks: [slow('default')] })).ok)
+
+    // A check that never passes fails once its start period is over, after `retries` more failures;
+    // one that passed once counts its next failures at once (start-up is over).
+    let t = 0
+    const now = (): number => { t += 100; return t }
+    const never = await verify({ soakMs: 0, checks: [{ kind: 'command', name: 'never', command: 'exit 1', intervalMs: 1, retries: 2, startPeriodMs: 1000 }] }, { now })
+    assert.ok(!never.ok)
+    assert.ok((never.probes.never ?? 0) >= 10, `probed ${never.probes.never} times`)
+    const flapCounter = join(dir, 'flap')
+    const flap: HealthCheck = { kind: 'command', name: 'flap', command: `n=$(cat ${flapCounter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${flapCounter}; [ $n -le 1 ]`, intervalMs: 1, retries: 2, startPeriodMs: 60_000 }
+    const flapped = await verify({ soakMs: 60_000, checks: [flap] })
+    assert.ok(!flapped.ok)
+    assert.equal(flapped.probes.flap, 3)
+  })
+
   it('rejects policies that cannot be evaluated', () => {
     const bad: Array<[unknown, RegExp]> = [
       [{ soakMs: -1, checks: [] }, /soakMs/],
@@ -116,6 +145,7 @@ describe('health checks', () => {
       [{ soakMs: 0, checks: [{ kind: 'command', command: [] }] }, /empty/],
       [{ soakMs: 0, checks: [{ kind: 'systemd', units: ['--all'] }] }, /units/],
       [{ soakMs: 0, checks: [{ kind: 'command', command: 'true', retries: 0 }] }, /retries/],
+      [{ soakMs: 0, checks: [{ kind: 'command', command: 'true', startPeriodMs: -1 }] }, /startPeriodMs/],
       [{ soakMs: 0, checks: [{ kind: 'command', command: 'true', name: 'a' }, { kind: 'command', command: 'false', name: 'a' }] }, /duplicate/]
     ]
     for (const [policy, msg] of bad) {

@@ -14,7 +14,7 @@ describe('nixos/module.nix', () => {
   it('parses and declares services.fleetmesh with the TS option names', async () => {
     const { stdout } = await runNix('nix-instantiate', ['--parse', modulePath])
     for (const opt of ['enable', 'package', 'dataDir', 'listenAddresses', 'bootstrap', 'healthChecks', 'extraArgs', 'soakMs',
-      'kind', 'name', 'intervalMs', 'retries', 'timeoutMs', 'units', 'url', 'expectStatus', 'command', 'Restart']) {
+      'kind', 'name', 'intervalMs', 'retries', 'timeoutMs', 'startPeriodMs', 'units', 'url', 'expectStatus', 'command', 'Restart']) {
       assert.match(stdout, new RegExp(`\\b${opt} =`), opt)
     }
     assert.doesNotMatch(stdout, /ProtectSystem/)

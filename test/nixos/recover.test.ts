@@ -1,5 +1,6 @@
 // kill -9 of the process running the engine, then recover() in a fresh process: the
 // journal finishes what the crash interrupted, and nothing unverified is reported ok.
+// (crash.test.ts kills the daemon's executor at every phase.)
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
@@ -24,7 +25,7 @@ async function runChild (host: FixtureHost, path: string, policy: HealthPolicy, 
 }
 
 function httpPolicy (host: FixtureHost): HealthPolicy {
-  return { soakMs: 200, checks: [{ kind: 'http', name: 'web', url: host.url, intervalMs: 50, retries: 10, timeoutMs: 300 }] }
+  return { soakMs: 200, checks: [{ kind: 'http', name: 'web', url: host.url, intervalMs: 50, retries: 10, timeoutMs: 300, startPeriodMs: 5000 }] }
 }
 
 async function withEngine<T> (host: FixtureHost, policy: HealthPolicy, fn: (e: DeployEngine, j: Journal, events: DeployEvent[]) => Promise<T>): Promise<T> {
@@ -54,7 +55,7 @@ describe('recover() after kill -9', () => {
   })
   after(async () => { for (const h of hosts) await h.cleanup() })
 
-  it('between switch and verification: rolls back to the recorded generation', async () => {
+  it('between switch and activation: the profile is reset to the recorded generation, a transient failure', async () => {
     const host = await fixtureHost()
     hosts.push(host)
     const policy = httpPolicy(host)
@@ -73,15 +74,35 @@ describe('recover() after kill -9', () => {
       await assert.rejects(engine.apply({ path: gens.r2 as string }), { code: 'APPLY_IN_PROGRESS' })
 
       const out = await engine.recover()
-      assert.equal(out?.status, 'rolled-back')
-      assert.deepEqual(out?.status === 'rolled-back' ? out.generation : null, { number: 1, path: gens.r1 })
-      assert.deepEqual(events.map(e => e.kind), ['rollback'])
+      assert.ok(out?.status === 'failed' && out.transient === true && out.code === 'APPLY_INTERRUPTED', JSON.stringify(out))
+      assert.deepEqual(events.map(e => e.kind), ['apply-failed'])
       assert.equal(await journal.active(), null)
-      assert.equal((await journal.get(pending?.id ?? ''))?.phase, 'rolled-back')
+      assert.equal((await journal.get(pending?.id ?? ''))?.phase, 'failed')
       assert.equal(await engine.recover(), null)
+      assert.deepEqual(await new NixProfileBackend({ profile: host.profile }).current(), { number: 1, path: gens.r1 })
     })
+    // Never activated: the service of r1 kept running throughout.
     assert.equal(await activeVersion(host.stateDir), 'r1')
     assert.equal((await fetch(host.url)).status, 200)
+  })
+
+  it('a version-1 record (from before detached activation) in phase switched: rolled back in full', async () => {
+    // Written by the previous release of this engine, which activated right after `switched`
+    // without journalling it: the activation may have run, so the old generation is re-activated.
+    const host = await fixtureHost()
+    hosts.push(host)
+    const policy = httpPolicy(host)
+    assert.equal((await runChild(host, gens.r1 as string, policy, null)).signal, null)
+    const backend = new NixProfileBackend({ profile: host.profile, activation: { env: host.env } })
+    const switched = await backend.switch(gens.r2 as string)
+    await withEngine(host, policy, async (engine, journal) => {
+      const t = Date.now()
+      await journal.write({ v: 1, id: 'legacy-1', target: gens.r2 as string, phase: 'switched', previous: { number: 1, path: gens.r1 as string }, switched, startedAt: t, updatedAt: t, reason: null, tag: null, outcome: null, reported: true })
+      const out = await engine.recover()
+      assert.ok(out?.status === 'rolled-back', JSON.stringify(out))
+      assert.deepEqual(out.generation, { number: 1, path: gens.r1 })
+    })
+    assert.equal(await activeVersion(host.stateDir), 'r1')
   })
 
   it('during verification: verifies again and only then reports ok', async () => {

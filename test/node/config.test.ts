@@ -13,12 +13,18 @@ test('a minimal config gets every default; a full one round-trips', () => {
   assert.deepEqual(parseConfig('c', JSON.stringify(DEFAULT_CONFIG)), DEFAULT_CONFIG)
 })
 
+test('a remote control API is a separate, explicit yes in the config', () => {
+  assert.equal(parseConfig('c', '{"version":1,"api":{"host":"0.0.0.0","port":0}}').api.allowRemote, undefined)
+  assert.equal(parseConfig('c', '{"version":1,"api":{"host":"0.0.0.0","port":0,"allowRemote":true}}').api.allowRemote, true)
+})
+
 test('malformed configs are refused with the field at fault', () => {
   invalid(() => parseConfig('c', '{"version":1'), /not valid JSON/)
   invalid(() => parseConfig('c', '[]'), /a JSON object/)
   invalid(() => parseConfig('c', '{"version":2}'), /unsupported version/)
   invalid(() => parseConfig('c', '{"version":1,"listen":["not a multiaddr"]}'), /"listen" has an invalid multiaddr/)
   invalid(() => parseConfig('c', '{"version":1,"api":{"host":"127.0.0.1","port":70000}}'), /"api"/)
+  invalid(() => parseConfig('c', '{"version":1,"api":{"host":"0.0.0.0","port":0,"allowRemote":"yes"}}'), /api.allowRemote/)
   invalid(() => parseConfig('c', '{"version":1,"deploy":{"profile":"relative"}}'), /deploy.profile/)
   invalid(() => parseConfig('c', '{"version":1,"deploy":{"activation":[]}}'), /deploy.activation/)
   invalid(() => parseConfig('c', '{"version":1,"deploy":{"soakMs":-1}}'), /deploy.soakMs/)

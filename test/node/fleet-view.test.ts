@@ -31,6 +31,7 @@ test('the fleet view shows members, a rollout\'s waves advancing live, and the a
     page.on('pageerror', (err) => { consoleErrors.push(err.message) })
     await page.goto(`${url}/ui?token=${token}`)
     assert.ok(!page.url().includes(token), 'the page drops the token from the address bar')
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie), '', 'the session cookie is out of scripts\' reach (HttpOnly)')
     // Locators, not waitForFunction: its string predicate is an eval, which the page's CSP refuses.
     const online = page.locator('#members tbody tr[data-online="true"]')
     await online.nth(2).waitFor({ timeout: WAIT_MS })

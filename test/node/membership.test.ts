@@ -119,7 +119,7 @@ async function forgeProof (s: Stranger, inviter: string, meshId: string, inviteI
   await framed.write(encodePairing({ t: 'hello', v: PAIRING_VERSION, mesh: meshId, invite: inviteId }))
   const challenge = decodePairing((await framed.read()).subarray())
   assert.equal(challenge.t, 'challenge', `the inviter challenged: ${JSON.stringify(challenge)}`)
-  await framed.write(encodePairing({ t: 'proof', proof: new Uint8Array(randomBytes(32)), xwing: s.identity.xwingPublicKey }))
+  await framed.write(encodePairing({ t: 'proof', proof: new Uint8Array(randomBytes(64)), xwing: s.identity.xwingPublicKey }))
   const reply = decodePairing((await framed.read()).subarray())
   await stream.close().catch(() => {})
   return reply

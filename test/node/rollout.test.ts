@@ -6,20 +6,21 @@ import assert from 'node:assert/strict'
 import { Fleet, type FleetHost } from '../../simulations/harness/fleet.js'
 import { buildGeneration } from '../fixtures/nix/fixtures.js'
 import { withOfflineStore } from '../../node/offline.js'
+import { runCli } from '../../simulations/harness/processes.js'
 import type { EntryRow } from '../../node/routes.js'
 import type { ReleaseBody, ReleaseStatus, Flag } from '../../protocols/rollout/index.js'
 
 const GATE_SOAK_MS = 1000
 const WAIT_MS = 120_000
 
-interface Outcome { feed: string, ts: number, kind: string, release: string, path: string, wave?: number, healthyAt?: number }
+interface Outcome { feed: string, ts: number, kind: string, release: string, path: string, wave?: number, healthyAt?: number, attempt?: string }
 
 async function outcomes (host: FleetHost, release: string): Promise<Outcome[]> {
   const r = await host.cli(['audit', 'log', '--json'])
   assert.equal(r.code, 0, r.stderr)
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EntryRow)
-    .filter((e) => ['apply-start', 'apply-ok', 'apply-failed', 'rollback'].includes(e.kind) && (e.body as { release?: string }).release === release)
-    .map((e) => ({ feed: e.feed, ts: e.ts, kind: e.kind, ...(e.body as { release: string, path: string, wave?: number, healthyAt?: number }) }))
+    .filter((e) => ['apply-start', 'apply-ok', 'apply-failed', 'rollback', 'soaked'].includes(e.kind) && (e.body as { release?: string }).release === release)
+    .map((e) => ({ feed: e.feed, ts: e.ts, kind: e.kind, ...(e.body as { release: string, path: string, wave?: number, healthyAt?: number, attempt?: string }) }))
 }
 
 async function status (host: FleetHost, id: string): Promise<ReleaseStatus> {
@@ -28,6 +29,12 @@ async function status (host: FleetHost, id: string): Promise<ReleaseStatus> {
 
 async function publish (host: FleetHost, args: string[]): Promise<ReleaseBody> {
   return host.json<ReleaseBody>(['release', 'publish', ...args])
+}
+
+/** `release status ID --watch` to its end: its exit code (README: 0 only on DONE, 6 HALTED, 7 ABORTED). */
+async function watchCode (host: FleetHost, id: string): Promise<number> {
+  const r = await runCli(['--data-dir', host.dataDir, 'release', 'status', id, '--watch'], { timeoutMs: 10 * 60_000 })
+  return r.code
 }
 
 test('seven hosts roll releases out in waves, decided by each host from the log', { timeout: 15 * 60_000 }, async (t) => {
@@ -50,31 +57,45 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
   const stamp = Date.now()
   try {
     await fleet.pairAll()
-    const [v1, bad, v2, v3, v4a, v4b] = await Promise.all([
+    const [v1, bad, v2, v3, v4a, v4b, v5] = await Promise.all([
       buildGeneration(`r-v1-${stamp}`, 'good'),
       buildGeneration(`r-bad-${stamp}`, 'crash'),
       buildGeneration(`r-v2-${stamp}`, 'good'),
       buildGeneration(`r-v3-${stamp}`, 'good'),
       buildGeneration(`r-v4a-${stamp}`, 'good'),
-      buildGeneration(`r-v4b-${stamp}`, 'good')
+      buildGeneration(`r-v4b-${stamp}`, 'good'),
+      buildGeneration(`r-v5-${stamp}`, 'good')
     ])
     const plan = ['--tag', 'web', '--waves', '1,50%,100%', '--gate', `healthy=100%,soak=${GATE_SOAK_MS}ms`]
 
     await t.test('a good release progresses wave by wave, each wave only after the previous met its gate', async () => {
       const r = await publish(fleet.founder, [...plan, '--path', v1])
+      assert.ok(r.basis !== undefined && Object.keys(r.basis).length > 0, 'the release carries the membership it is planned against')
+      const watched = watchCode(fleet.founder, r.id)
       await waitState(r.id, 'done')
+      assert.equal(await watched, 0, 'release status --watch exits 0 on DONE')
       const log = await outcomes(fleet.founder, r.id)
       const starts = log.filter((o) => o.kind === 'apply-start')
       const oks = log.filter((o) => o.kind === 'apply-ok')
+      const soaked = log.filter((o) => o.kind === 'soaked')
       assert.equal(starts.length, 7)
       assert.equal(oks.length, 7)
       assert.deepEqual([0, 1, 2].map((w) => starts.filter((s) => s.wave === w).length), [1, 3, 3])
+      for (const s of starts) {
+        const attempt = s.attempt
+        assert.ok(attempt !== undefined, 'every apply-start names its attempt')
+        assert.deepEqual(oks.filter((o) => o.feed === s.feed).map((o) => o.attempt), [attempt], 'one apply-ok, for that attempt')
+        assert.deepEqual(soaked.filter((o) => o.feed === s.feed).map((o) => o.attempt), [attempt], 'the host attested its own soak of that attempt')
+      }
+      // Each host measured its soak itself and attested it; the next wave starts only after the
+      // previous wave's attestations (entry timestamps: all hosts share this machine's clock).
       for (const w of [1, 2]) {
         const firstStart = Math.min(...starts.filter((s) => s.wave === w).map((s) => s.ts))
         const prevHosts = new Set(starts.filter((s) => s.wave === w - 1).map((s) => s.feed))
-        const gateMetAt = Math.max(...oks.filter((o) => prevHosts.has(o.feed)).map((o) => o.healthyAt! + GATE_SOAK_MS))
-        assert.ok(firstStart >= gateMetAt, `wave ${w} started at ${firstStart}, before wave ${w - 1} met its gate at ${gateMetAt}`)
+        const gateMetAt = Math.max(...soaked.filter((o) => prevHosts.has(o.feed)).map((o) => o.ts))
+        assert.ok(firstStart >= gateMetAt, `wave ${w} started at ${firstStart}, before wave ${w - 1} attested its soak at ${gateMetAt}`)
       }
+      for (const o of oks) assert.ok(soaked.find((x) => x.feed === o.feed)!.ts - o.ts >= 0, 'soaked follows apply-ok')
       for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v1-${stamp}`)
     })
 
@@ -116,6 +137,27 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
       assert.equal(resume.code, 0, resume.stderr)
       await waitState(r.id, 'done')
       for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v2-${stamp}`)
+    })
+
+    await t.test('rollback --release returns to the last release the fleet ran healthy, never to a halted one', async () => {
+      // Releases so far: v1 done, bad halted, v2 done. The newest earlier release with another
+      // path is the halted one; the rollback must skip it.
+      const [good, halted] = (await fleet.founder.json<{ releases: ReleaseStatus[] }>(['release', 'list'])).releases
+      assert.equal(halted.state, 'halted')
+      assert.equal(good.state, 'done')
+      const back = await fleet.founder.json<ReleaseBody>(['rollback', '--release', good.id])
+      assert.deepEqual(back.targets.map((t) => t.path), [v1], 'back to v1, not to the halted release\'s path')
+      await waitState(back.id, 'done')
+      for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v1-${stamp}`)
+    })
+
+    await t.test('release status --watch keeps waiting through a soak and exits 7 on ABORTED', async () => {
+      const r = await publish(fleet.founder, [...plan.slice(0, -1), 'healthy=100%,soak=10m', '--path', v5])
+      const watched = watchCode(fleet.founder, r.id)
+      await fleet.waitFor('the canary to soak', async () => (await outcomes(fleet.founder, r.id)).some((o) => o.kind === 'apply-ok'), WAIT_MS)
+      const abort = await fleet.founder.cli(['release', 'abort', r.id])
+      assert.equal(abort.code, 0, abort.stderr)
+      assert.equal(await watched, 7)
     })
 
     await t.test('a host stopped during a rollout converges to the newest release, skipping the superseded one', async () => {

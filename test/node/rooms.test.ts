@@ -210,3 +210,24 @@ test('a host added later reads from its join on', { timeout: 120_000 }, async ()
   assert.equal(dm.epoch, 2)
   await waitFor('alice to read dave', async () => (await texts(a)).includes('thanks'))
 })
+
+test('`room token AGENT --revoke` ends the agent\'s stream and refuses its token at once; `--ttl` tokens expire', { timeout: 120_000 }, async () => {
+  const alice = await agent(a, 'alice')
+  const streamed: string[] = []
+  const streaming = (async () => {
+    for await (const m of alice.stream(room)) streamed.push(m.text)
+  })()
+  await waitFor('alice\'s stream to deliver the backlog', async () => streamed.length > 0)
+  const revoked = JSON.parse(await cliOk(a, ['room', 'token', 'alice', '--revoke', '--json'])) as { agent: string, revoked: number }
+  assert.deepEqual(revoked, { agent: 'alice', revoked: 1 })
+  await streaming
+  await assert.rejects(alice.list(), { status: 401 })
+  assert.match(await cliOk(a, ['room', 'token', 'alice', '--revoke']), /revoked 0 token\(s\) of alice/)
+
+  const t = await a.json<{ agent: string, token: string, expiresAt: number }>(['room', 'token', 'alice', '--ttl', '2s'])
+  assert.ok(t.expiresAt > 0)
+  const brief = new RoomClient({ url: (await operator(a)).url, token: t.token })
+  assert.equal((await brief.list()).length, 1)
+  await waitFor('the 2 s token to expire', async () => brief.list().then(() => false, (err: { status?: number }) => err.status === 401))
+  assert.notEqual((await a.cli(['room', 'token', 'alice', '--ttl', '2w'])).code, 0)
+})

@@ -10,7 +10,7 @@ const bytes = (n: number, fill = 7): Uint8Array => new Uint8Array(n).fill(fill)
 const valid: PairingMessage[] = [
   { t: 'hello', v: PAIRING_VERSION, mesh: 'fleet-0011223344556677', invite: 'ab'.repeat(16) },
   { t: 'challenge', nonce: bytes(NONCE_BYTES) },
-  { t: 'proof', proof: bytes(32), xwing: bytes(1216) },
+  { t: 'proof', proof: bytes(64), xwing: bytes(1216) },
   { t: 'welcome', mesh: 'fleet-0011223344556677', name: 'fleet', founder: '12D3KooWfounder', addrs: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWfounder'] },
   { t: 'error', code: 'INVITE_USED_UP', message: 'the invite has been used up' }
 ]
@@ -49,8 +49,9 @@ test('malformed messages are refused: wrong types, sizes, fields, versions, code
   refused(enc({ t: 'hello', v: PAIRING_VERSION, mesh: 'm', invite: 'i', extra: 1 }), /fields/)
   refused(enc({ t: 'hello', v: PAIRING_VERSION, mesh: '', invite: 'i' }), /hello fields/)
   refused(enc({ t: 'challenge', nonce: bytes(NONCE_BYTES - 1) }), /nonce/)
-  refused(enc({ t: 'proof', proof: bytes(31), xwing: bytes(1216) }), /proof fields/)
-  refused(enc({ t: 'proof', proof: bytes(32), xwing: bytes(1215) }), /proof fields/)
+  refused(enc({ t: 'proof', proof: bytes(63), xwing: bytes(1216) }), /proof fields/)
+  refused(enc({ t: 'proof', proof: bytes(32), xwing: bytes(1216) }), /proof fields/)
+  refused(enc({ t: 'proof', proof: bytes(64), xwing: bytes(1215) }), /proof fields/)
   refused(enc({ t: 'welcome', mesh: 'm', name: 'n', founder: 'f', addrs: Array.from({ length: 33 }, () => '/ip4/1.2.3.4') }), /addrs/)
   refused(enc({ t: 'error', code: 'INVITER_UNREACHABLE', message: 'only the joiner concludes this' }), /error fields/)
   refused(enc({ t: 'error', code: 'NOT_A_CODE', message: 'x' }), /error fields/)

@@ -8,11 +8,12 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createInvite, decodeInvite, inviteIdOf, inviteSecretHash, pairingProof, type Invite } from '../../crypto/invite.js'
+import { createInvite, decodeInvite, inviteIdOfSecret, pairingProof, type Invite } from '../../crypto/invite.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
 import {
-  InviteBook, PAIRING_PROTOCOL, PairingError, RateLimiter, requestPairing, servePairing,
+  InviteBook, PAIRING_PROTOCOL, PairingBudget, PairingError, requestPairing, servePairing,
   type AdmitRequest, type InviteDb, type InviterContext
 } from '../../protocols/pairing/index.js'
 import { decodePairing, encodePairing, PAIRING_VERSION } from '../../protocols/pairing/codec.js'
@@ -37,7 +38,7 @@ before(async () => {
   ctx = {
     selfPeerId: inviter.peerId.toString(),
     invites: book,
-    limiter: new RateLimiter({ burst: 100, perMinute: 100 }),
+    attempts: new PairingBudget({ perAddress: { burst: 100, perMinute: 100 }, overall: { burst: 100, perMinute: 100 } }),
     mesh: () => ({ id: MESH, name: 'fleet', founder: inviter.peerId.toString() }),
     isAdmin: () => true,
     isMember: () => false,
@@ -59,8 +60,8 @@ after(async () => {
 async function issue (uses = 1): Promise<Invite> {
   const addrs = inviter.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/.*$/, ''))
   const expiresAt = Math.floor(Date.now() / 1000) + 3600
-  const made = createInvite({ meshId: MESH, inviterPeerId: inviter.peerId.toString(), addrs, expiresAt, uses, role: 'host', tags: ['web'] })
-  await book.add({ id: made.inviteId, meshId: MESH, secretHash: made.secretHash, role: 'host', tags: ['web'], expiresAt, usesLeft: uses, createdAt: expiresAt - 3600 })
+  const made = createInvite({ meshId: MESH, inviterPeerId: inviter.peerId.toString(), founderPeerId: inviter.peerId.toString(), addrs, expiresAt, uses, role: 'host', tags: ['web'] })
+  await book.add({ id: made.inviteId, meshId: MESH, proofKey: made.proofKey, role: 'host', tags: ['web'], expiresAt, usesLeft: uses, createdAt: expiresAt - 3600 })
   return decodeInvite(made.code)
 }
 
@@ -110,7 +111,7 @@ test('a valid code admits the authenticated joiner once and hands back the mesh'
 
 test('a proof is bound to the challenge nonce: replaying it on a new attempt fails', async () => {
   const invite = await issue()
-  const inviteId = inviteIdOf(inviteSecretHash(invite.secret))
+  const inviteId = inviteIdOfSecret(invite.secret)
   const first = await challenge(inviteId)
   const captured = pairingProof(invite.secret, { meshId: MESH, joinerPeerId: joiner.peerId.toString(), inviterPeerId: inviter.peerId.toString(), channelBinding: first.nonce })
   const second = await challenge(inviteId)
@@ -135,7 +136,8 @@ test('a proof is bound to the joiner\'s authenticated peer id', async () => {
 
 test('the inviter refuses before any challenge: wrong mesh, not an admin, rate-limited; a member is welcomed again', async () => {
   const invite = await issue(10)
-  await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
+  // A stranger with a code for another mesh learns "no", not which mesh this host is in.
+  await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), (err: unknown) => refusedWith('WRONG_MESH')(err) && !(err as Error).message.includes(MESH))
   const saved = { ...ctx }
   try {
     ctx.isAdmin = () => false
@@ -145,7 +147,7 @@ test('the inviter refuses before any challenge: wrong mesh, not an admin, rate-l
     const again = await pair(invite) as { t: string, mesh: string }
     assert.deepEqual([again.t, again.mesh], ['welcome', MESH])
     ctx.isMember = saved.isMember
-    ctx.limiter = new RateLimiter({ burst: 1, perMinute: 1 })
+    ctx.attempts = new PairingBudget({ perAddress: { burst: 1, perMinute: 1 }, overall: { burst: 100, perMinute: 100 } })
     await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
     await assert.rejects(pair(invite), refusedWith('RATE_LIMITED'))
   } finally {
@@ -168,6 +170,98 @@ test('an inviter whose store fails tells the joiner only that pairing failed, an
   } finally {
     ctx.admit = saved
   }
-  assert.equal((await book.get(inviteIdOf(inviteSecretHash(invite.secret))))?.usesLeft, 1)
+  assert.equal((await book.get(inviteIdOfSecret(invite.secret)))?.usesLeft, 1)
   assert.equal((await pair(invite) as { t: string }).t, 'welcome')
+})
+
+test('revoked and expired invites refuse pairing with their own codes, and spend nothing', async () => {
+  const invite = await issue(2)
+  const id = inviteIdOfSecret(invite.secret)
+  await book.revoke(id, Math.floor(Date.now() / 1000))
+  await assert.rejects(pair(invite), refusedWith('INVITE_REVOKED'))
+  const expired = await issue(2)
+  const expiredId = inviteIdOfSecret(expired.secret)
+  const saved = ctx.nowMs
+  ctx.nowMs = () => ((expired.expiresAt + 1) * 1000)
+  try {
+    await assert.rejects(pair(expired), refusedWith('INVITE_EXPIRED'))
+  } finally {
+    ctx.nowMs = saved
+  }
+  assert.deepEqual([(await book.get(id))?.usesLeft, (await book.get(expiredId))?.usesLeft], [2, 2])
+  assert.ok(!admits.some((a) => a.invite === id || a.invite === expiredId))
+})
+
+test('the joiner refuses a welcome for another mesh than its invite names, however the inviter sends it', async () => {
+  const invite = await issue()
+  const ROGUE = '/fleetmesh-test/rogue-inviter/1.0.0'
+  let reply: (hello: { mesh: string }) => Record<string, unknown> = () => ({})
+  await inviter.handle(ROGUE, async (stream) => {
+    const lp = lpStream(stream)
+    const hello = decodePairing((await lp.read()).subarray()) as { mesh: string }
+    await lp.write(encodePairing(reply(hello) as never))
+    await stream.close().catch(() => {})
+  })
+  const pairRogue = async (): Promise<unknown> => requestPairing(invite, {
+    selfPeerId: joiner.peerId.toString(),
+    xwingPublicKey: xwing,
+    dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), ROGUE, { signal })
+  })
+  try {
+    const founder = inviter.peerId.toString()
+    for (const lie of [
+      { t: 'welcome', mesh: 'evil-0011223344556677', name: 'evil', founder, addrs: [] },
+      { t: 'welcome', mesh: MESH, name: 'other', founder, addrs: [] },
+      { t: 'welcome', mesh: MESH, name: 'fleet', founder: 'not-a-peer-id', addrs: [] }
+    ]) {
+      reply = () => lie
+      await assert.rejects(pairRogue(), refusedWith('WELCOME_MISMATCH'))
+    }
+    // The honest answer to the same code passes the same check.
+    reply = (hello) => ({ t: 'welcome', mesh: hello.mesh, name: 'fleet', founder, addrs: [] })
+    assert.equal((await pairRogue() as { mesh: string }).mesh, MESH)
+  } finally {
+    await inviter.unhandle(ROGUE)
+  }
+})
+
+test('a welcome naming another founder is refused', async () => {
+  const invite = await issue()
+  const ROGUE = '/fleetmesh-test/rogue-founder/1.0.0'
+  // The rogue answers for the right mesh, but pins the joiner's genesis to a founder of its own.
+  const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+  let founder = other
+  await inviter.handle(ROGUE, async (stream) => {
+    const lp = lpStream(stream)
+    const hello = decodePairing((await lp.read()).subarray()) as { mesh: string }
+    await lp.write(encodePairing({ t: 'welcome', mesh: hello.mesh, name: 'fleet', founder, addrs: [] }))
+    await stream.close().catch(() => {})
+  })
+  const pairRogue = async (): Promise<unknown> => requestPairing(invite, {
+    selfPeerId: joiner.peerId.toString(),
+    xwingPublicKey: xwing,
+    dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), ROGUE, { signal })
+  })
+  try {
+    await assert.rejects(pairRogue(), refusedWith('WELCOME_MISMATCH'))
+    // the founder the code names passes the same check
+    founder = inviter.peerId.toString()
+    assert.equal((await pairRogue() as { founder: string }).founder, founder)
+  } finally {
+    await inviter.unhandle(ROGUE)
+  }
+})
+
+test('past the overall pairing budget every attempt is refused before a challenge, and spends nothing', async () => {
+  const invite = await issue(5)
+  const saved = ctx.attempts
+  ctx.attempts = new PairingBudget({ perAddress: { burst: 100, perMinute: 100 }, overall: { burst: 2, perMinute: 1 } })
+  try {
+    await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
+    await assert.rejects(pair({ ...invite, meshId: 'other-mesh' }), refusedWith('WRONG_MESH'))
+    await assert.rejects(pair(invite), refusedWith('RATE_LIMITED'))
+  } finally {
+    ctx.attempts = saved
+  }
+  assert.equal((await book.get(inviteIdOfSecret(invite.secret)))?.usesLeft, 5)
 })

@@ -1,32 +1,42 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { RateLimiter } from '../../protocols/pairing/index.js'
+import { PairingBudget } from '../../protocols/pairing/index.js'
+
+function clocked (perAddress: { burst: number, perMinute: number }, overall: { burst: number, perMinute: number }): { budget: PairingBudget, at: (ms: number) => void } {
+  let now = 1_000_000
+  return { budget: new PairingBudget({ perAddress, overall }, { now: () => now }), at: (ms) => { now = 1_000_000 + ms } }
+}
 
 test('a burst per address, then one attempt per refill interval', () => {
-  const limiter = new RateLimiter({ burst: 3, perMinute: 6 })
-  const t0 = 1_000_000
-  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('10.0.0.1', t0)), [true, true, true, false])
-  assert.equal(limiter.take('10.0.0.2', t0), true, 'another address has its own bucket')
-  assert.equal(limiter.take('10.0.0.1', t0 + 9_999), false, 'not refilled yet: 6 per minute is one per 10 s')
-  assert.equal(limiter.take('10.0.0.1', t0 + 10_000), true)
-  assert.equal(limiter.take('10.0.0.1', t0 + 10_000), false)
+  const { budget, at } = clocked({ burst: 3, perMinute: 6 }, { burst: 1000, perMinute: 1000 })
+  assert.deepEqual([1, 2, 3, 4].map(() => budget.take('10.0.0.1')), [true, true, true, false])
+  assert.equal(budget.take('10.0.0.2'), true, 'another address has its own bucket')
+  at(9_999)
+  assert.equal(budget.take('10.0.0.1'), false, 'not refilled yet: 6 per minute is one per 10 s')
+  at(10_000)
+  assert.equal(budget.take('10.0.0.1'), true)
+  assert.equal(budget.take('10.0.0.1'), false)
+  at(3_600_000)
   // Refills never exceed the burst, however long the address stayed away.
-  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('10.0.0.1', t0 + 3_600_000)), [true, true, true, false])
+  assert.deepEqual([1, 2, 3, 4].map(() => budget.take('10.0.0.1')), [true, true, true, false])
+})
+
+test('many addresses share one overall budget: fresh addresses do not buy fresh attempts', () => {
+  const { budget, at } = clocked({ burst: 5, perMinute: 10 }, { burst: 10, perMinute: 60 })
+  const granted = Array.from({ length: 1000 }, (_, i) => budget.take(`2001:db8::${i.toString(16)}`)).filter(Boolean).length
+  assert.equal(granted, 10)
+  at(1_000)
+  assert.equal(budget.take('2001:db8::ffff'), true, 'one attempt a second comes back')
+  assert.equal(budget.take('2001:db8::fffe'), false)
 })
 
 test('hammering while refused does not earn tokens', () => {
-  const limiter = new RateLimiter({ burst: 1, perMinute: 6 })
-  assert.equal(limiter.take('a', 0), true)
-  for (let t = 1000; t < 10_000; t += 1000) assert.equal(limiter.take('a', t), false)
-  assert.equal(limiter.take('a', 10_000), true)
-})
-
-test('the table of addresses stays bounded: full buckets are forgotten', () => {
-  const limiter = new RateLimiter({ burst: 2, perMinute: 60 })
-  for (let i = 0; i < 10_001; i++) limiter.take(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 0)
-  // An hour later every bucket is full again; the next insertion past the cap prunes them.
-  for (let i = 0; i < 10_001; i++) limiter.take(`11.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 3_600_000)
-  const buckets = (limiter as unknown as { buckets: Map<string, unknown> }).buckets
-  assert.equal(buckets.has('10.0.0.0'), false, 'the refilled buckets of the first wave are gone')
-  assert.equal(buckets.size, 10_001)
+  const { budget, at } = clocked({ burst: 1, perMinute: 6 }, { burst: 1000, perMinute: 1000 })
+  assert.equal(budget.take('a'), true)
+  for (let t = 1000; t < 10_000; t += 1000) {
+    at(t)
+    assert.equal(budget.take('a'), false)
+  }
+  at(10_000)
+  assert.equal(budget.take('a'), true)
 })

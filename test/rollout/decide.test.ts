@@ -16,9 +16,11 @@ function fold (entries: Entry[]): RolloutState {
   return s
 }
 
-// outcomes a host writes about itself for a successful apply
+// outcomes a host writes about itself for a successful apply, soaked (on its own clock) for 30 s
 function applied (w: Writer, host: string, release: string, healthyAt: number, path = PATH_A): Entry[] {
-  return [w.write(host, 'apply-start', { release, path, wave: 0 }, healthyAt), w.write(host, 'apply-ok', { release, path, healthyAt }, healthyAt)]
+  const attempt = `${host}-${release}`
+  return [w.write(host, 'apply-start', { release, path, wave: 0, attempt }, healthyAt), w.write(host, 'apply-ok', { release, path, healthyAt, attempt }, healthyAt),
+    w.write(host, 'soaked', { release, path, attempt, soakMs: 30_000 }, healthyAt + 30_000)]
 }
 
 function failed (w: Writer, host: string, release: string, at: number): Entry[] {
@@ -50,42 +52,54 @@ describe('decide', () => {
     assert.equal(decide(s, m, 'Stranger', 2000).action, 'none')
   })
 
-  it('opens the next wave after the gate is met and the soak has passed', () => {
+  it('opens the next wave on the canary\'s own soaked entry, whatever the clocks say', () => {
     const w = new Writer()
-    const s = fold([w.write(ADMIN, 'release', body, 1000), ...applied(w, canary, 'r1', 5000)])
+    const [start, ok, soaked] = applied(w, canary, 'r1', 5000)
+    const s = fold([w.write(ADMIN, 'release', body, 1000), start, ok])
     const h = plan.waves[1][0]
-    const during = decide(s, m, h, 20_000)
-    assert.equal(during.action, 'wait')
-    assert.equal(during.action === 'wait' && during.until, 35_000)
-    assert.match(during.action === 'wait' ? during.reason : '', /soak 15 s left/)
-    assert.equal(decide(s, m, h, 35_000).action, 'apply')
-    assert.equal(decide(s, m, plan.waves[2][0], 35_000).action, 'wait', 'wave 2 still waits for wave 1')
-    assert.equal(decide(s, m, canary, 35_000).action, 'none', 'already on it')
+    for (const now of [20_000, 35_000, 10 ** 9]) {
+      const during = decide(s, m, h, now)
+      assert.equal(during.action, 'wait', `at ${now}: the canary has not attested its soak`)
+      assert.match(during.action === 'wait' ? during.reason : '', /wave 0 has 0\/1 healthy, needs 100 %, 1 soaking/)
+    }
+    applyEntry(s, soaked)
+    assert.equal(decide(s, m, h, 0).action, 'apply')
+    assert.equal(decide(s, m, plan.waves[2][0], 0).action, 'wait', 'wave 2 still waits for wave 1')
+    assert.equal(decide(s, m, canary, 0).action, 'none', 'already on it')
   })
 
-  it('a host that applied watches its health until its wave\'s gate soak ends; a failure report ends the watch and the gate', () => {
+  it('a host that applied owes its wave\'s soak, measured by itself; a failure report takes it out of the gate', () => {
     const w = new Writer()
-    const s = fold([w.write(ADMIN, 'release', body, 1000), ...applied(w, canary, 'r1', 5000)])
-    assert.deepEqual(soakWatchOf(s, m, canary, 20_000), { release: 'r1', path: PATH_A, until: 35_000 })
-    assert.equal(soakWatchOf(s, m, canary, 35_000), undefined, 'the soak is over')
-    assert.equal(soakWatchOf(s, m, plan.waves[1][0], 20_000), undefined, 'a host that has not applied has nothing to watch')
-    applyEntry(s, w.write(canary, 'health', { release: 'r1', path: PATH_A, ok: false, check: 'web', output: 'HTTP 500' }, 21_000))
-    assert.equal(soakWatchOf(s, m, canary, 21_000), undefined)
-    const d = decide(s, m, plan.waves[1][0], 40_000)
-    assert.equal(d.action, 'wait', 'the canary that failed during its soak no longer counts as healthy')
+    const [start, ok, soaked] = applied(w, canary, 'r1', 5000)
+    const s = fold([w.write(ADMIN, 'release', body, 1000), start, ok])
+    assert.deepEqual(soakWatchOf(s, m, canary), { release: 'r1', path: PATH_A, attempt: `${canary}-r1`, soakMs: 30_000 })
+    assert.equal(soakWatchOf(s, m, plan.waves[1][0]), undefined, 'a host that has not applied has nothing to watch')
+    applyEntry(s, soaked)
+    assert.equal(soakWatchOf(s, m, canary), undefined, 'the soak is attested')
+    assert.equal(decide(s, m, plan.waves[1][0], 0).action, 'apply')
+    applyEntry(s, w.write(canary, 'health', { release: 'r1', path: PATH_A, ok: false, check: 'web', output: 'HTTP 500' }, 41_000))
+    const d = decide(s, m, plan.waves[1][0], 0)
+    assert.equal(d.action, 'wait', 'the canary that failed after its soak no longer counts as healthy')
     assert.match(d.action === 'wait' ? d.reason : '', /wave 0 has 0\/1 healthy/)
   })
 
-  it('counts silent (offline) hosts as not healthy, until waitOfflineMs drops them', () => {
+  it('counts silent (offline) hosts as not healthy, until an overdue entry declares them silent', () => {
     const b = releaseBody({ waves: [{ percent: 50, gate: { healthy: 100, soakMs: 0 }, waitOfflineMs: 60_000 }, { percent: 100, gate: { healthy: 0, soakMs: 0 } }] })
     const p = planRelease(b, m)
     const w = new Writer()
     const [silent, ...rest] = p.waves[0]
     const s = fold([w.write(ADMIN, 'release', b, 0), ...rest.flatMap(h => applied(w, h, 'r1', 1000))])
     const late = p.waves[1][0]
-    assert.equal(decide(s, m, late, 30_000).action, 'wait')
-    assert.equal(releaseStatus(s, m, 'r1', 30_000, h => h !== silent)?.waves[0].offline, 1)
-    assert.equal(decide(s, m, late, 60_000).action, 'apply')
+    const d = decide(s, m, late, 30_000)
+    assert.equal(d.action, 'wait')
+    assert.deepEqual(d.action === 'wait' && d.timer?.key, 'r1/silent/0')
+    assert.equal(releaseStatus(s, m, 'r1', h => h !== silent)?.waves[0].offline, 1)
+    const first = p.waves[0].find(h => h !== silent) as string
+    const a = decide(s, m, first, 0, { expired: new Set(['r1/silent/0']) })
+    assert.deepEqual(a.action === 'attest' && a.body, { release: 'r1', wave: 0, hosts: [silent], why: 'silent' })
+    if (a.action === 'attest') applyEntry(s, w.write(first, 'overdue', a.body, 0))
+    assert.equal(decide(s, m, late, 0).action, 'apply')
+    assert.equal(releaseStatus(s, m, 'r1')?.waves[0].silent, 1)
   })
 
   it('halts when the failure budget is exceeded; halted releases are never applied', () => {
@@ -99,7 +113,7 @@ describe('decide', () => {
     const d = decide(two, m, p.waves[1][0], 100)
     assert.equal(d.action, 'none')
     assert.match(d.action === 'none' ? d.reason : '', /halted: 2 hosts failed, the budget is 1/)
-    assert.equal(releaseStatus(two, m, 'r1', 100)?.state, 'halted')
+    assert.equal(releaseStatus(two, m, 'r1')?.state, 'halted')
   })
 
   it('a failing canary halts the release everywhere and no later-wave host ever gets apply', () => {
@@ -132,19 +146,20 @@ describe('decide', () => {
   it('pause holds new applies, resume lets them go, abort is final', () => {
     const w = new Writer()
     const s = fold([w.write(ADMIN, 'release', body, 0)])
-    applyEntry(s, w.write(ADMIN2, 'release-control', { release: 'r1', action: 'pause' }, 10))
+    const pause = w.write(ADMIN2, 'release-control', { release: 'r1', action: 'pause' }, 10)
+    applyEntry(s, pause)
     const d = decide(s, m, canary, 20)
     assert.equal(d.action, 'wait')
     assert.match(d.action === 'wait' ? d.reason : '', /paused/)
-    assert.equal(releaseStatus(s, m, 'r1', 20)?.state, 'paused')
-    applyEntry(s, w.write(ADMIN, 'release-control', { release: 'r1', action: 'resume' }, 30))
+    assert.equal(releaseStatus(s, m, 'r1')?.state, 'paused')
+    applyEntry(s, w.write(ADMIN, 'release-control', { release: 'r1', action: 'resume', resumes: [`${ADMIN2}:${pause.seq}`] }, 30))
     assert.equal(decide(s, m, canary, 40).action, 'apply')
     applyEntry(s, w.write(hosts[3], 'release-control', { release: 'r1', action: 'abort' }, 50))
     assert.equal(decide(s, m, canary, 60).action, 'apply', 'a non-admin cannot abort')
     applyEntry(s, w.write(ADMIN, 'release-control', { release: 'r1', action: 'abort' }, 50))
     applyEntry(s, w.write(ADMIN, 'release-control', { release: 'r1', action: 'resume' }, 70))
     assert.equal(decide(s, m, canary, 80).action, 'none')
-    assert.equal(releaseStatus(s, m, 'r1', 80)?.state, 'aborted')
+    assert.equal(releaseStatus(s, m, 'r1')?.state, 'aborted')
   })
 
   it('never downgrades: an old release replayed after a newer one was applied is skipped', () => {
@@ -171,7 +186,7 @@ describe('decide', () => {
     const s = fold([w.write(ADMIN, 'release', one, 0), w.write(ADMIN, 'release', two, 100)])
     const d = decide(s, m, hosts[7], 200)
     assert.equal(d.action === 'apply' && d.release, 'r2')
-    assert.equal(releaseStatus(s, m, 'r1', 200)?.state, 'superseded')
+    assert.equal(releaseStatus(s, m, 'r1')?.state, 'superseded')
   })
 
   it('two admins publishing concurrently: the same winner for every delivery order', () => {
@@ -193,20 +208,23 @@ describe('decide', () => {
     const rogue = releaseBody({ id: 'rogue', number: 99, waves: [{ percent: 100, gate: { healthy: 0, soakMs: 0 } }] })
     const s = fold([w.write(hosts[1], 'release', rogue, 0), w.write(hosts[1], 'release', { id: 'junk' }, 0)])
     assert.equal(decide(s, m, hosts[0], 10).action, 'none')
-    assert.equal(releaseStatus(s, m, 'rogue', 10), undefined)
+    assert.equal(releaseStatus(s, m, 'rogue'), undefined)
     const f = flagged(s, m)
     assert.equal(f.length, 2)
     assert.ok(f.some(x => /not signed by an admin/.test(x.reason)))
     assert.ok(f.some(x => /release\.number/.test(x.reason)))
   })
 
-  it('a revoked admin\'s release stops everywhere', () => {
+  it('a revoked admin\'s release stops everywhere when the revoke cuts it; an earlier release of it stands', () => {
     const mm = StaticMembership.of(hosts, [ADMIN, ADMIN2])
     const w = new Writer()
-    const s = fold([w.write(ADMIN2, 'release', releaseBody({ waves: [{ percent: 100, gate: { healthy: 0, soakMs: 0 } }] }), 0)])
-    assert.equal(decide(s, mm, hosts[0], 10).action, 'apply')
-    mm.revoke(ADMIN2)
-    assert.equal(decide(s, mm, hosts[0], 10).action, 'none')
+    const early = w.write(ADMIN2, 'release', releaseBody({ id: 'early', waves: [{ percent: 100, gate: { healthy: 0, soakMs: 0 } }] }), 0)
+    const late = w.write(ADMIN2, 'release', releaseBody({ id: 'late', number: 2, waves: [{ percent: 100, gate: { healthy: 0, soakMs: 0 } }] }), 0)
+    const s = fold([early, late])
+    assert.equal(decide(s, mm, hosts[0], 10).action === 'apply' && decide(s, mm, hosts[0], 10).release, 'late')
+    mm.revoke(ADMIN2, early.seq)
+    const d = decide(s, mm, hosts[0], 10)
+    assert.equal(d.action === 'apply' && d.release, 'early', 'the revoke cut ADMIN2 after its first release')
   })
 
   it('a failing health report after apply-ok stops the host counting as healthy', () => {
@@ -215,6 +233,7 @@ describe('decide', () => {
     const h = plan.waves[1][0]
     assert.equal(decide(s, m, h, 40_000).action, 'apply')
     applyEntry(s, w.write(canary, 'health', { release: 'r1', path: PATH_A, ok: false, check: 'http', output: '503' }, 41_000))
+    assert.equal(releaseStatus(s, m, 'r1')?.waves[0].unhealthy, 1)
     assert.equal(decide(s, m, h, 42_000).action, 'wait')
     applyEntry(s, w.write(canary, 'health', { release: 'r1', path: PATH_A, ok: true }, 43_000))
     assert.equal(decide(s, m, h, 44_000).action, 'apply')
@@ -225,11 +244,11 @@ describe('decide', () => {
     const p = planRelease(b, m)
     const w = new Writer()
     const s = fold([w.write(ADMIN, 'release', b, 0), ...applied(w, p.waves[0][0], 'r1', 0), w.write(p.waves[0][1], 'apply-start', { release: 'r1', path: PATH_A, wave: 0 }, 1)])
-    const st = releaseStatus(s, m, 'r1', 10)
-    assert.deepEqual(st?.waves[0], { index: 0, hosts: 2, pending: 0, applying: 1, healthy: 1, failed: 0, offline: 0, need: 2, gateMet: false, waits: '1/2 healthy, needs 100 % (2)' })
+    const st = releaseStatus(s, m, 'r1')
+    assert.deepEqual(st?.waves[0], { index: 0, hosts: 2, pending: 0, offline: 0, applying: 1, soaking: 0, healthy: 1, failed: 0, unhealthy: 0, silent: 0, movedOn: 0, accepted: 0, superseded: 0, need: 2, gateMet: false, waits: '1/2 healthy, needs 100 % (2)' })
     assert.equal(st?.state, 'rolling')
     for (const h of p.waves.flat()) for (const e of applied(w, h, 'r1', 5)) applyEntry(s, e)
-    assert.equal(releaseStatus(s, m, 'r1', 10)?.state, 'done')
+    assert.equal(releaseStatus(s, m, 'r1')?.state, 'done')
   })
 
   it('property: the same entries in 100 random orders give identical decisions for every host', () => {
@@ -245,6 +264,12 @@ describe('decide', () => {
     for (const h of p.waves[1].slice(0, 2)) es.push(...applied(w, h, 'r1', 40_000))
     es.push(...failed(w, p.waves[1][2], 'r1', 41_000))
     es.push(w.write(p.waves[1][3], 'health', { release: 'r1', path: PATH_A, ok: false }, 42_000))
+    // a silent host, one past its apply deadline, one that moved on to a hotfix
+    es.push(w.write(p.waves[0][0], 'overdue', { release: 'r1', wave: 1, hosts: [p.waves[1][4]], why: 'silent' }, 43_000))
+    es.push(w.write(p.waves[2][0], 'apply-start', { release: 'r1', path: PATH_A, wave: 2 }, 44_000))
+    es.push(w.write(p.waves[1][0], 'overdue', { release: 'r1', wave: 2, hosts: [p.waves[2][0]], why: 'deadline' }, 45_000))
+    const fix = { ...releaseBody({ id: 'fix', number: 3 }), targets: [{ host: p.waves[2][1], path: PATH_B, sources: ['peers'] }] }
+    es.push(w.write(ADMIN, 'release', fix, 46_000), w.write(p.waves[2][1], 'apply-start', { release: 'fix', path: PATH_B, wave: 0 }, 47_000))
     const expected = fold(es)
     const want = [70_000, 200_000].map(now => [...actions(expected, now)])
     const rand = rng(42)

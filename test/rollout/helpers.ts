@@ -1,12 +1,20 @@
-// Test fixtures for the rollout decisions: a static membership view and an entry writer that
-// keeps per-feed sequence numbers, as the audit layer would. Signatures are not checked by the
-// fold (the caller verified them), so they are zero bytes here.
+// Test fixtures for the rollout decisions: a static membership view, a view over the real
+// membership fold, and an entry writer that keeps per-feed sequence numbers, as the audit layer
+// would. Signatures are not checked by the fold (the caller verified them), so they are zero
+// bytes here.
 import type { Entry } from '../../protocols/audit/types.js'
-import type { MembershipView, ReleaseBody } from '../../protocols/rollout/types.js'
+import { applyEntry as foldMember, createMembershipState, isMember, standingAt, viewAsOf, viewOf, type MembershipState } from '../../protocols/membership/index.js'
+import type { Basis, EntryStanding, MembershipView, PlanMembership, ReleaseBody } from '../../protocols/rollout/types.js'
 import { mulberry32 } from '../../simulations/scale/network.js'
 
+/**
+ * Members fixed by the test. A revoke cuts the peer's feed after `after` (-1 by default: every
+ * entry of it stops counting), as a counted revoke does in the real fold; asOf gives a frozen
+ * copy of the current member set.
+ */
 export class StaticMembership implements MembershipView {
   revision = 0
+  private readonly cut = new Map<string, { after: number, admin: boolean }>()
   constructor (private readonly roles: Map<string, { admin: boolean, tags: string[] }>) {}
   static of (hosts: string[], admins: string[] = [], tags: Record<string, string[]> = {}): StaticMembership {
     const m = new Map<string, { admin: boolean, tags: string[] }>()
@@ -18,9 +26,50 @@ export class StaticMembership implements MembershipView {
   isMember (peer: string): boolean { return this.roles.has(peer) }
   tagsOf (peer: string): string[] { return this.roles.get(peer)?.tags ?? [] }
   members (): string[] { return [...this.roles.keys()] }
-  revoke (peer: string): void {
+  standingAt (feed: string, seq: number): EntryStanding {
+    const cut = this.cut.get(feed)
+    if (cut !== undefined) return seq <= cut.after ? { member: true, admin: cut.admin } : { member: false, admin: false }
+    return { member: this.isMember(feed), admin: this.isAdmin(feed) }
+  }
+
+  asOf (): PlanMembership {
+    const roles = new Map([...this.roles].map(([p, r]) => [p, [...r.tags]]))
+    return { members: () => roles.keys(), tagsOf: (p) => roles.get(p) ?? [] }
+  }
+
+  revoke (peer: string, after = -1): void {
+    this.cut.set(peer, { after, admin: this.isAdmin(peer) })
     this.roles.delete(peer)
     this.revision++
+  }
+}
+
+/**
+ * The membership a host folds from real genesis/admit/revoke entries (protocols/membership),
+ * as node/deploy/membership.ts adapts it: standing as of each entry, the view as of a basis
+ * once every basis feed is held up to its seq.
+ */
+export class LogMembership implements MembershipView {
+  revision = 0
+  private readonly state: MembershipState
+  private readonly heads = new Map<string, number>()
+  constructor (meshId: string) { this.state = createMembershipState({ meshId }) }
+  add (e: Entry): void {
+    this.heads.set(e.feed, Math.max(this.heads.get(e.feed) ?? -1, e.seq))
+    if (foldMember(this.state, e)) this.revision++
+  }
+
+  /** feed → head: what a publisher writes as a release's basis */
+  basis (): Basis { return Object.fromEntries(this.heads) }
+  isMember (peer: string): boolean { return isMember(viewOf(this.state), peer) }
+  isAdmin (peer: string): boolean { return viewOf(this.state).members.get(peer)?.role === 'admin' }
+  tagsOf (peer: string): string[] { return viewOf(this.state).members.get(peer)?.tags ?? [] }
+  members (): string[] { return [...viewOf(this.state).members.keys()] }
+  standingAt (feed: string, seq: number, ts: number): EntryStanding { return standingAt(this.state, feed, seq, ts) }
+  asOf (basis: Basis): PlanMembership | undefined {
+    if (Object.entries(basis).some(([feed, seq]) => (this.heads.get(feed) ?? -1) < seq)) return undefined
+    const v = viewAsOf(this.state, basis)
+    return { members: () => v.members.keys(), tagsOf: (p) => v.members.get(p)?.tags ?? [] }
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { KindRegistry } from '../../protocols/audit/codec.js'
 import { isAuditError } from '../../protocols/audit/errors.js'
-import { isRolloutError, parseRelease, parseReleaseControl, parseApplyOk, parseHealth, planRelease, rolloutSchemas } from '../../protocols/rollout/index.js'
+import { isRolloutError, parseRelease, parseReleaseControl, parseApplyOk, parseApplyStart, parseHealth, parseOverdue, parseSoaked, planRelease, rolloutSchemas } from '../../protocols/rollout/index.js'
 import { PATH_A, PATH_B, StaticMembership, hostIds, releaseBody } from './helpers.js'
 
 describe('rollout schemas', () => {
@@ -32,7 +32,11 @@ describe('rollout schemas', () => {
       { ...releaseBody(), waves: [{ percent: 10 }] },
       { ...releaseBody(), maxFailures: -1 },
       { ...releaseBody(), autoRevert: 'yes' },
-      { ...releaseBody(), budget: 3 }
+      { ...releaseBody(), budget: 3 },
+      { ...releaseBody(), basis: { Host1: -1 } },
+      { ...releaseBody(), basis: { 'not a feed': 1 } },
+      { ...releaseBody(), basis: [] },
+      { ...releaseBody(), applyDeadlineMs: 0 }
     ]
     for (const b of bad) assert.throws(() => parseRelease(b), (e: unknown) => isRolloutError(e, 'ROLLOUT_BODY_INVALID'), JSON.stringify(b))
   })
@@ -42,6 +46,27 @@ describe('rollout schemas', () => {
     assert.throws(() => parseRelease({ ...releaseBody(), targets: many }), (e: unknown) => isRolloutError(e, 'ROLLOUT_BODY_TOO_LARGE'))
     assert.throws(() => parseRelease({ ...releaseBody(), id: 'a'.repeat(129) }), (e: unknown) => isRolloutError(e, 'ROLLOUT_BODY_TOO_LARGE'))
     assert.throws(() => parseHealth({ path: PATH_A, ok: false, output: 'x'.repeat(4097) }), (e: unknown) => isRolloutError(e, 'ROLLOUT_BODY_TOO_LARGE'))
+    const basis = Object.fromEntries(hostIds(4097).map(h => [h, 1]))
+    assert.throws(() => parseRelease({ ...releaseBody(), basis }), (e: unknown) => isRolloutError(e, 'ROLLOUT_BODY_TOO_LARGE'))
+    assert.throws(() => parseOverdue({ release: 'r1', wave: 0, hosts: hostIds(100_001), why: 'silent' }), (e: unknown) => isRolloutError(e, 'ROLLOUT_BODY_TOO_LARGE'))
+  })
+
+  it('checks attempts, soaked and overdue entries, and what a resume may name', () => {
+    const invalid = (e: unknown): boolean => isRolloutError(e, 'ROLLOUT_BODY_INVALID')
+    assert.doesNotThrow(() => parseRelease({ ...releaseBody(), basis: { Host1: 0, Host2: 7 }, applyDeadlineMs: 60_000 }))
+    assert.doesNotThrow(() => parseApplyStart({ release: 'r1', path: PATH_A, wave: 0, attempt: 'a-1:2.x' }))
+    assert.throws(() => parseApplyStart({ release: 'r1', path: PATH_A, wave: 0, attempt: 'has space' }), invalid)
+    assert.doesNotThrow(() => parseSoaked({ release: 'r1', path: PATH_A, attempt: 'a1', soakMs: 30_000 }))
+    assert.throws(() => parseSoaked({ release: 'r1', path: PATH_A, soakMs: 30_000 }), invalid)
+    assert.throws(() => parseSoaked({ release: 'r1', path: PATH_A, attempt: 'a1', soakMs: -1 }), invalid)
+    assert.doesNotThrow(() => parseOverdue({ release: 'r1', wave: 2, hosts: ['Host1'], why: 'deadline' }))
+    assert.throws(() => parseOverdue({ release: 'r1', wave: 2, hosts: [], why: 'silent' }), invalid)
+    assert.throws(() => parseOverdue({ release: 'r1', wave: 2, hosts: ['Host1'], why: 'bored' }), invalid)
+    assert.throws(() => parseOverdue({ release: 'r1', wave: 64, hosts: ['Host1'], why: 'silent' }), invalid)
+    assert.doesNotThrow(() => parseReleaseControl({ release: 'r1', action: 'resume', resumes: ['AdminB:3'], accept: ['Host1'] }))
+    assert.throws(() => parseReleaseControl({ release: 'r1', action: 'pause', accept: ['Host1'] }), invalid)
+    assert.throws(() => parseReleaseControl({ release: 'r1', action: 'resume', resumes: ['AdminB'] }), invalid)
+    assert.throws(() => parseReleaseControl({ release: 'r1', action: 'resume', resumes: ['AdminB:01'] }), invalid)
   })
 
   it('checks control and outcome bodies', () => {

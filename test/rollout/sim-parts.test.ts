@@ -1,9 +1,12 @@
-// The scale simulator's building blocks: the inbox slab and the bucket-queue spread.
+// The scale simulator's building blocks: the inbox slab, the bucket-queue spread, the event
+// queue, and the agent's local timers driven by the simulated clock.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { Inboxes } from '../../simulations/scale/inbox.js'
 import { Network, mulberry32 } from '../../simulations/scale/network.js'
 import { gossipsubDefaults } from '../../simulations/scale/params.js'
+import { Ev, EventQueue } from '../../simulations/scale/events.js'
+import { LocalTimers } from '../../node/deploy/timers.js'
 
 describe('Inboxes', () => {
   it('hands out what arrived by now, in delivery order, and keeps the rest', () => {
@@ -72,5 +75,50 @@ describe('Network.spread', () => {
     n.spread(0, 0)
     assert.equal(n.reachedCount, 300 - 30 - 1)
     for (let h = 1; h <= 30; h++) assert.equal(n.arrival[h], Number.POSITIVE_INFINITY)
+  })
+})
+
+describe('EventQueue', () => {
+  it('pops events in time order with their host and argument, across growth', () => {
+    const q = new EventQueue()
+    const rand = mulberry32(5)
+    const pushed = Array.from({ length: 3000 }, (_, i) => ({ t: Math.floor(rand() * 1000), h: i, arg: i * 7 }))
+    for (const e of pushed) q.push(e.t, Ev.Alarm, e.h, e.arg)
+    let last = -1
+    const seen = new Set<number>()
+    while (q.size > 0) {
+      q.pop()
+      assert.ok(q.time >= last)
+      assert.equal(q.kind, Ev.Alarm)
+      assert.equal(q.time, pushed[q.who].t)
+      assert.equal(q.with, q.who * 7)
+      last = q.time
+      seen.add(q.who)
+    }
+    assert.equal(seen.size, 3000)
+  })
+})
+
+describe('LocalTimers on a simulated clock', () => {
+  it('arms the alarm for the earliest running timer, keeps a timer\'s start across decisions, and disarms when none runs', () => {
+    let now = 0
+    const alarms: Array<number | undefined> = []
+    let fired = 0
+    let ring = (): void => {}
+    const timers = new LocalTimers(() => { fired++ }, () => now, (ms, fire) => { alarms.push(ms); ring = fire })
+    timers.follow({ key: 'a', ms: 5000 })
+    assert.deepEqual(alarms, [5000])
+    now = 3000
+    timers.follow({ key: 'a', ms: 5000 })
+    assert.equal(alarms.at(-1), 2000, 'the timer started when a decision first named it')
+    assert.deepEqual([...timers.expired()], [])
+    now = 5000
+    ring()
+    assert.equal(fired, 1, 'the alarm runs the timers\' onExpire')
+    assert.deepEqual([...timers.expired()], ['a'])
+    timers.follow({ key: 'b', ms: 1000 })
+    assert.equal(alarms.at(-1), 1000, 'a timer no decision names any more is dropped')
+    timers.stop()
+    assert.equal(alarms.at(-1), undefined)
   })
 })

@@ -11,7 +11,7 @@ import type { HostIdentity } from '../../crypto/identity.js'
 import { generateXWingSeed, xwingPublicKey } from '../../crypto/xwing.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
 import { AuditStore, auditSublevel, AuditSync, createKindRegistry } from '../../protocols/audit/index.js'
-import { applyEntry, createMembershipState, membershipSchemas, viewOf, type MembershipState } from '../../protocols/membership/index.js'
+import { applyEntry, createMembershipState, membershipSchemas, standingAt, viewOf, type MembershipState } from '../../protocols/membership/index.js'
 import { roomSchemas, RoomService, roomsSublevel, type RejectEvent, type RoomMembershipView, type RoomServiceOptions } from '../../protocols/rooms/index.js'
 
 export const MESH = 'rooms-test-mesh'
@@ -28,6 +28,8 @@ export interface TestHost {
   rooms: RoomService
   membership: RoomMembershipView
   rejected: RejectEvent[]
+  /** added to the clock of the host's audit store: a host that backdates (or postdates) its entries */
+  clock: { offsetMs: number }
   /** stops rooms, sync and libp2p; the store and db stay open */
   goOffline: () => Promise<void>
   /** a new libp2p (same key), sync and room service on the same store and db */
@@ -45,7 +47,8 @@ function membershipOf (state: MembershipState): RoomMembershipView {
   return {
     isMember: (p) => viewOf(state).members.has(p),
     xwingOf: (p) => viewOf(state).members.get(p)?.xwing,
-    isAdmin: (p) => viewOf(state).members.get(p)?.role === 'admin'
+    isAdmin: (p) => viewOf(state).members.get(p)?.role === 'admin',
+    standingAt: (feed, seq, ts) => standingAt(state, feed, seq, ts)
   }
 }
 
@@ -57,12 +60,13 @@ export async function startHost (identity: HostIdentity, founder: string, servic
   const kinds = createKindRegistry()
   kinds.registerParsers(membershipSchemas)
   kinds.registerParsers(roomSchemas)
-  const store = await AuditStore.open({ db: auditSublevel(db), privateKey: identity.privateKey, kinds })
+  const clock = { offsetMs: 0 }
+  const store = await AuditStore.open({ db: auditSublevel(db), privateKey: identity.privateKey, kinds, now: () => Date.now() + clock.offsetMs })
   const state = createMembershipState({ meshId: MESH, founder })
   // the view follows the store before the room service sees the same entry
   store.on('entry', ({ entry }) => { applyEntry(state, entry) })
   const membership = membershipOf(state)
-  const host = { id: identity.peerId.toString(), identity, dir, db, store, membership, rejected: [] as RejectEvent[] } as TestHost
+  const host = { id: identity.peerId.toString(), identity, dir, db, store, membership, rejected: [] as RejectEvent[], clock } as TestHost
   host.goOnline = async () => {
     host.libp2p = await createMeshLibp2p({ privateKey: identity.privateKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
     host.sync = new AuditSync({ libp2p: host.libp2p, store, announceDelayMs: 20 })

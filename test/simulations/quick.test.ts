@@ -1,6 +1,6 @@
 // Every benchmark and scenario the README shows still runs: its quick mode (the same code on a
 // small fleet) completes and prints a JSON record with exactly the fields simulations/figures.ts
-// lists, each a finite number or a non-empty string. Behaviour, not speed: no figure is judged.
+// lists, each a finite number, a non-empty string or a boolean. Behaviour, not speed: no figure is judged.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { FIGURES, fieldDrift } from '../../simulations/figures.js'
@@ -14,7 +14,7 @@ describe('quick modes of the README\'s benchmarks and scenarios', () => {
       assert.deepEqual(fieldDrift(f, result), { missing: [], extra: [] })
       for (const k of f.fields) {
         const v = result[k]
-        assert.ok((typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length > 0), `${k} = ${JSON.stringify(v)}`)
+        assert.ok((typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length > 0) || typeof v === 'boolean', `${k} = ${JSON.stringify(v)}`)
       }
     })
   }
