@@ -109,7 +109,7 @@ export const FIGURES: Figure[] = [
     quick: ['--quick', '--loss', '0.05', '--churn', '0.1'],
     fields: [...SCALE_FIELDS, 'returned', 'catchup_p50_ms', 'catchup_max_ms'],
     targets: [{ key: 'ratio', op: '<=', value: 2 }],
-    note: '10,000 simulated hosts on a discrete-event network (log-normal latency, loss, churn) running the same rollout decision code over a model of gossipsub with its real parameters (D=6, Dlo=4, Dhi=12, Dlazy=6, 1 s heartbeat, read from the installed package). `ratio` = reach99 / the push-gossip (SI) model\'s 99 % time for the same fan-out (target ≤ 2). Plot: `out/sim-scale.svg`.'
+    note: '10,000 simulated hosts on a discrete-event network (log-normal latency, loss, churn) running the same rollout decision code over a model of gossipsub with its real parameters (D=6, Dlo=4, Dhi=12, Dlazy=6, 1 s heartbeat, read from the installed package). `ratio` = reach99 / the push-gossip (SI) model\'s 99 % time for the same fan-out (target ≤ 2). Each simulated host keeps its own rollout state, as a daemon does: about 0.5 MiB a host, so the 10,000-host run needs ~5 GiB of heap (`npm run sim` allows 16 GiB). Plot: `out/sim-scale.svg`.'
   },
   {
     kind: 'sim',

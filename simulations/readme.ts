@@ -19,10 +19,16 @@ export interface ChildRun { result: Result, wallMs: number, maxRssKb?: number }
  * `npm run bench|sim -- NAME ARGS` in a child process on this Node. Its progress goes to our
  * stderr as it comes; a run that fails or prints no record throws with its exit code.
  */
+/**
+ * The 10,000-host scale scenario holds every simulated host's rollout state in one process (about
+ * 0.5 MiB a host): more than V8's default heap. The same limit as `npm run sim` (package.json).
+ */
+const SIM_HEAP = '--max-old-space-size=16384'
+
 export async function runChild (kind: 'bench' | 'sim', name: string, args: string[]): Promise<ChildRun> {
   const script = join(ROOT, 'simulations', `${kind}.ts`)
   const t0 = performance.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', script, name, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [SIM_HEAP, '--import', 'tsx', script, name, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let maxRssKb: number | undefined
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
