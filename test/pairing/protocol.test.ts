@@ -192,64 +192,54 @@ test('revoked and expired invites refuse pairing with their own codes, and spend
   assert.ok(!admits.some((a) => a.invite === id || a.invite === expiredId))
 })
 
-test('the joiner refuses a welcome for another mesh than its invite names, however the inviter sends it', async () => {
-  const invite = await issue()
-  const ROGUE = '/fleetmesh-test/rogue-inviter/1.0.0'
-  let reply: (hello: { mesh: string }) => Record<string, unknown> = () => ({})
-  await inviter.handle(ROGUE, async (stream) => {
+/**
+ * An inviter that answers the joiner's hello with whatever `reply` returns, on a protocol of its
+ * own; `pair` runs the real joiner against it with `invite`.
+ */
+async function rogueInviter (protocol: string, reply: (hello: { mesh: string }) => Record<string, unknown>): Promise<{ pair: (invite: Invite) => Promise<unknown>, [Symbol.asyncDispose]: () => Promise<void> }> {
+  await inviter.handle(protocol, async (stream) => {
     const lp = lpStream(stream)
     const hello = decodePairing((await lp.read()).subarray()) as { mesh: string }
     await lp.write(encodePairing(reply(hello) as never))
     await stream.close().catch(() => {})
   })
-  const pairRogue = async (): Promise<unknown> => requestPairing(invite, {
-    selfPeerId: joiner.peerId.toString(),
-    xwingPublicKey: xwing,
-    dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), ROGUE, { signal })
-  })
-  try {
-    const founder = inviter.peerId.toString()
-    for (const lie of [
-      { t: 'welcome', mesh: 'evil-0011223344556677', name: 'evil', founder, addrs: [] },
-      { t: 'welcome', mesh: MESH, name: 'other', founder, addrs: [] },
-      { t: 'welcome', mesh: MESH, name: 'fleet', founder: 'not-a-peer-id', addrs: [] }
-    ]) {
-      reply = () => lie
-      await assert.rejects(pairRogue(), refusedWith('WELCOME_MISMATCH'))
-    }
-    // The honest answer to the same code passes the same check.
-    reply = (hello) => ({ t: 'welcome', mesh: hello.mesh, name: 'fleet', founder, addrs: [] })
-    assert.equal((await pairRogue() as { mesh: string }).mesh, MESH)
-  } finally {
-    await inviter.unhandle(ROGUE)
+  return {
+    pair: async (invite) => requestPairing(invite, {
+      selfPeerId: joiner.peerId.toString(),
+      xwingPublicKey: xwing,
+      dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), protocol, { signal })
+    }),
+    [Symbol.asyncDispose]: async () => { await inviter.unhandle(protocol) }
   }
+}
+
+test('the joiner refuses a welcome for another mesh than its invite names, however the inviter sends it', async () => {
+  const invite = await issue()
+  let answer: (hello: { mesh: string }) => Record<string, unknown> = () => ({})
+  await using rogue = await rogueInviter('/fleetmesh-test/rogue-inviter/1.0.0', (hello) => answer(hello))
+  const founder = inviter.peerId.toString()
+  for (const lie of [
+    { t: 'welcome', mesh: 'evil-0011223344556677', name: 'evil', founder, addrs: [] },
+    { t: 'welcome', mesh: MESH, name: 'other', founder, addrs: [] },
+    { t: 'welcome', mesh: MESH, name: 'fleet', founder: 'not-a-peer-id', addrs: [] }
+  ]) {
+    answer = () => lie
+    await assert.rejects(rogue.pair(invite), refusedWith('WELCOME_MISMATCH'))
+  }
+  // The honest answer to the same code passes the same check.
+  answer = (hello) => ({ t: 'welcome', mesh: hello.mesh, name: 'fleet', founder, addrs: [] })
+  assert.equal((await rogue.pair(invite) as { mesh: string }).mesh, MESH)
 })
 
 test('a welcome naming another founder is refused', async () => {
   const invite = await issue()
-  const ROGUE = '/fleetmesh-test/rogue-founder/1.0.0'
   // The rogue answers for the right mesh, but pins the joiner's genesis to a founder of its own.
-  const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
-  let founder = other
-  await inviter.handle(ROGUE, async (stream) => {
-    const lp = lpStream(stream)
-    const hello = decodePairing((await lp.read()).subarray()) as { mesh: string }
-    await lp.write(encodePairing({ t: 'welcome', mesh: hello.mesh, name: 'fleet', founder, addrs: [] }))
-    await stream.close().catch(() => {})
-  })
-  const pairRogue = async (): Promise<unknown> => requestPairing(invite, {
-    selfPeerId: joiner.peerId.toString(),
-    xwingPublicKey: xwing,
-    dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), ROGUE, { signal })
-  })
-  try {
-    await assert.rejects(pairRogue(), refusedWith('WELCOME_MISMATCH'))
-    // the founder the code names passes the same check
-    founder = inviter.peerId.toString()
-    assert.equal((await pairRogue() as { founder: string }).founder, founder)
-  } finally {
-    await inviter.unhandle(ROGUE)
-  }
+  let founder = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+  await using rogue = await rogueInviter('/fleetmesh-test/rogue-founder/1.0.0', (hello) => ({ t: 'welcome', mesh: hello.mesh, name: 'fleet', founder, addrs: [] }))
+  await assert.rejects(rogue.pair(invite), refusedWith('WELCOME_MISMATCH'))
+  // the founder the code names passes the same check
+  founder = inviter.peerId.toString()
+  assert.equal((await rogue.pair(invite) as { founder: string }).founder, founder)
 })
 
 test('past the overall pairing budget every attempt is refused before a challenge, and spends nothing', async () => {

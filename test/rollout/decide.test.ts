@@ -3,18 +3,10 @@ import assert from 'node:assert/strict'
 import { applyEntry, decide, emptyState, flagged, planRelease, releaseStatus, soakWatchOf } from '../../protocols/rollout/index.js'
 import type { Decision, RolloutState } from '../../protocols/rollout/index.js'
 import type { Entry } from '../../protocols/audit/types.js'
-import { PATH_A, PATH_B, StaticMembership, Writer, hostIds, releaseBody, rng, shuffle } from './helpers.js'
+import { PATH_A, PATH_B, ADMIN, ADMIN2, StaticMembership, Writer, fold, hostIds, releaseBody, rng, shuffle } from './helpers.js'
 
-const ADMIN = 'AdminA'
-const ADMIN2 = 'AdminB'
 const hosts = hostIds(20)
 const m = StaticMembership.of(hosts, [ADMIN, ADMIN2])
-
-function fold (entries: Entry[]): RolloutState {
-  const s = emptyState()
-  for (const e of entries) applyEntry(s, e)
-  return s
-}
 
 // outcomes a host writes about itself for a successful apply, soaked (on its own clock) for 30 s
 function applied (w: Writer, host: string, release: string, healthyAt: number, path = PATH_A): Entry[] {

@@ -3,23 +3,15 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  MIN_SILENT_WAIT_MS, applyEntry, assignmentKey, controlState, decide, emptyState, nextReleaseNumber, planRelease, releaseStatus, rollbackTargets, watchExitCode
+  MIN_SILENT_WAIT_MS, applyEntry, assignmentKey, controlState, decide, nextReleaseNumber, planRelease, releaseStatus, rollbackTargets, watchExitCode
 } from '../../protocols/rollout/index.js'
-import type { Decision, RolloutState } from '../../protocols/rollout/index.js'
+import type { Decision } from '../../protocols/rollout/index.js'
 import type { Entry } from '../../protocols/audit/types.js'
 import { peers } from '../membership/helpers.js'
-import { LogMembership, PATH_A, PATH_B, StaticMembership, Writer, hostIds, releaseBody } from './helpers.js'
+import { LogMembership, PATH_A, PATH_B, ADMIN, ADMIN2, StaticMembership, Writer, fold, hostIds, releaseBody } from './helpers.js'
 
-const ADMIN = 'AdminA'
-const ADMIN2 = 'AdminB'
 const hosts = hostIds(20)
 const m = StaticMembership.of(hosts, [ADMIN, ADMIN2])
-
-function fold (entries: Entry[]): RolloutState {
-  const s = emptyState()
-  for (const e of entries) applyEntry(s, e)
-  return s
-}
 
 function start (w: Writer, host: string, release: string, at = 0, path = PATH_A): Entry {
   return w.write(host, 'apply-start', { release, path, wave: 0, attempt: `${host}-${release}` }, at)

@@ -4,6 +4,7 @@
 // bytes here.
 import type { Entry } from '../../protocols/audit/types.js'
 import { applyEntry as foldMember, createMembershipState, isMember, standingAt, viewAsOf, viewOf, type MembershipState } from '../../protocols/membership/index.js'
+import { applyEntry, emptyState, type RolloutState } from '../../protocols/rollout/index.js'
 import type { Basis, EntryStanding, MembershipView, PlanMembership, ReleaseBody } from '../../protocols/rollout/types.js'
 import { mulberry32 } from '../../simulations/scale/network.js'
 
@@ -80,6 +81,16 @@ export class Writer {
     this.seqs.set(feed, seq + 1)
     return { feed, seq, prev: new Uint8Array(32), ts, kind, body, sig: new Uint8Array(64) }
   }
+}
+
+export const ADMIN = 'AdminA'
+export const ADMIN2 = 'AdminB'
+
+/** The rollout state of `entries`, folded in the order given. */
+export function fold (entries: Entry[]): RolloutState {
+  const s = emptyState()
+  for (const e of entries) applyEntry(s, e)
+  return s
 }
 
 export const PATH_A = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-system-a'
