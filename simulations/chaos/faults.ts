@@ -20,8 +20,10 @@ export interface FaultPlan {
   offsets: number[]
   /** host index → the phase of its next apply at which it is killed (then restarted) */
   kills: Map<number, Phase>
-  /** hosts killed at some point and never restarted */
-  silent: Set<number>
+  /** host → ms after publishing at which it is killed, never to restart */
+  silent: Map<number, number>
+  /** how long a killed host stays down before it restarts (ms) */
+  downMs: number
   /** hosts whose apply fails */
   failing: Set<number>
   /** hosts whose health fails during the gate soak */
@@ -47,13 +49,13 @@ export function drawFaults (seed: number, hosts: number): FaultPlan {
   const offsets = Array.from({ length: hosts }, () => Math.round(base + rand() * SPREAD_MS))
   const kills = new Map<number, Phase>()
   for (let i = 0; i < Math.max(1, Math.floor(hosts / 4)); i++) kills.set(pick(), PHASES[Math.floor(rand() * PHASES.length)])
-  const silent = new Set<number>()
-  if (rand() < 0.6) silent.add(pick())
+  const silent = new Map<number, number>()
+  if (rand() < 0.6) silent.set(pick(), Math.floor(rand() * 2000))
   const failing = new Set<number>()
   if (rand() < 0.4) failing.add(pick())
   const soakFailing = new Set<number>()
   if (rand() < 0.3) soakFailing.add(pick())
-  for (const h of silent) { kills.delete(h); failing.delete(h); soakFailing.delete(h) }
+  for (const h of silent.keys()) { kills.delete(h); failing.delete(h); soakFailing.delete(h) }
   return {
     seed,
     offsets,
@@ -61,6 +63,7 @@ export function drawFaults (seed: number, hosts: number): FaultPlan {
     silent,
     failing,
     soakFailing,
+    downMs: 300 + Math.floor(rand() * 1200),
     partition: rand() < 0.5 ? { atMs: Math.floor(rand() * 3000), forMs: 2000 + Math.floor(rand() * 4000) } : undefined,
     overlapAtMs: rand() < 0.5 ? Math.floor(rand() * 4000) : undefined,
     maxFailures: rand() < 0.5 ? 0 : 1

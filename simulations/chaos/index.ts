@@ -72,7 +72,7 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
     ;(h.opts.executor as CrashExecutor).bury()
     say(`h${i} is down`)
     if (!restart) return
-    await sleep(300 + Math.floor(Math.random() * 1200))
+    await sleep(plan.downMs)
     h.opts.executor = incarnation(i, false)
     await h.start()
     say(`h${i} started`)
@@ -101,7 +101,7 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
     const releases = [(await mesh.founder.agent.publish({ targets: [{ tag: 'web', path: PATH_1, sources: ['peers'] }], waves, maxFailures: plan.maxFailures, applyDeadlineMs: APPLY_DEADLINE_MS })).id]
     const timers: Array<Promise<void>> = []
     const at = async (ms: number, f: () => Promise<void>): Promise<void> => { await sleep(ms); await f() }
-    for (const i of plan.silent) timers.push(at(Math.floor(Math.random() * 2000), async () => { await crash(i, false) }))
+    for (const [i, ms] of plan.silent) timers.push(at(ms, async () => { await crash(i, false) }))
     if (plan.partition !== undefined) {
       const { atMs, forMs } = plan.partition
       timers.push(at(atMs, async () => {
