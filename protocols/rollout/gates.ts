@@ -77,9 +77,10 @@ export interface GateView {
   need: number
   met: boolean
   /**
-   * Too many of its hosts failed for the gate ever to be met. Judged on the wave less its silent
-   * and accepted hosts only — moved-on hosts still count as could-be-healthy — so more entries
-   * never turn a lost gate back (a halt is sticky until a resume accepts the failed hosts).
+   * Too many of its hosts failed for the gate ever to be met by the hosts it is judged on (a host
+   * that moved on will never be healthy here). Hosts only ever leave that set (silent, moved on)
+   * one at a time, which never brings a lost gate back: a halt is sticky until a resume accepts
+   * the failed hosts.
    */
   lost: boolean
 }
@@ -152,8 +153,7 @@ export class GateEvaluator {
     rg.waves.forEach((agg, j) => {
       const counted = countedOf(agg.n)
       const need = needOf(agg.wave, counted)
-      const base = agg.hosts.length - agg.n[HostClass.silent] - agg.n[HostClass.accepted]
-      const g = { counted, need, met: agg.n[HostClass.healthy] >= need, lost: base - agg.n[HostClass.failed] < needOf(agg.wave, base) }
+      const g = { counted, need, met: agg.n[HostClass.healthy] >= need, lost: counted - agg.n[HostClass.failed] < need }
       gates.push(g)
       if (!g.met && firstUnmet === rg.waves.length) firstUnmet = j
       failed += agg.n[HostClass.failed]

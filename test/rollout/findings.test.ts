@@ -281,6 +281,21 @@ describe('issue 12: a frozen plan, sticky halts and authority as of the entry', 
     assert.equal(st?.state, 'rolling', 'r1 is superseded on the canary only')
   })
 
+  it('finding 8: a gate that the hosts still judged on can no longer meet halts, when a host moved on (chaos seed 16)', () => {
+    // five hosts in one wave at 80 %: three healthy, one failed, one moved on to a hotfix
+    const r1 = releaseBody({ maxFailures: 1, waves: [{ count: 5, gate: { healthy: 80, soakMs: 0 } }, { percent: 100, gate: { healthy: 100, soakMs: 0 } }] })
+    const p = planRelease(r1, m)
+    const [a, b, c, bad, mover] = p.waves[0]
+    const hotfix = releaseBody({ id: 'hotfix', number: 2, targets: [{ host: mover, path: PATH_B, sources: ['peers'] }], waves: [{ percent: 100, gate: { healthy: 100, soakMs: 0 } }] })
+    const w = new Writer()
+    const s = fold([w.write(ADMIN, 'release', r1, 0), w.write(ADMIN, 'release', hotfix, 1),
+      ...[a, b, c].flatMap(h => [start(w, h, 'r1'), ok(w, h, 'r1')]), ...failed(w, bad, 'r1'), start(w, mover, 'hotfix', 2, PATH_B)])
+    const st = releaseStatus(s, m, 'r1')
+    assert.equal(st?.waves[0].movedOn, 1)
+    assert.equal(st?.state, 'halted', 'three of the four hosts it is judged on can be healthy, four must be: it halts instead of rolling forever')
+    assert.equal(decide(s, m, p.waves[1][0], 0).action, 'none')
+  })
+
   it('finding 9: within a feed, a resume after a pause wins whatever their timestamps; across admins, only a named pause is lifted', () => {
     const body = releaseBody()
     const [canary] = planRelease(body, m).waves[0]
