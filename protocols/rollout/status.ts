@@ -130,6 +130,12 @@ export function releaseStatus (state: RolloutState, membership: MembershipView, 
   if (control.paused) return { ...full, state: 'paused', reason: `paused by ${control.by?.feed}` }
   const busy = waves.some(w => w.pending > 0 || w.applying > 0 || w.soaking > 0)
   if (progress.firstUnmet === waves.length && !busy) return { ...full, state: 'done' }
+  // The last wave's gate holds no later wave back, so the decisions do not halt on it; but once
+  // it can no longer be met and nothing is in flight, the release has ended short of its gate.
+  const last = progress.gates[waves.length - 1]
+  if (last?.lost === true && progress.firstUnmet === waves.length - 1 && !busy) {
+    return { ...full, state: 'halted', reason: `wave ${waves.length - 1} can no longer meet its gate: ${waves[waves.length - 1].failed} of ${last.counted} failed, ${last.need} must be healthy` }
+  }
   const j = progress.firstUnmet
   return j < waves.length ? { ...full, state: 'rolling', reason: `wave ${j}: ${waves[j].waits}` } : { ...full, state: 'rolling' }
 }

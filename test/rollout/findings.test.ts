@@ -296,6 +296,18 @@ describe('issue 12: a frozen plan, sticky halts and authority as of the entry', 
     assert.equal(decide(s, m, p.waves[1][0], 0).action, 'none')
   })
 
+  it('finding 15: a last wave that can no longer meet its gate, with nothing in flight, ends halted, not rolling forever (chaos seed 1)', () => {
+    const r1 = releaseBody({ maxFailures: 1, waves: [{ count: 1, gate: { healthy: 100, soakMs: 0 } }, { percent: 100, gate: { healthy: 100, soakMs: 0 } }] })
+    const p = planRelease(r1, m)
+    const [bad, ...good] = p.waves[1]
+    const w = new Writer()
+    const entries = [w.write(ADMIN, 'release', r1, 0), start(w, p.waves[0][0], 'r1'), ok(w, p.waves[0][0], 'r1'), ...good.flatMap(h => [start(w, h, 'r1'), ok(w, h, 'r1')])]
+    assert.equal(releaseStatus(fold([...entries, start(w, bad, 'r1')]), m, 'r1')?.state, 'rolling', 'while a host is still applying')
+    const st = releaseStatus(fold([...entries, ...failed(new Writer(), bad, 'r1')]), m, 'r1')
+    assert.equal(st?.state, 'halted')
+    assert.equal(watchExitCode(st!.state), 6)
+  })
+
   it('finding 9: within a feed, a resume after a pause wins whatever their timestamps; across admins, only a named pause is lifted', () => {
     const body = releaseBody()
     const [canary] = planRelease(body, m).waves[0]
