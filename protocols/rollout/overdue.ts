@@ -5,10 +5,11 @@
 //   MIN_SILENT_WAIT_MS, so that hosts that are online have written their apply-start) has run on
 //   the writer's clock since it saw the wave open. The next wave opens only on that entry, and
 //   its own wait starts only when the writer sees it open: one wave at a time.
-// - the apply deadline: a wave has hosts whose apply-start has no outcome; once the
-//   release's applyDeadlineMs has run since the writer saw the latest first apply-start of the
-//   wave (each one restarts the timer, so no host is declared before its own deadline), those
-//   still without an outcome are declared overdue and count as failed.
+// - the apply deadline: a wave has hosts whose apply-start has no outcome, or whose apply-ok has
+//   no `soaked` yet; once the release's applyDeadlineMs plus the wave's soak has run since the
+//   writer saw the latest first apply-start of the wave (each one restarts the timer, so no host
+//   is declared before its own deadline), those still without an outcome or attestation are
+//   declared overdue and count as failed.
 // Who writes: every plan host that is not itself one of the declared hosts has a place in line,
 // computed from the frozen plan alone (hosts of other waves first, in plan order, then the
 // wave's own). Places fall into tiers that double in size — tier t holds places 2^t − 1 ..
@@ -26,6 +27,10 @@ import { DEFAULT_APPLY_DEADLINE_MS } from './types.js'
 export const OVERDUE_FALLBACK_MS = 60_000
 /** The shortest wait for a wave's silent hosts, whatever its waitOfflineMs (0 included). */
 export const MIN_SILENT_WAIT_MS = 5_000
+
+const SILENT_CLASSES: readonly HostClass[] = [HostClass.quiet]
+/** A host that died after its apply-ok, before it attested its soak, would otherwise hold its wave forever. */
+const DEADLINE_CLASSES: readonly HostClass[] = [HostClass.applying, HostClass.soaking]
 
 /** The tier of a place in line: 0 for place 0, 1 for places 1–2, 2 for 3–6, … */
 function tierOf (place: number): number {
@@ -50,10 +55,12 @@ export function choreOf (state: RolloutState, progress: Progress, release: Relea
   const id = release.id
   const { plan, waves } = progress
   const chore = (key: string, ms: number, why: OverdueWhy, w: number): Chore | undefined => {
-    const cls = why === 'silent' ? HostClass.quiet : HostClass.applying
-    if (plan.waveOf.get(host) === w && state.gates.classOf(id, host) === cls) return undefined
+    const classes = why === 'silent' ? SILENT_CLASSES : DEADLINE_CLASSES
+    const mine = state.gates.classOf(id, host)
+    if (plan.waveOf.get(host) === w && mine !== undefined && classes.includes(mine)) return undefined
     if (expired?.has(key) !== true) return { timer: { key, ms: ms + tierOf(placeInLine(plan, host, w)) * OVERDUE_FALLBACK_MS } }
-    return { attest: { release: id, wave: w, hosts: state.gates.hostsOf(id, w, cls), why } }
+    const hosts = classes.flatMap(c => state.gates.hostsOf(id, w, c)).sort((a, b) => (plan.rank.get(a) as number) - (plan.rank.get(b) as number))
+    return { attest: { release: id, wave: w, hosts, why } }
   }
   const j = progress.firstUnmet
   const wait = waves[j]?.wave.waitOfflineMs
@@ -63,8 +70,8 @@ export function choreOf (state: RolloutState, progress: Progress, release: Relea
   }
   const deadline = release.applyDeadlineMs ?? DEFAULT_APPLY_DEADLINE_MS
   for (let w = 0; w < waves.length; w++) {
-    if (waves[w].n[HostClass.applying] === 0) continue
-    const c = chore(`${id}/deadline/${w}/${waves[w].started}`, deadline, 'deadline', w)
+    if (waves[w].n[HostClass.applying] + waves[w].n[HostClass.soaking] === 0) continue
+    const c = chore(`${id}/deadline/${w}/${waves[w].started}`, deadline + waves[w].wave.gate.soakMs, 'deadline', w)
     if (c !== undefined) return c
   }
   return undefined

@@ -162,6 +162,23 @@ describe('issue 12: decisions that hold when clocks disagree and hosts go silent
 })
 
 describe('issue 12: a frozen plan, sticky halts and authority as of the entry', () => {
+  it('finding 3: a canary that died after its apply-ok, before it attested its soak, is declared overdue past the deadline plus the soak (chaos quick seed 1)', () => {
+    const body = releaseBody({ applyDeadlineMs: 600_000, maxFailures: 0, waves: [{ count: 1, gate: { healthy: 100, soakMs: 30_000 } }, { percent: 100, gate: { healthy: 100, soakMs: 0 } }] })
+    const p = planRelease(body, m)
+    const canary = p.waves[0][0]
+    const next = p.waves[1][0]
+    const w = new Writer()
+    const s = fold([w.write(ADMIN, 'release', body, 0), start(w, canary, 'r1'), ok(w, canary, 'r1')])
+    const d = decide(s, m, next, 0)
+    const key = timerOf(d) as string
+    assert.match(key, /^r1\/deadline\/0\//, 'a host waiting on a soak that never ends runs the deadline timer')
+    assert.equal(d.action === 'wait' && d.timer?.ms, 630_000, 'the deadline plus the wave\'s soak, so a long soak is never cut short')
+    const a = decide(s, m, next, 0, { expired: new Set([key]) })
+    assert.deepEqual(a.action === 'attest' && a.body, { release: 'r1', wave: 0, hosts: [canary], why: 'deadline' })
+    applyEntry(s, w.write(next, 'overdue', a.action === 'attest' ? a.body : {}, 1))
+    assert.equal(releaseStatus(s, m, 'r1')?.state, 'halted')
+  })
+
   it('finding 6: revoking a failed canary does not un-halt; a new member does not displace a canary; status keeps its waves', async () => {
     const [F, ...ids] = await peers(9)
     const fleet = ids.slice(0, 7)
