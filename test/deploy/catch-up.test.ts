@@ -9,17 +9,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSimMesh, type SimHost } from '../../simulations/harness/sim-host.js'
 import { nextReleaseNumber, type ReleaseBody } from '../../protocols/rollout/index.js'
+import { until } from '../audit/helpers.js'
 
 const WAIT_MS = 60_000
 const PATH = '/nix/store/0c8ksd4wsnprmkgv2ddzd8b5jkxdlsfq-catch-up'
 
-async function until (what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const end = Date.now() + WAIT_MS
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 async function ownKinds (h: SimHost, release: string): Promise<string[]> {
   const kinds: string[] = []
@@ -50,13 +44,13 @@ test('a host that lost every peer waits to catch up again before it decides', { 
       basis: founder.membership.basis()
     }
     await founder.store.append('release', body)
-    await until('every host to hold the release', () => mesh.hosts.every((h) => h.known.has(body.id)))
+    await until(() => mesh.hosts.every((h) => h.known.has(body.id)), 'every host to hold the release', WAIT_MS)
 
     isolated = x.peerId
     for (const h of mesh.hosts) await h.cut()
-    await until(`${x.peerId} to have no peer left`, () => x.libp2p.getConnections().length === 0)
+    await until(() => x.libp2p.getConnections().length === 0, `${x.peerId} to have no peer left`, WAIT_MS)
     await founder.agent.control(body.id, 'abort')
-    await until('the abort to reach the connected host', async () => (await ownKinds(founder, body.id)).includes('release-control') && mesh.hosts[1].rollout.controls.has(body.id))
+    await until(async () => (await ownKinds(founder, body.id)).includes('release-control') && mesh.hosts[1].rollout.controls.has(body.id), 'the abort to reach the connected host', WAIT_MS)
 
     // The release's time comes while the host is cut off, and a little more.
     await new Promise((resolve) => setTimeout(resolve, notBefore - Date.now() + 3_000))
@@ -64,7 +58,7 @@ test('a host that lost every peer waits to catch up again before it decides', { 
 
     isolated = undefined
     await x.dial(founder.address())
-    await until('the cut-off host to catch up with the abort', () => x.rollout.controls.has(body.id))
+    await until(() => x.rollout.controls.has(body.id), 'the cut-off host to catch up with the abort', WAIT_MS)
     await new Promise((resolve) => setTimeout(resolve, 2_000))
     assert.deepEqual(await ownKinds(x, body.id), [], 'after catching up it never applied the aborted release')
     assert.equal(x.applied.has(body.id), false)

@@ -8,17 +8,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSimMesh, type SimHost } from '../../simulations/harness/sim-host.js'
 import { nextReleaseNumber, type ReleaseBody } from '../../protocols/rollout/index.js'
+import { until } from '../audit/helpers.js'
 
 const WAIT_MS = 120_000
 const PATH = '/nix/store/1c8ksd4wsnprmkgv2ddzd8b5jkxdlsfq-timers'
 
-async function until (what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const end = Date.now() + WAIT_MS
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 async function entriesOf (h: SimHost, kind: string, release: string): Promise<Array<{ feed: string, body: Record<string, unknown> }>> {
   const out: Array<{ feed: string, body: Record<string, unknown> }> = []
@@ -45,10 +39,10 @@ test('a wave waiting for a silent host opens on an overdue entry a host wrote wh
     }
     await founder.store.append('release', body)
 
-    await until('every online host to apply wave 1', async () => {
+    await until(async () => {
       for (const h of online) if (!h.applied.has(body.id)) return false
       return true
-    })
+    }, 'every online host to apply wave 1', WAIT_MS)
     for (const h of online) {
       const overdue = await entriesOf(h, 'overdue', body.id)
       assert.ok(overdue.length >= 1, `${h.peerId} holds the overdue entry`)

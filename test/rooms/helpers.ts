@@ -13,6 +13,7 @@ import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
 import { AuditStore, auditSublevel, AuditSync, createKindRegistry } from '../../protocols/audit/index.js'
 import { applyEntry, createMembershipState, membershipSchemas, standingAt, viewOf, type MembershipState } from '../../protocols/membership/index.js'
 import { roomSchemas, RoomService, roomsSublevel, type RejectEvent, type RoomMembershipView, type RoomServiceOptions } from '../../protocols/rooms/index.js'
+import { until } from '../audit/helpers.js'
 
 export const MESH = 'rooms-test-mesh'
 
@@ -95,14 +96,7 @@ export async function connect (a: TestHost, b: TestHost): Promise<void> {
   await a.libp2p.dial(b.libp2p.getMultiaddrs()[0])
 }
 
-/** Polls `cond` until true; fails after `timeoutMs` (generous: tests assert behaviour, not time). */
-export async function until (cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
+export { until }
 
 /** `n` hosts, fully connected, all holding the genesis and every admit. */
 export async function startMesh (n: number, serviceOpts: Partial<RoomServiceOptions> = {}, bare: number[] = []): Promise<TestHost[]> {
