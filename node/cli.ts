@@ -282,6 +282,15 @@ export function buildCli (): Command {
       printVerify(r, o.json === true)
     })
 
+  audit.command('checkpoint')
+    .description('sign a checkpoint now (admins only; the daemon writes one every audit.checkpointIntervalMs), then drop what the history window lets go')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const r = await (await client()).post<{ number: number, feed: string, seq: number, covered: number, retained: number }>('/v1/audit/checkpoint')
+      if (o.json === true) return out(JSON.stringify(r))
+      out(`checkpoint ${r.number} written at ${short(r.feed)}#${r.seq}: ${r.covered} feeds covered, ${r.retained} entries retained below them`)
+    })
+
   audit.command('export')
     .description('write every entry as JSON lines (see README: verifying an export)')
     .action(async () => {

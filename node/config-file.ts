@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { validatePolicy } from '../nixos/index.js'
-import { CONFIG_VERSION, DEFAULT_CONFIG, DEFAULT_DEPLOY, dataPaths, fail, type DeployConfig, type NodeConfig } from './config.js'
+import { CONFIG_VERSION, DEFAULT_AUDIT, DEFAULT_CONFIG, DEFAULT_DEPLOY, dataPaths, fail, type AuditConfig, type DeployConfig, type NodeConfig } from './config.js'
 import { NodeError } from './errors.js'
 import { writeFileAtomic } from './fs-atomic.js'
 
@@ -43,8 +43,19 @@ export function parseConfig (path: string, text: string): NodeConfig {
     listen: multiaddrList(path, 'listen', obj.listen ?? DEFAULT_CONFIG.listen),
     bootstrap: multiaddrList(path, 'bootstrap', obj.bootstrap ?? DEFAULT_CONFIG.bootstrap),
     api: { host: api.host as string, port: api.port as number, ...(api.allowRemote === true ? { allowRemote: true } : {}) },
-    deploy: parseDeploy(path, obj.deploy ?? {})
+    deploy: parseDeploy(path, obj.deploy ?? {}),
+    audit: parseAudit(path, obj.audit ?? {})
   }
+}
+
+function parseAudit (path: string, raw: unknown): AuditConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(path, '"audit" must be an object')
+  const a = { ...DEFAULT_AUDIT, ...(raw as Partial<AuditConfig>) }
+  for (const k of Object.keys(raw as object)) if (!(k in DEFAULT_AUDIT)) fail(path, `"audit.${k}" is not a setting`)
+  if (!Number.isSafeInteger(a.historyDays) || a.historyDays < 0) fail(path, '"audit.historyDays" must be a whole number of days (0: keep only what the newest checkpoint retains)')
+  if (typeof a.archive !== 'boolean') fail(path, '"audit.archive" must be true or false')
+  if (!Number.isSafeInteger(a.checkpointIntervalMs) || a.checkpointIntervalMs < 0) fail(path, '"audit.checkpointIntervalMs" must be a non-negative integer')
+  return a
 }
 
 /**

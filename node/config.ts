@@ -38,6 +38,18 @@ export const DEFAULT_DEPLOY: DeployConfig = {
   trustedPublicKeys: []
 }
 
+/** How much of the audit log this host keeps, and its checkpoints (node/checkpoints.ts). */
+export interface AuditConfig {
+  /** entries below the newest checkpoint's cover are kept this many days, then dropped unless retained */
+  historyDays: number
+  /** an archive host keeps every entry: the full trail stays exportable and verifiable */
+  archive: boolean
+  /** an admin host writes a checkpoint this often (0: never on its own; `fleetmesh audit checkpoint` still does) */
+  checkpointIntervalMs: number
+}
+
+export const DEFAULT_AUDIT: AuditConfig = { historyDays: 30, archive: false, checkpointIntervalMs: 24 * 3_600_000 }
+
 export interface NodeConfig {
   version: number
   /** libp2p listen multiaddrs; the default is a random loopback TCP port */
@@ -47,6 +59,7 @@ export interface NodeConfig {
   /** the control API: a loopback host unless `allowRemote` says the operator means otherwise */
   api: { host: string, port: number, allowRemote?: boolean }
   deploy: DeployConfig
+  audit: AuditConfig
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -54,7 +67,8 @@ export const DEFAULT_CONFIG: NodeConfig = {
   listen: ['/ip4/127.0.0.1/tcp/0'],
   bootstrap: [],
   api: { host: '127.0.0.1', port: 0 },
-  deploy: DEFAULT_DEPLOY
+  deploy: DEFAULT_DEPLOY,
+  audit: DEFAULT_AUDIT
 }
 
 export function defaultDataDir (env: NodeJS.ProcessEnv = process.env): string {

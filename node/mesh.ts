@@ -5,8 +5,9 @@ import { pino, type Logger } from 'pino'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { loadIdentity, type HostIdentity } from '../crypto/identity.js'
-import { AuditSync, Witness, type AuditStore } from '../protocols/audit/index.js'
+import { AuditSync, Witness, auditSublevel, type AuditStore } from '../protocols/audit/index.js'
 import { attachRooms, type Rooms } from './rooms.js'
+import { Checkpoints } from './checkpoints.js'
 import { registerDeployRoutes, startNixDeploy, type DeployAgent } from './deploy/index.js'
 import { attachObservability } from './observe.js'
 import { dataPaths, type ListenAddress, type NodeConfig } from './config.js'
@@ -61,6 +62,7 @@ export class MeshNode {
   libp2p!: MeshLibp2p
   sync!: AuditSync
   witness!: Witness
+  checkpoints!: Checkpoints
   pairing!: Pairing
   rooms!: Rooms
   /** absent where Nix is not installed: the host still meshes, it just applies nothing */
@@ -151,13 +153,36 @@ export class MeshNode {
       store: this.store,
       logger: this.log,
       allowPeer: (peer: string) => this.membership.isMember(peer),
-      wantFeed: (feed: string) => isOrWasMember(this.membership, feed)
+      wantFeed: (feed: string) => isOrWasMember(this.membership, feed),
+      // this.witness is set just below; a request reads it later
+      witnessed: async (seq: number) => await this.witness.witnessedVector(seq)
     })
     await this.sync.start()
     this.closers.push(async () => { await this.sync.stop() })
-    this.witness = new Witness({ store: this.store })
+    this.checkpoints = new Checkpoints({
+      self: this.peerId,
+      store: this.store,
+      libp2p,
+      membership: this.membership,
+      config: this.config.audit,
+      log: this.log,
+      adopted: (peer) => { void this.sync.syncWith(peer).catch(() => {}) },
+      // a covered range this host lags on is pulled before adopting, so adoption drops nothing a member still serves
+      fill: async (peer, feed, from, to) => {
+        const r = await this.sync.pull(peer, feed, from, to)
+        if (r.error !== undefined) throw r.error
+      }
+    })
+    await this.checkpoints.start()
+    this.closers.push(async () => { await this.checkpoints.stop() })
+    this.witness = new Witness({
+      store: this.store,
+      db: auditSublevel(this.db),
+      logger: this.log,
+      keepVectorsMs: this.config.audit.archive ? Infinity : this.config.audit.historyDays * 86_400_000
+    })
     await this.witness.start()
-    this.closers.push(() => { this.witness.stop() })
+    this.closers.push(async () => { await this.witness.stop() })
 
     this.pairing = new Pairing(libp2p, this.store, this.membership, this.identity, this.db, this.log, () => this.memberAddresses())
     await this.pairing.start()
@@ -175,6 +200,7 @@ export class MeshNode {
       membership: this.membership,
       store: this.store,
       pairing: this.pairing,
+      checkpoints: this.checkpoints,
       join: async (code) => this.join(code),
       deployStatus: async () => this.deploy === undefined ? null : this.deploy.status()
     })

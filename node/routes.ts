@@ -10,6 +10,7 @@ import type { JoinResult, Pairing } from './pairing.js'
 import { VERSION } from './version.js'
 import type { DeployStatus } from './deploy/index.js'
 import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
+import type { Checkpoints } from './checkpoints.js'
 import { exportJsonl } from '../protocols/audit/index.js'
 import type { InviteRole } from '../crypto/invite.js'
 
@@ -25,6 +26,7 @@ export interface CoreRouteComponents {
   membership: Pick<Membership, 'mesh' | 'view' | 'isMember' | 'lastSeen' | 'grant' | 'revoke'>
   store: AuditStore
   pairing: Pick<Pairing, 'createInvite' | 'listInvites' | 'revokeInvite'>
+  checkpoints: Pick<Checkpoints, 'write'>
   join: (code: string) => Promise<JoinResult>
   /** null where deploys are disabled */
   deployStatus: () => Promise<DeployStatus | null>
@@ -187,6 +189,12 @@ export function registerCoreRoutes (node: CoreRouteComponents): void {
   api.route('POST', '/v1/audit/verify', async () => {
     const r = await node.store.verifyAll()
     return r.ok ? r : { ok: false, entries: r.entries, feed: r.feed, seq: r.seq, code: r.error.code, reason: r.error.message }
+  })
+
+  api.route('POST', '/v1/audit/checkpoint', async () => {
+    const cp = await node.checkpoints.write()
+    const body = cp.entry.body as { number: number, count: number, retained: number }
+    return { number: body.number, feed: cp.entry.feed, seq: cp.entry.seq, covered: body.count, retained: body.retained }
   })
 
   api.route('GET', '/v1/audit/export', async (_req, res) => {

@@ -7,6 +7,7 @@ import type { Membership } from './membership.js'
 import { membershipSchemas } from '../protocols/membership/index.js'
 import { rolloutSchemas } from '../protocols/rollout/index.js'
 import { roomSchemas } from '../protocols/rooms/index.js'
+import { checkpointSchemas } from '../protocols/checkpoint/index.js'
 
 /** Every kind of entry this build interprets, registered once for the store to validate. */
 export function createNodeKindRegistry (): KindRegistry {
@@ -14,6 +15,7 @@ export function createNodeKindRegistry (): KindRegistry {
   kinds.registerParsers(membershipSchemas)
   kinds.registerParsers(rolloutSchemas)
   kinds.registerParsers(roomSchemas)
+  kinds.registerParsers(checkpointSchemas())
   return kinds
 }
 

@@ -1,6 +1,7 @@
-// The heads gossip topic. This host announces its own new heads (coalesced) and, when asked, its
-// own head again; an announcement received names heads the publisher and the relaying peer
-// hold, which become wants of the puller. A host lets an announcement travel on only once its
+// The heads gossip topic. This host announces its own new heads (coalesced), on change only: an
+// idle host publishes nothing, and a missed announcement is repaired by the digest exchange of
+// sync. An announcement received names heads the publisher and the relaying peer hold, which
+// become wants of the puller. A host lets an announcement travel on only once its
 // pull of those heads settled, so the next host, which may reach the entries only through this
 // one, finds them here instead of asking too early and backing off.
 // An announcement names its publisher's own feed only (a host never announces what it relays),
@@ -71,20 +72,10 @@ export class Announcer {
   }
 
   /**
-   * Announces this host's own head again, for hosts that missed its announcement. Not the whole
-   * head vector: every host flooding all N heads to all N hosts each period costs the fleet N³
-   * heads per period (at 50 hosts, seconds of CPU each round); the other feeds are repaired by
-   * the head vectors two peers exchange (see AuditSync).
-   */
-  async reannounce (): Promise<void> {
-    const own = this.c.store.feed !== undefined ? this.c.store.head(this.c.store.feed) : undefined
-    if (own !== undefined) await this.announce([own])
-  }
-
-  /**
    * Announces this host's own new entries at once (coalesced). Entries it merely received are
    * not re-announced each time — with every host doing so, a burst of N hosts' entries would
-   * cost N² gossip messages; the periodic announcement and pulls from any peer cover them.
+   * cost N² gossip messages; digest repairs and pulls from any peer cover them. Nor is the own
+   * head announced again periodically: N hosts doing so cost every host N messages a period.
    */
   private readonly onEntry = ({ entry }: { entry: { feed: string } }): void => {
     if (entry.feed !== this.c.store.feed) return

@@ -42,6 +42,14 @@ export type AuditErrorCode =
   | 'NO_SIGNING_KEY'
   /** a second body validator for a kind that already has one */
   | 'KIND_REGISTERED'
+  /** a peer asked for something this host does not hold (e.g. the vector of a witness entry it pruned) */
+  | 'NOT_FOUND'
+  /** a head vector offered for a version 2 witness entry that does not hash to its signed root */
+  | 'WITNESS_VECTOR_MISMATCH'
+  /** a checkpoint this store cannot adopt: older than the one it holds, or at odds with entries it holds */
+  | 'CHECKPOINT_REFUSED'
+  /** an append that had to follow a given head of this host's feed, which moved on first */
+  | 'HEAD_MOVED'
 
 export class AuditError extends Error {
   override readonly name = 'AuditError'

@@ -1,25 +1,30 @@
-// The requesting side of sync: head vectors compared with a peer, wants (feeds some peer holds
-// further than this store), and the pulls that fetch them, verified and stored by the store as
-// frames arrive. Also the caught-up signal: the first time this host held everything a member it
-// compared heads with held then; and settled(), which the announcer awaits before it lets a heads
-// announcement travel on.
+// The requesting side of sync: head vectors reconciled with a peer by digest (or, with a peer of
+// an older version, compared whole), wants (feeds some
+// peer holds further than this store), and the pulls that fetch them, verified and stored by the
+// store as frames arrive. Also the caught-up signal: the first time this host held everything a
+// member it reconciled with offered then; and settled(), which the announcer awaits before it lets
+// a heads announcement travel on.
 import type { PeerId, Stream } from '@libp2p/interface'
 import { request, type Exchange } from '../reqresp.js'
 import { bytesEqual } from './codec.js'
+import { reconcileWith } from './digest.js'
 import { AuditError } from './errors.js'
+import type { HeadIndex } from './reconcile.js'
 import type { AuditStore, IngestResult } from './store.js'
 import type { Head, SyncLogger } from './types.js'
-import { toAuditError, type SyncData, type SyncRequest } from './wire.js'
+import { SYNC_PROTOCOL, SYNC_PROTOCOL_1_0, SYNC_PROTOCOLS, toAuditError, type SyncData, type SyncProtocol, type SyncRequest } from './wire.js'
 
 export interface PullResult { stored: number, error?: AuditError }
 
 export interface PullerComponents {
   store: Pick<AuditStore, 'head' | 'get' | 'forkedAt' | 'ingest' | 'on' | 'off'>
+  /** this host's heads but forked feeds, as a digest index */
+  index: () => HeadIndex
   /** feeds worth pulling at all: those that are or were members (DESIGN §8); others are never wanted */
   wantFeed: (feed: string) => boolean
   exchange: Exchange<SyncRequest, SyncData, AuditError>
-  /** a new sync protocol stream to `peer` */
-  dial: (peer: PeerId, signal: AbortSignal) => Promise<Stream>
+  /** a new stream to `peer` on the first of `protocols` it speaks (Stream.protocol says which) */
+  dial: (peer: PeerId, protocols: readonly SyncProtocol[], signal: AbortSignal) => Promise<Stream>
   /** the peers this host has a connection to */
   connected: () => PeerId[]
   /** whether this host replicates with `peer` now (allowed, not banned) */
@@ -29,9 +34,9 @@ export interface PullerComponents {
   logger?: SyncLogger
   /** entries asked for per request */
   maxRangeEntries: number
-  /** feeds wanted at once; a want beyond it is dropped (the next head exchange offers it again) */
+  /** feeds wanted at once; a want beyond it is dropped (the next digest repair offers it again) */
   maxWants: number
-  /** heads a peer's head vector may hold; a longer one ends the exchange as MESSAGE_TOO_LARGE */
+  /** heads a peer may offer in one digest exchange, or send as a whole vector; more end it as MESSAGE_TOO_LARGE */
   maxHeadVector: number
   /** feeds pulled at the same time */
   maxConcurrentPulls: number
@@ -107,18 +112,13 @@ export class Puller {
   }
 
   /**
-   * Exchanges head vectors with a peer and pulls whatever it has that this store lacks. Heads
-   * of feeds not wanted yet are looked at again once the wanted ones are held: a host that
-   * is catching up learns members (hence wanted feeds) from the very entries it pulls.
+   * Reconciles head vectors with a peer by digest and pulls whatever it has that this store
+   * lacks. Heads of feeds not wanted yet are looked at again once the wanted ones are held: a
+   * host that is catching up learns members (hence wanted feeds) from the very entries it pulls.
    */
   async syncWith (peer: PeerId): Promise<void> {
     if (!this.c.usable(peer.toString())) return
-    let pending: Head[] = []
-    await this.request(peer, { t: 'heads' }, async (frame) => {
-      if (frame.t !== 'heads') throw new AuditError('MESSAGE_MALFORMED', `expected heads, got ${frame.t}`)
-      if (pending.length + frame.heads.length > this.c.maxHeadVector) throw new AuditError('MESSAGE_TOO_LARGE', `head vector over ${this.c.maxHeadVector} heads`)
-      pending.push(...frame.heads)
-    }).catch((err: unknown) => {
+    let pending = await this.offered(peer).catch((err: unknown) => {
       const error = toAuditError(err)
       this.c.penalise(peer.toString(), error)
       throw error
@@ -137,6 +137,50 @@ export class Puller {
       }
       this.markCaughtUp(peer.toString())
     })()
+  }
+
+  /**
+   * The heads `peer` holds where its vector and this host's differ, by digest; a peer of an
+   * older version, which speaks only SYNC_PROTOCOL_1_0, sends its whole vector instead (and
+   * is never sent a request it does not know: it would count that against this host).
+   */
+  private async offered (peer: PeerId): Promise<Head[]> {
+    let opened: Stream | undefined = await this.open(peer, SYNC_PROTOCOLS)
+    if (opened.protocol === SYNC_PROTOCOL_1_0) return await this.headVector(peer, { t: 'heads' }, opened)
+    return await reconcileWith(this.c.index(), async (q, onFrame) => {
+      // the first round goes on the stream that found the peer speaks digests
+      const stream = opened
+      opened = undefined
+      await this.request(peer, q, async (frame) => {
+        if (frame.t !== 'digest') throw new AuditError('MESSAGE_MALFORMED', `expected digest, got ${frame.t}`)
+        onFrame(frame)
+      }, stream)
+    }, this.c.maxHeadVector)
+  }
+
+  /**
+   * The head vector `peer` committed to in its own witness entry `seq`. A peer that does not
+   * speak SYNC_PROTOCOL (an older version, which keeps no such vectors) is never asked: SYNC_FAILED.
+   */
+  async witnessed (peer: PeerId, seq: number): Promise<Head[]> {
+    try {
+      return await this.headVector(peer, { t: 'witnessed', seq }, await this.open(peer, [SYNC_PROTOCOL]))
+    } catch (err) {
+      const error = toAuditError(err)
+      this.c.penalise(peer.toString(), error)
+      throw error
+    }
+  }
+
+  /** A head vector of at most maxHeadVector heads, asked for on `stream`. */
+  private async headVector (peer: PeerId, req: SyncRequest & { t: 'heads' | 'witnessed' }, stream: Stream): Promise<Head[]> {
+    const heads: Head[] = []
+    await this.request(peer, req, async (frame) => {
+      if (frame.t !== 'heads') throw new AuditError('MESSAGE_MALFORMED', `expected heads, got ${frame.t}`)
+      if (heads.length + frame.heads.length > this.c.maxHeadVector) throw new AuditError('MESSAGE_TOO_LARGE', `${req.t} vector over ${this.c.maxHeadVector} heads`)
+      heads.push(...frame.heads)
+    }, stream)
+    return heads
   }
 
   /** Wants what `peer` holds beyond this store, of feeds wanted now; the other heads come back as `later`. */
@@ -365,9 +409,14 @@ export class Puller {
     }
   }
 
-  /** One request on a new stream, bounded by the request timeout and by stop(). */
-  private async request (peer: PeerId, req: SyncRequest, onFrame: (frame: SyncData) => Promise<void>): Promise<void> {
+  /** A new stream to `peer`, opened within the request timeout unless stop() comes first. */
+  private async open (peer: PeerId, protocols: readonly SyncProtocol[]): Promise<Stream> {
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.c.requestTimeoutMs)])
-    await request(await this.c.dial(peer, signal), this.c.exchange, req, onFrame)
+    return await this.c.dial(peer, protocols, signal)
+  }
+
+  /** One request, on `stream` or else on a new one in any sync protocol the peer speaks (ranges are in each). */
+  private async request (peer: PeerId, req: SyncRequest, onFrame: (frame: SyncData) => Promise<void>, stream?: Stream): Promise<void> {
+    await request(stream ?? await this.open(peer, SYNC_PROTOCOLS), this.c.exchange, req, onFrame)
   }
 }

@@ -1,7 +1,9 @@
 // The audit log's storage: appends to this host's feed, verified ingest of others' feeds, and
 // reads by feed, by time and by kind, in the key layout of layout.ts. Every write is one atomic
 // batch, so a process killed mid-burst leaves each feed ending at its last complete entry with a
-// head that points at it.
+// head that points at it. A feed may start above seq 0, at a base (a checkpoint's covered head,
+// or where pruning stopped): its chain continues from there, and the entries the checkpoint
+// retains below it are kept detached (checkpoint-store.ts plans those writes).
 import { EventEmitter } from 'node:events'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { AbstractBatchOptions } from 'abstract-level'
@@ -12,8 +14,10 @@ import { DEFAULT_LIMITS, KindRegistry, ZERO_HASH, asU8, attachSignature, bytesEq
 import { AuditError } from './errors.js'
 import { createKindRegistry } from './kinds.js'
 import {
-  allKeys, decodeFlag, decodeHead, decodeProof, encodeFlag, encodeHead, encodeProof, entryKey, flagKey, headKey, indexKeys, indexRange, keyFeed, parseIndexKey, proofKey, type AuditDb
+  allKeys, decodeCheckpointRecord, decodeFlag, encodeCheckpointRecord, decodeHead, decodeProof, encodeFlag, encodeHead, encodeProof, entryKey, feedRange, flagKey, headKey, indexRange, keyFeed,
+  parseIndexKey, proofKey, retainedKey, type AuditDb, type CheckpointRecord
 } from './layout.js'
+import { checkDetached, planAdopt, planPrune, putIndex, refId, type Op, type Plan } from './checkpoint-store.js'
 import { SignatureChecker, defaultVerifyThreads } from './signatures.js'
 import { checkContent, checkLink, feedPublicKey, type VerifyOptions } from './verify.js'
 import { verifyStore, type VerifyAllResult } from './verify-log.js'
@@ -85,6 +89,7 @@ interface AuditEvents {
 interface PendingAppend {
   kind: string
   body: unknown
+  after: Head | null | undefined
   resolve: (e: StoredEntry) => void
   reject: (err: Error) => void
 }
@@ -92,9 +97,27 @@ interface PendingAppend {
 // Group commit: appends that arrive while a batch is being written go into the next batch,
 // bounded so one batch stays a few MiB at most.
 const MAX_APPEND_GROUP = 512
-const EMPTY = new Uint8Array(0)
+/** Checkpoint records kept: the newest, and one older for a joiner that refuses the newest. */
+export const CHECKPOINTS_KEPT = 2
+/** A checkpoint record's size bound: 100 bytes a head or ref, a million of them. */
+export const MAX_CHECKPOINT_RECORD_BYTES = 100 * 1_000_000
 
-type Op = { type: 'put', key: string, value: Uint8Array }
+/** The retained entries and covered heads of a checkpoint, as adoptCheckpoint takes them. */
+export interface CheckpointParts { cover: Head[], refs: Head[] }
+
+/**
+ * Refuses a checkpoint whose record this store could not read back on open: the writer checks
+ * before it signs one (with a placeholder position of the largest encoding), a host before it adopts one.
+ */
+export function assertCheckpointFits (record: CheckpointRecord): void {
+  const bytes = encodeCheckpointRecord(record).length
+  if (bytes > MAX_CHECKPOINT_RECORD_BYTES) {
+    throw new AuditError('CHECKPOINT_REFUSED', `checkpoint ${record.number}: ${record.cover.length} covered heads and ${record.refs.length} retained refs make a ${bytes}-byte record, over the ${MAX_CHECKPOINT_RECORD_BYTES}-byte cap a store reads back`)
+  }
+}
+
+/** How adoptCheckpoint treats history: an archive never drops chain entries (see planAdopt). */
+export interface AdoptOptions { archive?: boolean }
 
 export class AuditStore extends EventEmitter<AuditEvents> {
   /** this host's feed id, when opened with its key */
@@ -105,6 +128,8 @@ export class AuditStore extends EventEmitter<AuditEvents> {
   private readonly signer: Signer | undefined
   private readonly verifyOpts: VerifyOptions
   private readonly heads_ = new Map<string, Head>()
+  private readonly bases_ = new Map<string, Head>()
+  private checkpoints_: CheckpointRecord[] = []
   private readonly flags = new Map<string, number>()
   private readonly now: () => number
   // `sync` is classic-level's fsync switch; the abstract type does not list it
@@ -143,6 +168,11 @@ export class AuditStore extends EventEmitter<AuditEvents> {
       const feed = keyFeed(key)
       store.flags.set(feed, decodeFlag(feed, value))
     }
+    for await (const [key, value] of opts.db.iterator(allKeys('b'))) {
+      const feed = keyFeed(key)
+      store.bases_.set(feed, decodeHead(feed, value))
+    }
+    for await (const value of opts.db.values(allKeys('c'))) store.checkpoints_.push(decodeCheckpointRecord(asU8(value), MAX_CHECKPOINT_RECORD_BYTES))
     return store
   }
 
@@ -153,6 +183,21 @@ export class AuditStore extends EventEmitter<AuditEvents> {
 
   head (feed: string): Head | undefined {
     return this.heads_.get(feed)
+  }
+
+  /** Where `feed`'s chain here starts: entries at or below it are not held (but retained ones, detached). */
+  base (feed: string): Head | undefined {
+    return this.bases_.get(feed)
+  }
+
+  /** The newest checkpoint this store adopted, if any. */
+  checkpoint (): CheckpointRecord | undefined {
+    return this.checkpoints_[this.checkpoints_.length - 1]
+  }
+
+  /** The checkpoints whose records this store keeps, oldest first (see CHECKPOINTS_KEPT). */
+  checkpoints (): CheckpointRecord[] {
+    return [...this.checkpoints_]
   }
 
   /** Feeds caught equivocating, with the seq where they forked: not replicated past it. */
@@ -173,14 +218,19 @@ export class AuditStore extends EventEmitter<AuditEvents> {
    * Appends a signed entry to this host's feed. The body is checked now (so one bad body fails
    * alone); concurrent appends are written together in one atomic batch, in call order.
    */
-  async append (kind: string, body: unknown): Promise<StoredEntry> {
+  /**
+   * `after`: append only if this host's feed still ends at that head (null: is still empty),
+   * else reject with HEAD_MOVED; a body that names the feed's own head (a checkpoint's cover) is
+   * only true right after it.
+   */
+  async append (kind: string, body: unknown, after?: Head | null): Promise<StoredEntry> {
     this.assertOpen()
     if (this.signer === undefined || this.feed === undefined) throw new AuditError('NO_SIGNING_KEY', 'this store was opened without a private key; it cannot append')
     // size, kind syntax and canonical form, against a placeholder position
     signingBytes({ feed: this.feed, seq: 0, prev: ZERO_HASH, ts: 0, kind, body }, this.limits)
     this.kinds.validate(kind, body)
     return new Promise((resolve, reject) => {
-      this.appendQueue.push({ kind, body, resolve, reject })
+      this.appendQueue.push({ kind, body, after, resolve, reject })
       if (this.appendQueue.length === 1) void this.lock.run(async () => { await this.flushAppends() })
     })
   }
@@ -195,10 +245,17 @@ export class AuditStore extends EventEmitter<AuditEvents> {
       const signer = this.signer as Signer
       let head = this.heads_.get(feed)
       const stored: StoredEntry[] = []
+      const written: PendingAppend[] = []
+      const moved: PendingAppend[] = []
       const ops: Op[] = []
       try {
         if (this.flags.has(feed)) throw new AuditError('EQUIVOCATION', 'this host\'s own feed is flagged as forked; refusing to extend it')
         for (const p of group) {
+          if (p.after !== undefined && (p.after === null ? head !== undefined : head === undefined || head.seq !== p.after.seq || !bytesEqual(head.hash, p.after.hash))) {
+            moved.push(p)
+            continue
+          }
+          written.push(p)
           const unsigned = { feed, seq: head === undefined ? 0 : head.seq + 1, prev: head === undefined ? ZERO_HASH : head.hash, ts: this.now(), kind: p.kind, body: p.body }
           const signed = signingBytes(unsigned, this.limits)
           const sig = signer.sign(signed)
@@ -209,25 +266,26 @@ export class AuditStore extends EventEmitter<AuditEvents> {
           this.putEntryOps(ops, entry, bytes)
           head = { feed, seq: entry.seq, hash }
         }
-        ops.push({ type: 'put', key: headKey(feed), value: encodeHead(head as Head) })
+        if (written.length > 0) ops.push({ type: 'put', key: headKey(feed), value: encodeHead(head as Head) })
         // fsynced before anyone hears of it: an entry other hosts saw cannot be lost to a power
         // cut, so this host never signs a different entry at the same seq after one (a fork
         // that every member would flag as equivocation). Received entries need no fsync: lost,
         // they are pulled again.
-        await this.db.batch(ops, this.appendOptions)
+        if (ops.length > 0) await this.db.batch(ops, this.appendOptions)
       } catch (err) {
         for (const p of group) p.reject(err as Error)
         continue
       }
-      this.heads_.set(feed, head as Head)
-      group.forEach((p, i) => { p.resolve(stored[i]) })
+      if (head !== undefined) this.heads_.set(feed, head)
+      written.forEach((p, i) => { p.resolve(stored[i]) })
+      for (const p of moved) p.reject(new AuditError('HEAD_MOVED', 'this host\'s feed moved on before the entry could follow the head it names'))
       for (const s of stored) this.emit('entry', s)
     }
   }
 
   private putEntryOps (ops: Op[], entry: Entry, bytes: Uint8Array): void {
     ops.push({ type: 'put', key: entryKey(entry.feed, entry.seq), value: bytes })
-    for (const key of indexKeys(entry)) ops.push({ type: 'put', key, value: EMPTY })
+    putIndex(ops, entry)
   }
 
   /**
@@ -296,6 +354,11 @@ export class AuditStore extends EventEmitter<AuditEvents> {
         break
       }
       const head = newHeads.get(feed) ?? this.heads_.get(feed)
+      // below a checkpoint's cover this host keeps only what the checkpoint retains, already held
+      if (seq <= (this.bases_.get(feed)?.seq ?? -1)) {
+        result.duplicates++
+        continue
+      }
       if (head !== undefined && seq <= head.seq) {
         const held = result.stored.find(x => x.entry.feed === feed && x.entry.seq === seq)?.bytes ?? (await this.get(feed, seq))?.bytes
         if (held !== undefined && bytesEqual(sha256(held), s.hash)) {
@@ -338,8 +401,9 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     return result
   }
 
+  /** The entry at feed/seq: in the chain, or a retained entry below the feed's base. */
   async get (feed: string, seq: number): Promise<StoredEntry | undefined> {
-    const bytes = await this.db.get(entryKey(feed, seq))
+    const bytes = await this.db.get(seq > (this.bases_.get(feed)?.seq ?? -1) ? entryKey(feed, seq) : retainedKey(feed, seq))
     return bytes === undefined ? undefined : this.parseStored(asU8(bytes))
   }
 
@@ -347,10 +411,19 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     return { entry: decodeEntry(bytes, this.limits), bytes, hash: sha256(bytes) }
   }
 
-  /** Canonical bytes of feed's entries fromSeq..toSeq (inclusive), in order, streamed. */
+  /**
+   * Canonical bytes of feed's chain entries fromSeq..toSeq (inclusive), in order, streamed.
+   * Nothing when fromSeq is at or below the feed's base: this host cannot hand out a range
+   * that links to what the asker holds, so it claims none (the asker joins from a checkpoint).
+   */
   async * rangeBytes (feed: string, fromSeq: number, toSeq: number): AsyncGenerator<Uint8Array> {
-    if (toSeq < fromSeq) return
-    for await (const bytes of this.db.values({ gte: entryKey(feed, fromSeq), lte: entryKey(feed, toSeq) })) yield asU8(bytes)
+    if (toSeq < fromSeq || fromSeq <= (this.bases_.get(feed)?.seq ?? -1)) return
+    for await (const bytes of this.db.values(feedRange('e', feed, fromSeq, toSeq))) yield asU8(bytes)
+  }
+
+  /** Canonical bytes of every retained entry held below a base, by feed then seq. */
+  async * retainedBytes (): AsyncGenerator<Uint8Array> {
+    for await (const bytes of this.db.values(allKeys('r'))) yield asU8(bytes)
   }
 
   async range (feed: string, fromSeq: number, toSeq: number): Promise<StoredEntry[]> {
@@ -374,9 +447,97 @@ export class AuditStore extends EventEmitter<AuditEvents> {
     return out
   }
 
+  /**
+   * Adopts a checkpoint: `cp` is its entry, `parts` its covered heads and retained refs (the
+   * caller has checked them against the entry: protocols/checkpoint's checkCheckpoint), and
+   * `retained` the retained entries this host may lack. Covered feeds this host lags on (the
+   * caller fetched what its peers could still serve) continue from the covered head, but an
+   * archive refuses rather than drop what it holds; retained entries are checked (schema,
+   * signature, a ref of `parts`) and kept detached, and detached ones `parts` no longer names
+   * dropped; the checkpoint entry is stored; all in one atomic batch.
+   */
+  async adoptCheckpoint (cp: Uint8Array, parts: CheckpointParts, retained: Uint8Array[] = [], opts: AdoptOptions = {}): Promise<StoredEntry[]> {
+    this.assertOpen()
+    const [checkpoint, ...kept] = await checkDetached([cp, ...retained], this.limits, this.kinds, this.signatures)
+    const number = (checkpoint.entry.body as { number?: unknown } | null)?.number
+    if (!Number.isSafeInteger(number)) throw new AuditError('CHECKPOINT_REFUSED', 'the checkpoint entry has no number')
+    const record: CheckpointRecord = { number: number as number, feed: checkpoint.entry.feed, seq: checkpoint.entry.seq, hash: checkpoint.hash, cover: parts.cover, refs: parts.refs }
+    assertCheckpointFits(record)
+    return await this.lock.run(async () => {
+      const plan = await planAdopt(this.planSource(), { record, checkpoint, retained: kept, held: this.checkpoints_.map(c => c.number), keep: CHECKPOINTS_KEPT, archive: opts.archive === true })
+      await this.applyPlan(plan)
+      this.checkpoints_ = [...this.checkpoints_.filter(c => c.number < record.number), record].slice(-CHECKPOINTS_KEPT)
+      for (const s of plan.stored) this.emit('entry', s)
+      return plan.stored
+    })
+  }
+
+  /** Entries that no chain links (a checkpoint offered, retained entries fetched), checked: schema, feed key, signature. */
+  async checkDetached (items: Uint8Array[]): Promise<StoredEntry[]> {
+    return await checkDetached(items, this.limits, this.kinds, this.signatures)
+  }
+
+  /**
+   * Records a fork proven by two entries (checked: schema, signatures, same feed and seq,
+   * different bytes), as ingest does when it meets one: a joiner learns the forks below a
+   * checkpoint's cover, which it never pulls, from its peers. True when it is news here.
+   */
+  async addFork (a: Uint8Array, b: Uint8Array): Promise<boolean> {
+    this.assertOpen()
+    const [x, y] = await checkDetached([a, b], this.limits, this.kinds, this.signatures)
+    const { feed, seq } = x.entry
+    if (y.entry.feed !== feed || y.entry.seq !== seq || bytesEqual(x.hash, y.hash)) throw new AuditError('MESSAGE_MALFORMED', 'a fork is two different entries of one feed at one seq')
+    return await this.lock.run(async () => {
+      this.assertOpen()
+      const forkedAt = this.flags.get(feed)
+      if (forkedAt !== undefined && forkedAt <= seq) return false
+      const proof: EquivocationProof = { feed, seq, a, b, detectedAt: this.now() }
+      await this.db.batch([
+        { type: 'put', key: proofKey(feed, seq, y.hash), value: encodeProof(proof) },
+        { type: 'put', key: flagKey(feed), value: encodeFlag(seq) }
+      ], this.batchOptions)
+      this.flags.set(feed, seq)
+      this.emit('equivocation', proof)
+      return true
+    })
+  }
+
+  /**
+   * Drops what the newest adopted checkpoint lets go: per covered feed, its oldest entries at
+   * or below the covered head, stamped before `before`, that the checkpoint does not retain.
+   * One atomic batch per feed, each leaving a whole store. Returns the entries dropped.
+   */
+  async prune (before: number): Promise<number> {
+    this.assertOpen()
+    const cp = this.checkpoint()
+    if (cp === undefined) return 0
+    const retained = new Set(cp.refs.map(refId))
+    let dropped = 0
+    for (const cover of cp.cover) {
+      dropped += await this.lock.run(async () => {
+        this.assertOpen()
+        const plan = await planPrune(this.planSource(), cover, before, retained)
+        if (plan === undefined) return 0
+        await this.applyPlan(plan)
+        return plan.dropped
+      })
+    }
+    return dropped
+  }
+
+  private planSource () {
+    return { db: this.db, limits: this.limits, heads: this.heads_, bases: this.bases_ }
+  }
+
+  private async applyPlan (plan: Plan): Promise<void> {
+    await this.db.batch(plan.ops, this.batchOptions)
+    for (const [feed, h] of plan.heads) this.heads_.set(feed, h)
+    for (const [feed, b] of plan.bases) this.bases_.set(feed, b)
+  }
+
   /** Re-checks the whole store from its raw records (see verifyStore); the first bad entry and why. */
   async verifyAll (onProgress?: (entries: number) => void): Promise<VerifyAllResult> {
-    return await verifyStore({ db: this.db, heads: this.heads_ }, this.verifyOpts, this.signatures, onProgress)
+    return await verifyStore({ db: this.db, heads: this.heads_, bases: this.bases_, checkpoint: this.checkpoint() }, this.verifyOpts, this.signatures, onProgress)
   }
 
   /** Waits for pending writes, then releases the worker threads (the db stays the caller's). */

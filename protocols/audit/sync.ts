@@ -1,9 +1,12 @@
-// Replication of the audit log over libp2p. Heads are gossiped (coalesced after new entries, and
-// periodically); a host that sees a head it lacks pulls the missing range from the peer that
-// told it, over a request/response protocol of length-prefixed frames. On every identified
-// connection both sides exchange their whole head vector, so any member relays any feed and a
-// host back from downtime catches up at once. Every entry is verified by the store before it is
-// kept; misbehaving peers are penalised and, when they persist, banned.
+// Replication of the audit log over libp2p. A host gossips its own new heads (coalesced, on
+// change only); a host that sees a head it lacks pulls the missing range from the peer that told
+// it, over a request/response protocol of length-prefixed frames. On every identified connection,
+// and with one random member each period, a host reconciles head vectors by digest (digest.ts):
+// the peer's heads where the two differ, in a few hundred bytes when nothing does, so any member
+// relays any feed, a missed announcement is repaired, and a host back from downtime catches up
+// at once. Hosts of the version before digests speak only the old protocol id: they are served
+// there and synced with by whole head vector (wire.ts). Every entry is verified by the store before it is kept; misbehaving peers are
+// penalised and, when they persist, banned.
 // AuditSync only composes the parts and wires them to libp2p: the Announcer (the heads topic),
 // the Puller (wants and pulls), respondSync (serving peers) and Penalties.
 import { EventEmitter } from 'node:events'
@@ -13,14 +16,15 @@ import type { Libp2p } from 'libp2p'
 import type { Exchange } from '../reqresp.js'
 import { PeerBudget, type BudgetExceeded, type BudgetLimits } from '../budget.js'
 import { maxEntryBytes } from './codec.js'
+import { HeldHeads } from './digest.js'
 import { AuditError } from './errors.js'
 import { Announcer, type PublishedEvent } from './announcer.js'
 import { Penalties, peerScore, type PenaltyEvent } from './penalties.js'
 import { Puller, type PullResult } from './puller.js'
 import { respondSync } from './responder.js'
 import type { AuditStore } from './store.js'
-import type { SyncLogger } from './types.js'
-import { MAX_ANNOUNCE_BYTES, MAX_REQUEST_BYTES, SYNC_PROTOCOL, syncExchange, type SyncData, type SyncRequest } from './wire.js'
+import type { Head, SyncLogger } from './types.js'
+import { MAX_ANNOUNCE_BYTES, MAX_DIGEST_REQUEST_BYTES, MAX_REQUEST_BYTES, SYNC_PROTOCOLS, syncExchange, type SyncData, type SyncProtocol, type SyncRequest } from './wire.js'
 
 export interface AuditSyncOptions {
   libp2p: Libp2p<{ pubsub: GossipSub }>
@@ -33,23 +37,26 @@ export interface AuditSyncOptions {
   allowPeer?: (peer: string) => boolean
   /**
    * Which feeds are worth pulling: those that are or were members (DESIGN §8). Heads of other
-   * feeds, announced or in head vectors, are not wanted. Default: every feed.
+   * feeds, announced or offered by digest, are not wanted. Default: every feed.
    */
   wantFeed?: (feed: string) => boolean
   /** feeds wanted at once (default 16384) */
   maxWants?: number
-  /** heads accepted in one peer's head vector (default 65536) */
+  /** heads a peer may offer in one digest exchange, or send as a witnessed vector (default 65536) */
   maxHeadVector?: number
   /** per-publisher budget of heads announcements (see DEFAULT_BUDGETS) */
   announcementBudget?: BudgetLimits
-  /** per-peer budgets of head-vector and range requests served (see DEFAULT_BUDGETS) */
+  /** per-peer budgets of head-vector (and witnessed-vector), digest and range requests served (see DEFAULT_BUDGETS) */
   headsBudget?: BudgetLimits
+  digestBudget?: BudgetLimits
   rangeBudget?: BudgetLimits
+  /** the vector this host witnessed in its own witness entry `seq`, served to auditors; undefined: not held */
+  witnessed?: (seq: number) => Promise<Head[] | undefined>
   /** heads announcements of one publisher being validated at once (default 4) */
   maxValidationsPerPeer?: number
   /** coalescing delay before announcing new heads (default 75 ms) */
   announceDelayMs?: number
-  /** this host's own head re-announced, and head vectors exchanged with one random member, this often (default 10 s) */
+  /** head vectors reconciled by digest with one random member this often (default 10 s) */
   announceIntervalMs?: number
   /** entries served per request; the puller asks again for the rest (default 65536) */
   maxRangeEntries?: number
@@ -65,25 +72,34 @@ export interface AuditSyncOptions {
 
 /**
  * What one peer may make this host do. An honest host announces its own head at most once per
- * coalescing delay (75 ms) plus once per period, in ~100 bytes; it asks a peer for a head
- * vector (which costs the server its whole vector) on connect, after a join and once per
- * period at most; ranges it asks for as fast as it can ingest them, one per wanted feed at a
- * time, so their budget only stops a peer that asks for far more than it could store.
+ * coalescing delay (75 ms), in ~100 bytes; it reconciles with a peer on connect, after a join
+ * and once per period at most, in one digest query when nothing differs and a few dozen when
+ * it lacks nearly everything of 65,536 feeds (each query costs the server a few fingerprints
+ * per range asked about); a whole head vector (which costs the server its whole vector) only an
+ * older version or an auditor asks for; ranges it asks for as fast as it can ingest them, one
+ * per wanted feed at a time, so their budget only stops a peer that asks for far more than it
+ * could store.
  */
-export const DEFAULT_BUDGETS: { announcements: BudgetLimits, heads: BudgetLimits, ranges: BudgetLimits } = {
+export const DEFAULT_BUDGETS: { announcements: BudgetLimits, heads: BudgetLimits, digests: BudgetLimits, ranges: BudgetLimits } = {
   announcements: { maxBytes: MAX_ANNOUNCE_BYTES, burst: 64, perSecond: 32 },
   heads: { maxBytes: MAX_REQUEST_BYTES, burst: 32, perSecond: 2 },
+  digests: { maxBytes: MAX_DIGEST_REQUEST_BYTES, burst: 256, perSecond: 16 },
   ranges: { maxBytes: MAX_REQUEST_BYTES, burst: 4096, perSecond: 2048 }
 }
 
 interface SyncEvents {
   penalty: [PenaltyEvent]
   ban: [string]
-  /** once per start or expectCatchUp(): this host compared heads with a member and came to hold all it held then */
+  /** once per start or expectCatchUp(): this host reconciled heads with a member and came to hold all it offered then */
   'caught-up': [string]
   /** a heads announcement this host published (gossipsub reports only messages received) */
   published: [PublishedEvent]
+  /** a sync request this host answered, or refused */
+  served: [ServedEvent]
 }
+
+/** One request served: the protocol id it came on, its type (undefined when it could not be decoded) and the error the peer was told, if any. */
+export interface ServedEvent { peer: string, protocol: SyncProtocol, t: SyncRequest['t'] | undefined, error?: AuditError }
 
 export class AuditSync extends EventEmitter<SyncEvents> {
   private readonly libp2p: Libp2p<{ pubsub: GossipSub }>
@@ -91,10 +107,14 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   private readonly allowPeer: (peer: string) => boolean
   private readonly announceIntervalMs: number
   private readonly maxRangeEntries: number
-  private readonly exchange: Exchange<SyncRequest, SyncData, AuditError>
+  /** per protocol id: what a request there may be */
+  private readonly exchanges: Record<SyncProtocol, Exchange<SyncRequest, SyncData, AuditError>>
   private readonly offences: Penalties
   private readonly headsBudget: PeerBudget
+  private readonly digestBudget: PeerBudget
   private readonly rangeBudget: PeerBudget
+  private readonly held: HeldHeads
+  private readonly witnessed: AuditSyncOptions['witnessed']
   private readonly announcer: Announcer
   private readonly puller: Puller
   private intervalTimer: NodeJS.Timeout | undefined
@@ -108,7 +128,8 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     this.allowPeer = opts.allowPeer ?? (() => true)
     this.announceIntervalMs = opts.announceIntervalMs ?? 10_000
     this.maxRangeEntries = opts.maxRangeEntries ?? 65_536
-    this.exchange = syncExchange(maxEntryBytes(store.limits))
+    const maxEntry = maxEntryBytes(store.limits)
+    this.exchanges = Object.fromEntries(SYNC_PROTOCOLS.map(p => [p, syncExchange(maxEntry, p)])) as AuditSync['exchanges']
     this.offences = new Penalties({
       score: peerScore(libp2p.services.pubsub),
       disconnect: (peer) => {
@@ -126,12 +147,17 @@ export class AuditSync extends EventEmitter<SyncEvents> {
       penalise(e.peer, new AuditError(e.reason === 'size' ? 'MESSAGE_TOO_LARGE' : 'OVER_BUDGET', e.message))
     }
     this.headsBudget = new PeerBudget({ limits: opts.headsBudget ?? DEFAULT_BUDGETS.heads, label: 'head vector request' })
+    this.digestBudget = new PeerBudget({ limits: opts.digestBudget ?? DEFAULT_BUDGETS.digests, label: 'digest request' })
+    this.held = new HeldHeads(store)
+    this.witnessed = opts.witnessed
     this.rangeBudget = new PeerBudget({ limits: opts.rangeBudget ?? DEFAULT_BUDGETS.ranges, label: 'range request' })
     this.puller = new Puller({
       store,
+      index: () => this.held.current(),
       wantFeed: opts.wantFeed ?? (() => true),
-      exchange: this.exchange,
-      dial: async (peer, signal) => await libp2p.dialProtocol(peer, SYNC_PROTOCOL, { signal }),
+      // every request is encoded alike; the requester picks, per peer, a request its protocol has
+      exchange: syncExchange(maxEntry),
+      dial: async (peer, protocols, signal) => await libp2p.dialProtocol(peer, [...protocols], { signal }),
       connected: () => libp2p.getConnections().map(c => c.remotePeer),
       usable: (peer) => this.usable(peer),
       penalise,
@@ -165,12 +191,14 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     this.puller.start()
     // before anything awaits, so no entry of this host's goes unannounced
     this.announcer.start()
-    await this.libp2p.handle(SYNC_PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, { maxInboundStreams: 64, maxOutboundStreams: 64 })
+    for (const protocol of SYNC_PROTOCOLS) {
+      await this.libp2p.handle(protocol, (stream, connection) => { void this.serve(protocol, stream, connection) }, { maxInboundStreams: 64, maxOutboundStreams: 64 })
+    }
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
     this.intervalTimer = setInterval(() => {
-      void this.announcer.reannounce()
-      // Anti-entropy beside the gossip: a head vector exchanged with one random member each
-      // period repairs whatever an announcement missed, without trusting gossip to be perfect.
+      // Anti-entropy beside the gossip: a digest reconciled with one random member each period
+      // repairs whatever an announcement missed, without trusting gossip to be perfect; idle,
+      // it costs one query and one empty reply, whatever the number of feeds.
       const peers = this.libp2p.getConnections().map(c => c.remotePeer).filter(p => this.allowPeer(p.toString()) && !this.isBanned(p.toString()))
       const peer = peers[Math.floor(Math.random() * peers.length)]
       if (peer !== undefined) void this.syncWith(peer).catch(() => {})
@@ -186,7 +214,7 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     clearInterval(this.intervalTimer)
     this.announcer.stop()
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
-    await this.libp2p.unhandle(SYNC_PROTOCOL)
+    for (const protocol of SYNC_PROTOCOLS) await this.libp2p.unhandle(protocol)
   }
 
   /**
@@ -219,9 +247,18 @@ export class AuditSync extends EventEmitter<SyncEvents> {
     return this.offences.isBanned(peer)
   }
 
-  /** Exchanges head vectors with a peer and pulls whatever it has that this store lacks. */
+  /** Reconciles head vectors with a peer by digest and pulls whatever it has that this store lacks. */
   async syncWith (peer: PeerId): Promise<void> {
     await this.puller.syncWith(peer)
+  }
+
+  /**
+   * The head vector `peer` committed to in its own witness entry `seq` (to check it against the
+   * entry's signed root). A peer that no longer holds it refuses: SYNC_FAILED naming NOT_FOUND;
+   * a peer of a version before witnessed vectors is not asked: SYNC_FAILED.
+   */
+  async fetchWitnessed (peer: PeerId, seq: number): Promise<Head[]> {
+    return await this.puller.witnessed(peer, seq)
   }
 
   /** Pulls feed entries from..to from one peer (see Puller.pull). */
@@ -234,21 +271,32 @@ export class AuditSync extends EventEmitter<SyncEvents> {
   }
 
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
-    if (evt.detail.protocols.includes(SYNC_PROTOCOL)) void this.syncWith(evt.detail.peerId).catch(() => {})
+    if (SYNC_PROTOCOLS.some(p => evt.detail.protocols.includes(p))) void this.syncWith(evt.detail.peerId).catch(() => {})
   }
 
-  private async serve (stream: Stream, connection: Connection): Promise<void> {
+  private async serve (protocol: SyncProtocol, stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString()
     if (!this.usable(peer)) {
       stream.abort(new Error('refused'))
       return
     }
     // the refusal reaches the peer as an error frame and is penalised below, once
+    let t: SyncRequest['t'] | undefined
     const spend = (req: SyncRequest): void => {
-      if (!(req.t === 'heads' ? this.headsBudget : this.rangeBudget).take(peer)) throw new AuditError('OVER_BUDGET', `too many ${req.t} requests; ask again later`)
+      t = req.t
+      const budget = req.t === 'digest' ? this.digestBudget : req.t === 'range' ? this.rangeBudget : this.headsBudget
+      if (!budget.take(peer)) throw new AuditError('OVER_BUDGET', `too many ${req.t} requests; ask again later`)
     }
-    const error = await respondSync(stream, { store: this.store, exchange: this.exchange, maxRangeEntries: this.maxRangeEntries, spend })
+    const error = await respondSync(stream, {
+      store: this.store,
+      index: () => this.held.current(),
+      witnessed: this.witnessed,
+      exchange: this.exchanges[protocol],
+      maxRangeEntries: this.maxRangeEntries,
+      spend
+    })
     // after the reply: a penalty past the threshold hangs up the connection
     if (error !== undefined) this.offences.penalise(peer, error)
+    this.emit('served', { peer, protocol, t, error })
   }
 }

@@ -1,22 +1,40 @@
 // Schemas of the replication messages: the sync protocol's requests and response frames, and the
 // gossiped head announcements. Each is a CBOR map with a `t` tag, decoded strictly and checked
 // field by field; entries inside frames stay opaque bytes here and are checked by the store.
-import { FEED_RE } from '../../crypto/ids.js'
+import { FEED_RE, MAX_FEED_CHARS } from '../../crypto/ids.js'
 import { lengthPrefixFault, MAX_ERROR_MESSAGE_CHARS, type EndFrame, type ErrorFrame, type Exchange } from '../reqresp.js'
 import { encodeCanonical, decodeStrict, HASH_BYTES } from './codec.js'
 import { AuditError } from './errors.js'
+import { FINGERPRINT_BYTES, MAX_FANOUT, MAX_LEAF, MAX_QUERY_RANGES, type DigestItem, type DigestQuery, type DigestRange, type DigestReply } from './reconcile.js'
 import type { Head } from './types.js'
 
-export const SYNC_PROTOCOL = '/fleetmesh/audit-sync/1.0.0'
+/** The sync protocol: whole head vectors, ranges, digest queries and witnessed vectors. */
+export const SYNC_PROTOCOL = '/fleetmesh/audit-sync/1.1.0'
+/**
+ * The sync protocol of the versions before digest reconciliation: `heads` and `range` only (they
+ * answer anything else as an unknown request, and penalise it). Served, with exactly that set, to
+ * such hosts during a rolling upgrade; a requester offers both ids in its negotiation, newest
+ * first, and reconciles by whole head vector with a peer that speaks only this one.
+ */
+export const SYNC_PROTOCOL_1_0 = '/fleetmesh/audit-sync/1.0.0'
+export type SyncProtocol = typeof SYNC_PROTOCOL | typeof SYNC_PROTOCOL_1_0
+export const SYNC_PROTOCOLS: readonly SyncProtocol[] = [SYNC_PROTOCOL, SYNC_PROTOCOL_1_0]
 export const HEADS_TOPIC = 'fleetmesh/audit/heads/1'
 
+/** every request but a digest query */
 export const MAX_REQUEST_BYTES = 512
+/** a bound is a prefix of a feed id; a range is [lo, hi | null, fingerprint] */
+const MAX_RANGE_BYTES = 1 + 2 * (2 + MAX_FEED_CHARS) + 1 + FINGERPRINT_BYTES
+/** a digest query of MAX_QUERY_RANGES ranges with the longest bounds (~35 KB; an honest one is far smaller) */
+export const MAX_DIGEST_REQUEST_BYTES = 16 + MAX_QUERY_RANGES * MAX_RANGE_BYTES
+/** digest reply items per frame: a reply to a full query is MAX_QUERY_RANGES × MAX_FANOUT parts at most */
+const MAX_DIGEST_ITEMS = MAX_QUERY_RANGES * MAX_FANOUT
 /** heads per head-vector frame: ~100 bytes each */
 export const MAX_HEADS_PER_MESSAGE = 1024
 const MAX_HEADS_FRAME_BYTES = MAX_HEADS_PER_MESSAGE * 128
 /**
  * An announcement names one head, its publisher's own: a host announces only its own feed
- * (the others are repaired by head vectors), so anything longer is no honest announcement.
+ * (the others are repaired by digest reconciliation), so anything longer is no honest announcement.
  */
 export const MAX_ANNOUNCE_BYTES = 512
 /** target payload of one entries frame; a single entry may exceed it up to the entry limit */
@@ -26,11 +44,15 @@ export const MAX_BATCH_ENTRIES = 512
 export type SyncRequest =
   | { t: 'heads' }
   | { t: 'range', feed: string, from: number, to: number }
+  | DigestQuery
+  /** the head vector this host committed to in its own witness entry `seq` */
+  | { t: 'witnessed', seq: number }
 
 /** What a response carries; `end` and `error` close it (see reqresp.ts). */
 export type SyncData =
   | { t: 'heads', heads: Head[] }
   | { t: 'entries', entries: Uint8Array[] }
+  | DigestReply
 
 export type SyncFrame = SyncData | EndFrame | ErrorFrame
 
@@ -67,13 +89,47 @@ function decodeHeads (v: unknown, max = MAX_HEADS_PER_MESSAGE): Head[] {
   })
 }
 
-export function encodeRequest (r: SyncRequest): Uint8Array {
-  return encodeCanonical(r)
+/** A range bound: '' (the start) or a prefix of a feed id. */
+function isBound (v: unknown): v is string {
+  return typeof v === 'string' && v.length <= MAX_FEED_CHARS && (v === '' || FEED_RE.test(v))
 }
 
-export function decodeRequest (bytes: Uint8Array): SyncRequest {
-  const v = decodeStrict(bytes, MAX_REQUEST_BYTES)
+function decodeRange (v: unknown): { lo: string, hi: string | null, rest: unknown } {
+  if (!Array.isArray(v) || v.length !== 3 || !isBound(v[0]) || !(v[1] === null || isBound(v[1]))) throw bad('a digest range is [lo, hi | null, …]')
+  if (v[1] !== null && v[0] >= v[1]) throw bad('a digest range is not empty')
+  return { lo: v[0], hi: v[1], rest: v[2] }
+}
+
+function decodeFingerprint (v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length !== FINGERPRINT_BYTES) throw bad(`a fingerprint is ${FINGERPRINT_BYTES} bytes`)
+  return v
+}
+
+export function encodeRequest (r: SyncRequest): Uint8Array {
+  return encodeCanonical(r.t === 'digest' ? { t: r.t, ranges: r.ranges.map(x => [x.lo, x.hi, x.fp]) } : r)
+}
+
+const REQUESTS: Record<SyncProtocol, ReadonlySet<unknown>> = {
+  [SYNC_PROTOCOL]: new Set<SyncRequest['t']>(['heads', 'range', 'digest', 'witnessed']),
+  [SYNC_PROTOCOL_1_0]: new Set<SyncRequest['t']>(['heads', 'range'])
+}
+
+/** The largest request `protocol` admits: digest queries are larger than the others. */
+function maxRequestBytes (protocol: SyncProtocol): number {
+  return REQUESTS[protocol].has('digest') ? MAX_DIGEST_REQUEST_BYTES : MAX_REQUEST_BYTES
+}
+
+/** A request of one of `protocol`'s types; bounded at MAX_REQUEST_BYTES, digest queries at MAX_DIGEST_REQUEST_BYTES. */
+export function decodeRequest (bytes: Uint8Array, protocol: SyncProtocol = SYNC_PROTOCOL): SyncRequest {
+  const v = decodeStrict(bytes, maxRequestBytes(protocol))
   const t = (v as Record<string, unknown> | null)?.t
+  if (!REQUESTS[protocol].has(t)) throw bad('unknown request type')
+  if (t === 'digest') {
+    const ranges = asMap(v, ['ranges', 't']).ranges
+    if (!Array.isArray(ranges) || ranges.length === 0 || ranges.length > MAX_QUERY_RANGES) throw bad(`a digest query has 1..${MAX_QUERY_RANGES} ranges`)
+    return { t, ranges: ranges.map((x: unknown): DigestRange => { const r = decodeRange(x); return { lo: r.lo, hi: r.hi, fp: decodeFingerprint(r.rest) } }) }
+  }
+  if (bytes.length > MAX_REQUEST_BYTES) throw new AuditError('MESSAGE_TOO_LARGE', `a ${String(t)} request is at most ${MAX_REQUEST_BYTES} bytes`)
   if (t === 'heads') {
     asMap(v, ['t'])
     return { t }
@@ -83,11 +139,35 @@ export function decodeRequest (bytes: Uint8Array): SyncRequest {
     if (typeof m.feed !== 'string' || !FEED_RE.test(m.feed) || !isSeq(m.from) || !isSeq(m.to) || m.to < m.from) throw bad('range is {feed, from ≤ to}')
     return { t, feed: m.feed, from: m.from, to: m.to }
   }
+  if (t === 'witnessed') {
+    const m = asMap(v, ['seq', 't'])
+    if (!isSeq(m.seq)) throw bad('witnessed is {seq}')
+    return { t, seq: m.seq }
+  }
   throw bad('unknown request type')
 }
 
+function encodeItem (i: DigestItem): unknown[] {
+  return [i.lo, i.hi, 'fp' in i ? i.fp : encodeHeads(i.heads)]
+}
+
+function decodeItems (v: unknown): DigestItem[] {
+  if (!Array.isArray(v) || v.length > MAX_DIGEST_ITEMS) throw bad(`digest items are a list of at most ${MAX_DIGEST_ITEMS}`)
+  let heads = 0
+  return v.map((x: unknown): DigestItem => {
+    const r = decodeRange(x)
+    if (r.rest instanceof Uint8Array) return { lo: r.lo, hi: r.hi, fp: decodeFingerprint(r.rest) }
+    const h = decodeHeads(r.rest, MAX_LEAF)
+    heads += h.length
+    if (heads > MAX_HEADS_PER_MESSAGE) throw bad(`a digest frame carries at most ${MAX_HEADS_PER_MESSAGE} heads`)
+    return { lo: r.lo, hi: r.hi, heads: h }
+  })
+}
+
 export function encodeFrame (f: SyncFrame): Uint8Array {
-  return encodeCanonical(f.t === 'heads' ? { t: f.t, heads: encodeHeads(f.heads) } : f)
+  if (f.t === 'heads') return encodeCanonical({ t: f.t, heads: encodeHeads(f.heads) })
+  if (f.t === 'digest') return encodeCanonical({ t: f.t, items: f.items.map(encodeItem) })
+  return encodeCanonical(f)
 }
 
 export function decodeFrame (bytes: Uint8Array, maxBytes: number): SyncFrame {
@@ -96,6 +176,8 @@ export function decodeFrame (bytes: Uint8Array, maxBytes: number): SyncFrame {
   switch (t) {
     case 'heads':
       return { t, heads: decodeHeads(asMap(v, ['heads', 't']).heads) }
+    case 'digest':
+      return { t, items: decodeItems(asMap(v, ['items', 't']).items) }
     case 'entries': {
       const entries = asMap(v, ['entries', 't']).entries
       if (!Array.isArray(entries) || entries.length === 0 || entries.length > MAX_BATCH_ENTRIES || !entries.every(e => e instanceof Uint8Array)) {
@@ -137,14 +219,14 @@ export function toAuditError (err: unknown): AuditError {
   return new AuditError('SYNC_FAILED', (err as Error)?.message ?? String(err))
 }
 
-/** The sync protocol's exchange, for peers whose frames may carry entries up to `maxEntry` bytes. */
-export function syncExchange (maxEntry: number): Exchange<SyncRequest, SyncData, AuditError> {
+/** The exchange of one sync protocol id, for peers whose frames may carry entries up to `maxEntry` bytes. */
+export function syncExchange (maxEntry: number, protocol: SyncProtocol = SYNC_PROTOCOL): Exchange<SyncRequest, SyncData, AuditError> {
   const maxFrame = maxFrameBytes(maxEntry)
   return {
-    maxRequestBytes: MAX_REQUEST_BYTES,
+    maxRequestBytes: maxRequestBytes(protocol),
     maxFrameBytes: maxFrame,
     encodeRequest,
-    decodeRequest,
+    decodeRequest: (bytes) => decodeRequest(bytes, protocol),
     encodeFrame,
     decodeFrame: (bytes) => decodeFrame(bytes, maxFrame),
     toError: toAuditError,

@@ -16,7 +16,13 @@ export const Ev = {
   /** a local timer of the host's agent ran out (`arg`: the alarm's generation) */
   Alarm: 5,
   /** the host's health watch over its gate soak ended (`arg`: the watch's generation) */
-  SoakDone: 6
+  SoakDone: 6,
+  /** idle phase: the host's periodic digest repair with one random connected peer */
+  Repair: 7,
+  /** idle phase: the host's witness schedule may be due */
+  Witness: 8,
+  /** idle phase: the host pulled entry `arg` that an announcement named */
+  Pulled: 9
 } as const
 export type Ev = typeof Ev[keyof typeof Ev]
 

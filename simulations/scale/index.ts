@@ -1,4 +1,4 @@
-// `npm run sim -- scale --hosts 10000 [--loss 0.05] [--churn 0.1] [--fail-canary | --hang-canary] [--skew-ms N] [--quick]`
+// `npm run sim -- scale --hosts 10000 [--loss 0.05] [--churn 0.1] [--fail-canary | --hang-canary] [--skew-ms N] [--idle 1h] [--quick]`
 //
 // A discrete-event simulation of one release rolling out over a fleet: a priority queue of
 // events on a simulated clock (events.ts, no timers), the gossipsub overlay of network.ts, the
@@ -23,6 +23,7 @@ import { figures, Tally, type ScaleResult } from './figures.js'
 import { ScaleHost, type HostWorld } from './host.js'
 import { Inboxes } from './inbox.js'
 import { FleetLog } from './log.js'
+import { idleFigures } from './idle.js'
 import { Network, mulberry32 } from './network.js'
 import { parseArgs, type ScaleOptions } from './options.js'
 import { gossipsubDefaults } from './params.js'
@@ -239,5 +240,7 @@ export async function simulate (opts: ScaleOptions): Promise<ScaleResult> {
   if (!opts.foldAll && tally.maxOpenApplyMs + DEADLINE_MARGIN_MS >= deadline) {
     throw new Error(`an apply went ${Math.round(tally.maxOpenApplyMs)} ms without an outcome, near the ${deadline} ms apply deadline: the fold shortcut cannot follow deadline timers (log.ts); run with --fold-all`)
   }
-  return figures(tally, { opts, gossip, net, waveOf, publishAt: PUBLISH_AT, latencyMedianMs: LATENCY_MEDIAN_MS, latencySigma: LATENCY_SIGMA, entries: log.messages.length, folds: log.folds, end: now, wallMs: performance.now() - wallStart })
+  const result = figures(tally, { opts, gossip, net, waveOf, publishAt: PUBLISH_AT, latencyMedianMs: LATENCY_MEDIAN_MS, latencySigma: LATENCY_SIGMA, entries: log.messages.length, folds: log.folds, end: now, wallMs: performance.now() - wallStart })
+  if (opts.idleMs !== undefined) Object.assign(result, await idleFigures({ opts, gossip, net, log, end: now, wall: t => WALL_EPOCH + t }))
+  return result
 }

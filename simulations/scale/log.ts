@@ -37,7 +37,9 @@ export class FleetLog {
   /** when the newest entry was appended */
   lastAppend = 0
   folds = 0
-  private readonly from: number[] = []
+  /** per message: its author, and when it was appended */
+  readonly from: number[] = []
+  readonly at: number[] = []
   private readonly cls: MsgClass[] = []
   private readonly seqs: Int32Array
 
@@ -62,6 +64,7 @@ export class FleetLog {
     const m = this.messages.length
     this.messages.push(entry)
     this.from.push(h)
+    this.at.push(t)
     this.cls.push(CLASS_OF[kind] ?? MsgClass.Other)
     this.lastAppend = t
     this.receive(h, m, t)

@@ -18,12 +18,25 @@ export interface ScaleOptions {
   limitMs: number
   foldAll: boolean
   svg?: string
+  /** after the rollout, simulate this long of an idle fleet running the log's sync and witnesses (idle.ts) */
+  idleMs?: number
+  /** the digest repair period of the idle phase */
+  repairMs: number
 }
 
-const DEFAULTS: ScaleOptions = { hosts: 10_000, loss: 0, churn: 0, failCanary: false, hangCanary: false, seed: 1, peers: 24, applyMs: 20_000, soakMs: 30_000, skewMs: 0, limitMs: 3_600_000, foldAll: false, svg: 'out/sim-scale.svg' }
+const DEFAULTS: ScaleOptions = { hosts: 10_000, loss: 0, churn: 0, failCanary: false, hangCanary: false, seed: 1, peers: 24, applyMs: 20_000, soakMs: 30_000, skewMs: 0, limitMs: 3_600_000, foldAll: false, svg: 'out/sim-scale.svg', repairMs: 10_000 }
 
 /** `--quick`: the same scenario and figures on 200 hosts, plotted beside the README's plot, not over it. */
 const QUICK: Partial<ScaleOptions> = { hosts: 200, svg: 'out/sim-scale-quick.svg' }
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** `90s`, `1h`, `7d`, or plain milliseconds. */
+export function duration (option: string, text: string | undefined): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text ?? '')
+  if (m === null) throw new Error(`${option} needs a duration such as 90s, 1h or 7d`)
+  return Number(m[1]) * UNIT_MS[m[2] ?? 'ms']
+}
 
 export function parseArgs (args: string[]): ScaleOptions {
   const o = { ...DEFAULTS, ...(args.includes('--quick') ? QUICK : {}) }
@@ -48,6 +61,8 @@ export function parseArgs (args: string[]): ScaleOptions {
       case '--fail-canary': o.failCanary = true; break
       case '--hang-canary': o.hangCanary = true; break
       case '--fold-all': o.foldAll = true; break
+      case '--idle': o.idleMs = duration(a, args[++i]); break
+      case '--repair-ms': o.repairMs = num(); break
       case '--svg': o.svg = args[++i]; break
       case '--no-svg': o.svg = undefined; break
       case '--quick': break
@@ -58,6 +73,7 @@ export function parseArgs (args: string[]): ScaleOptions {
   if (o.loss < 0 || o.loss >= 1 || o.churn < 0 || o.churn > 1) throw new Error('--loss and --churn are fractions')
   if (o.failCanary && o.hangCanary) throw new Error('--fail-canary and --hang-canary exclude each other')
   // only hosts that fold every wave's starts run the apply deadline's timers (scale/log.ts)
+  if (o.idleMs !== undefined && (o.idleMs <= 0 || o.repairMs <= 0)) throw new Error('--idle and --repair-ms must be positive')
   if (o.hangCanary && !o.foldAll) throw new Error('--hang-canary needs --fold-all')
   return o
 }

@@ -10,7 +10,6 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { entryHash, ZERO_HASH } from '../../protocols/audit/codec.js'
 import { exportJsonl } from '../../protocols/audit/jsonl.js'
 import { verifyJsonl } from '../../protocols/audit/verify-log.js'
-import { Witness, findWitnessConflicts } from '../../protocols/audit/witness.js'
 import type { StoredEntry } from '../../protocols/audit/types.js'
 import { craft, craftChain, openStore, tempDir, until } from './helpers.js'
 
@@ -165,35 +164,6 @@ test('JSON lines export verifies; a tampered line is named', async () => {
   } finally {
     await s.close()
     rmSync(s.dir, { recursive: true, force: true })
-  }
-})
-
-test('witness entries record other feeds\' heads once, and a rewrite of a witnessed entry is flagged', async () => {
-  const b = await openStore()
-  const c = await openStore()
-  const author = await generateKeyPair('Ed25519')
-  const history = craftChain(author, 10)
-  try {
-    await b.store.ingest(history.map(h => h.bytes))
-    const w = new Witness({ store: b.store })
-    const written = await w.witnessNow()
-    assert.equal(written.length, 1)
-    assert.deepEqual(written[0].entry.body, { heads: [[peerIdFromPrivateKey(author).toString(), 9, entryHash(history[9].bytes)]] })
-    assert.equal((await w.witnessNow()).length, 0)
-    // C holds a rewritten history of the author (valid signatures, different last entry) and B's feed
-    const rewritten = [...history.slice(0, 9), craft(author, { seq: 9, prev: entryHash(history[8].bytes), body: { rewritten: true } })]
-    await c.store.ingest(rewritten.map(h => h.bytes))
-    await c.store.ingest((await b.store.range(b.store.feed as string, 0, 0)).map(e => e.bytes))
-    const conflicts = await findWitnessConflicts(c.store)
-    assert.equal(conflicts.length, 1)
-    assert.equal(conflicts[0].seq, 9)
-    assert.equal(conflicts[0].witness.feed, b.store.feed)
-    assert.deepEqual(await findWitnessConflicts(b.store), [])
-  } finally {
-    await b.close()
-    await c.close()
-    rmSync(b.dir, { recursive: true, force: true })
-    rmSync(c.dir, { recursive: true, force: true })
   }
 })
 

@@ -77,6 +77,20 @@ test('audit verify names an entry edited inside LevelDB; an export verifies alon
     await writeFile(file, exported.stdout)
     assert.equal((await b.json<{ ok: boolean, entries: number }>(['audit', 'verify', '--file', file])).entries, ok.entries)
 
+    // A checkpoint on demand: only an admin signs one; the trail verifies across it, live and exported.
+    const notAdmin = await b.cli(['audit', 'checkpoint'])
+    assert.notEqual(notAdmin.code, 0)
+    assert.match(notAdmin.stderr, /only admins may write checkpoints/)
+    const cp = await fleet.founder.json<{ number: number, covered: number, retained: number }>(['audit', 'checkpoint'])
+    assert.equal(cp.number, 1)
+    assert.ok(cp.covered >= 1 && cp.retained >= 2, JSON.stringify(cp))
+    await fleet.waitFor('b to hold the checkpoint', async () => (await b.cli(['audit', 'log', '--kind', 'checkpoint', '--json'])).stdout.trim() !== '')
+    assert.equal((await fleet.founder.json<{ ok: boolean }>(['audit', 'verify'])).ok, true)
+    const across = join(fleet.dir, 'across.jsonl')
+    await writeFile(across, (await fleet.founder.cli(['audit', 'export'])).stdout)
+    assert.equal((await fleet.founder.json<{ ok: boolean }>(['audit', 'verify', '--file', across])).ok, true)
+    assert.equal((await fleet.founder.json<{ number: number }>(['audit', 'checkpoint'])).number, 2, 'numbered above the last one')
+
     // Change one byte of one entry's body inside the export: the third party's check fails there.
     const lines = (await readFile(file, 'utf8')).trim().split('\n')
     const i = lines.findIndex((l) => (JSON.parse(l) as { kind: string }).kind === 'invite')

@@ -48,13 +48,18 @@ export class StaticMembership implements MembershipView {
 /**
  * The membership a host folds from real genesis/admit/revoke entries (protocols/membership),
  * as node/deploy/membership.ts adapts it: standing as of each entry, the view as of a basis
- * once every basis feed is held up to its seq.
+ * once every basis feed is held up to its seq — by default as far as the entries added reach,
+ * or as `held` says (a host that adopted a checkpoint holds feeds it never folded from seq 0).
  */
 export class LogMembership implements MembershipView {
   revision = 0
-  private readonly state: MembershipState
+  readonly state: MembershipState
   private readonly heads = new Map<string, number>()
-  constructor (meshId: string) { this.state = createMembershipState({ meshId }) }
+  private readonly held: (feed: string) => number
+  constructor (meshId: string, held?: (feed: string) => number) {
+    this.state = createMembershipState({ meshId })
+    this.held = held ?? ((feed) => this.heads.get(feed) ?? -1)
+  }
   add (e: Entry): void {
     this.heads.set(e.feed, Math.max(this.heads.get(e.feed) ?? -1, e.seq))
     if (foldMember(this.state, e)) this.revision++
@@ -68,7 +73,7 @@ export class LogMembership implements MembershipView {
   members (): string[] { return [...viewOf(this.state).members.keys()] }
   standingAt (feed: string, seq: number, ts: number): EntryStanding { return standingAt(this.state, feed, seq, ts) }
   asOf (basis: Basis): PlanMembership | undefined {
-    if (Object.entries(basis).some(([feed, seq]) => (this.heads.get(feed) ?? -1) < seq)) return undefined
+    if (Object.entries(basis).some(([feed, seq]) => this.held(feed) < seq)) return undefined
     const v = viewAsOf(this.state, basis)
     return { members: () => v.members.keys(), tagsOf: (p) => v.members.get(p)?.tags ?? [] }
   }
