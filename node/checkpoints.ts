@@ -232,7 +232,7 @@ export class Checkpoints {
       }
       if (refusal !== undefined) return refusal
       try {
-        await store.adoptCheckpoint(cp.bytes, parts, fetched.map(s => s.bytes), { archive: this.opts.config.archive })
+        await store.adoptCheckpoint(cp, parts, fetched, { archive: this.opts.config.archive })
       } catch (err) {
         if (isAuditError(err)) return err.code
         throw err

@@ -138,6 +138,8 @@ export class AuditStore extends EventEmitter<AuditEvents> {
   private readonly maxClockSkewMs: number
   private readonly maxUnknownKindBytes: number
   private readonly signatures: SignatureChecker
+  /** entries checkDetached returned: adoptCheckpoint takes them as checked */
+  private readonly detachedChecked = new WeakSet<StoredEntry>()
   private readonly lock = new Mutex()
   private appendQueue: PendingAppend[] = []
   private closed = false
@@ -456,9 +458,9 @@ export class AuditStore extends EventEmitter<AuditEvents> {
    * signature, a ref of `parts`) and kept detached, and detached ones `parts` no longer names
    * dropped; the checkpoint entry is stored; all in one atomic batch.
    */
-  async adoptCheckpoint (cp: Uint8Array, parts: CheckpointParts, retained: Uint8Array[] = [], opts: AdoptOptions = {}): Promise<StoredEntry[]> {
+  async adoptCheckpoint (cp: Uint8Array | StoredEntry, parts: CheckpointParts, retained: Array<Uint8Array | StoredEntry> = [], opts: AdoptOptions = {}): Promise<StoredEntry[]> {
     this.assertOpen()
-    const [checkpoint, ...kept] = await checkDetached([cp, ...retained], this.limits, this.kinds, this.signatures)
+    const [checkpoint, ...kept] = await this.checkedOnce([cp, ...retained])
     const number = (checkpoint.entry.body as { number?: unknown } | null)?.number
     if (!Number.isSafeInteger(number)) throw new AuditError('CHECKPOINT_REFUSED', 'the checkpoint entry has no number')
     const record: CheckpointRecord = { number: number as number, feed: checkpoint.entry.feed, seq: checkpoint.entry.seq, hash: checkpoint.hash, cover: parts.cover, refs: parts.refs }
@@ -474,7 +476,18 @@ export class AuditStore extends EventEmitter<AuditEvents> {
 
   /** Entries that no chain links (a checkpoint offered, retained entries fetched), checked: schema, feed key, signature. */
   async checkDetached (items: Uint8Array[]): Promise<StoredEntry[]> {
-    return await checkDetached(items, this.limits, this.kinds, this.signatures)
+    const checked = await checkDetached(items, this.limits, this.kinds, this.signatures)
+    for (const s of checked) this.detachedChecked.add(s)
+    return checked
+  }
+
+  // A joiner checks a year of retained entries before it judges a checkpoint, then adopts them:
+  // what this store checked itself (the very objects it returned) is not verified a second time.
+  private async checkedOnce (items: Array<Uint8Array | StoredEntry>): Promise<StoredEntry[]> {
+    const fresh = (x: Uint8Array | StoredEntry): boolean => x instanceof Uint8Array || !this.detachedChecked.has(x)
+    const checked = await checkDetached(items.filter(fresh).map(x => x instanceof Uint8Array ? x : x.bytes), this.limits, this.kinds, this.signatures)
+    let next = 0
+    return items.map(x => fresh(x) ? checked[next++] : x as StoredEntry)
   }
 
   /**

@@ -142,6 +142,13 @@ test('adopting refuses a checkpoint at odds with held entries, a retained entry 
       const forged = new Uint8Array(retained[0])
       forged[forged.length - 5] ^= 1
       await assert.rejects(fresh.store.adoptCheckpoint(made.cp.bytes, made, [forged]), (err: Error & { code: string }) => ['BAD_SIGNATURE', 'ENTRY_MALFORMED', 'BODY_NOT_CANONICAL'].includes(err.code))
+      // entries passed as objects are taken unverified only when this very store checked them
+      const good = await w.store.get(made.refs[0].feed, made.refs[0].seq)
+      assert.ok(good !== undefined)
+      const badSig = new Uint8Array(good.bytes)
+      badSig[badSig.length - 5] ^= 1
+      const posing = { ...good, bytes: badSig }
+      await assert.rejects(fresh.store.adoptCheckpoint(made.cp.bytes, made, [posing]), (err: Error & { code: string }) => ['BAD_SIGNATURE', 'ENTRY_MALFORMED', 'BODY_NOT_CANONICAL'].includes(err.code))
       assert.deepEqual(fresh.store.heads(), [])
       assert.deepEqual(await entriesOf(fresh.store), [])
     } finally {
