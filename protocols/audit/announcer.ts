@@ -39,10 +39,15 @@ export interface AnnouncerComponents {
   announceDelayMs: number
 }
 
+const ANNOUNCE_RETRY_MS = 1000
+const MAX_ANNOUNCE_RETRY_MS = 10_000
+
 export class Announcer {
   private readonly c: AnnouncerComponents
   private readonly dirty = new Set<string>()
   private timer: NodeJS.Timeout | undefined
+  private retryMs = 0
+  private started = false
   /** publisher → its announcements being validated now */
   private readonly validating = new Map<string, number>()
 
@@ -51,12 +56,14 @@ export class Announcer {
   }
 
   start (): void {
+    this.started = true
     this.c.store.on('entry', this.onEntry)
     this.c.pubsub.topicValidators.set(HEADS_TOPIC, this.validate)
     this.c.pubsub.subscribe(HEADS_TOPIC)
   }
 
   stop (): void {
+    this.started = false
     clearTimeout(this.timer)
     this.timer = undefined
     this.c.store.off('entry', this.onEntry)
@@ -79,26 +86,40 @@ export class Announcer {
    */
   private readonly onEntry = ({ entry }: { entry: { feed: string } }): void => {
     if (entry.feed !== this.c.store.feed) return
-    this.dirty.add(entry.feed)
+    this.schedule(entry.feed, this.c.announceDelayMs)
+  }
+
+  private schedule (feed: string, delayMs: number): void {
+    this.dirty.add(feed)
     this.timer ??= setTimeout(() => {
       this.timer = undefined
       const heads = [...this.dirty].map(f => this.c.store.head(f)).filter((h): h is Head => h !== undefined)
       this.dirty.clear()
       void this.announce(heads)
-    }, this.c.announceDelayMs)
+    }, delayMs)
   }
 
+  /**
+   * Announced on change only, so an announcement that reached no peer (none subscribed yet: a
+   * host that just joined, or one that lost its peers) is tried again, 1 s then doubling up to
+   * 10 s, until one peer took it: the others' digest repairs are one-sided and would find this
+   * head only when they happen to pick this host.
+   */
   private async announce (heads: Head[]): Promise<void> {
     const forked = this.c.store.forkedFeeds()
     for (const head of heads.filter(h => !forked.has(h.feed))) {
       let data: Uint8Array
       try {
         data = encodeAnnouncement(head)
-        await this.c.pubsub.publish(HEADS_TOPIC, data)
+        const { recipients } = await this.c.pubsub.publish(HEADS_TOPIC, data)
+        if (recipients.length === 0) throw new Error('no peer subscribed')
       } catch (err) {
         this.c.logger?.debug({ err: (err as Error).message }, 'audit sync: announcing heads failed')
+        this.retryMs = Math.min(Math.max(2 * this.retryMs, ANNOUNCE_RETRY_MS), MAX_ANNOUNCE_RETRY_MS)
+        if (this.started) this.schedule(head.feed, this.retryMs)
         continue
       }
+      this.retryMs = 0
       this.c.onPublished({ topic: HEADS_TOPIC, bytes: data.length })
     }
   }

@@ -197,6 +197,9 @@ describe('joining from a checkpoint', { timeout: 10 * 60_000 }, () => {
     hosts.push(j)
     await invite(a, j)
     const live = [a, b, c, j]
+    // as its redialer would: a joiner's own entries reach hosts that repair with it or with
+    // those that did (repairs are one-sided), not only its inviter
+    await connectAll(live)
     await converged(live, 'j caught up with the live hosts', [...live, archive])
     archive = await startHost('archive', { dir: archive.dir })
     hosts.push(archive)
