@@ -338,6 +338,7 @@ export class DeployEngine {
   private rollbackPolicy (policy: HealthPolicy): HealthPolicy {
     const interval = this.opts.rollbackIntervalMs ?? 100
     return {
+      agents: policy.agents,
       soakMs: this.opts.rollbackSoakMs ?? 0,
       checks: policy.checks.map(c => ({
         ...c,

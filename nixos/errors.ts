@@ -19,6 +19,7 @@ export type NixosErrorCode =
   | 'CLOSURE_TOO_LARGE'
   | 'CLOSURE_HASH_MISMATCH'
   | 'CLOSURE_SIGNATURE_INVALID'
+  | 'STORE_VERIFY_FAILED'
 
 export class NixosError extends Error {
   readonly code: NixosErrorCode

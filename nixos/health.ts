@@ -26,12 +26,16 @@ export interface SystemdCheck extends CheckCommon { kind: 'systemd', units: stri
 export interface HttpCheck extends CheckCommon { kind: 'http', url: string, expectStatus?: number }
 /** argv runs directly; a string runs under `/bin/sh -c`. */
 export interface CommandCheck extends CheckCommon { kind: 'command', command: string[] | string }
-export type HealthCheck = SystemdCheck | HttpCheck | CommandCheck
+/** An agent the host supervises (node/agents): healthy while it runs and is live. `name` is the agent's. */
+export interface AgentCheck extends CheckCommon { kind: 'agent', name: string }
+export type HealthCheck = SystemdCheck | HttpCheck | CommandCheck | AgentCheck
 
 export interface HealthPolicy {
   checks: HealthCheck[]
   /** How long every check must stay clean before a generation counts as good. */
   soakMs: number
+  /** Whether the agent named runs and is live (node/agents); without it an agent check fails. */
+  agents?: (name: string) => boolean
 }
 
 export interface ProbeResult { ok: boolean, output: string }
@@ -75,6 +79,7 @@ export function checkName (check: HealthCheck): string {
     case 'systemd': return `systemd:${check.units.join(',')}`
     case 'http': return `http:${check.url}`
     case 'command': return `command:${typeof check.command === 'string' ? check.command : check.command.join(' ')}`
+    case 'agent': return check.name
   }
 }
 
@@ -96,6 +101,7 @@ export function validatePolicy (policy: HealthPolicy): HealthPolicy {
     if (c.kind === 'systemd' && (c.units.length === 0 || c.units.some(u => u === '' || u.startsWith('-')))) bad(`${name}: units must be non-empty names`)
     if (c.kind === 'http' && !/^https?:\/\//.test(c.url)) bad(`${name}: url must be http(s)`)
     if (c.kind === 'command' && (c.command.length === 0)) bad(`${name}: command is empty`)
+    if (c.kind === 'agent' && !/^[A-Za-z0-9._-]{1,32}$/.test(c.name)) bad(`${name}: name must be an agent's name`)
   }
   return policy
 }
@@ -146,7 +152,7 @@ async function readBounded (res: Response): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-export async function probe (check: HealthCheck, signal: AbortSignal): Promise<ProbeResult> {
+export async function probe (check: HealthCheck, signal: AbortSignal, agents?: HealthPolicy['agents']): Promise<ProbeResult> {
   const timeoutMs = check.timeoutMs ?? DEFAULTS.timeoutMs
   switch (check.kind) {
     case 'systemd': {
@@ -160,6 +166,9 @@ export async function probe (check: HealthCheck, signal: AbortSignal): Promise<P
     case 'command': return typeof check.command === 'string'
       ? await runProcess('/bin/sh', ['-c', check.command], timeoutMs, signal)
       : await runProcess(check.command[0] ?? '', check.command.slice(1), timeoutMs, signal)
+    case 'agent':
+      if (agents === undefined) return { ok: false, output: `no agent supervisor to ask about agent ${check.name}` }
+      return agents(check.name) ? { ok: true, output: `agent ${check.name} is running and live` } : { ok: false, output: `agent ${check.name} is not running and live` }
   }
 }
 
@@ -200,7 +209,7 @@ export async function verify (policy: HealthPolicy, opts: VerifyOptions = {}): P
     let failures = 0
     probes[name] = 0
     while (!stop.signal.aborted) {
-      const r = await probe(check, stop.signal)
+      const r = await probe(check, stop.signal, policy.agents)
       if (stop.signal.aborted) return
       probes[name] = (probes[name] ?? 0) + 1
       report(opts.onProbe, { check: name, kind: check.kind, ok: r.ok, output: r.output, at: performance.now() })

@@ -5,7 +5,7 @@ export { DEFAULT_NIX_CONFIG, assertStorePath, type NixOptions } from './nix.js'
 export { NixProfileBackend, DEFAULT_PROFILE, DEFAULT_KEEP, type ProfileOptions, type ActivationOptions } from './profile.js'
 export {
   verify, probe, checkName, validatePolicy, OUTPUT_LIMIT, DEFAULT_START_PERIOD_MS,
-  type HealthCheck, type SystemdCheck, type HttpCheck, type CommandCheck, type HealthPolicy,
+  type HealthCheck, type AgentCheck, type SystemdCheck, type HttpCheck, type CommandCheck, type HealthPolicy,
   type HealthVerdict, type CheckFailure, type ProbeResult, type ProbeReport, type VerifyOptions
 } from './health.js'
 export { Journal, APPLY_ID_RE, newApplyId, encodeRecord, decodeRecord, type ApplyRecord, type ApplyPhase, type JournalDb } from './journal.js'
@@ -14,3 +14,4 @@ export {
   closureInfo, exportClosure, importClosure, fingerprint, nixBase32, parsePathInfos, NixClosureStore,
   type PathInfo, type ImportOptions, type NixClosureStoreOptions
 } from './closure.js'
+export { readSystemLink, verifyClosure, MAX_MODIFIED_LISTED, type StoreVerification, type ModifiedPath } from './verify.js'

@@ -47,7 +47,12 @@ in
 {
   options.services.fleetmesh = {
     enable = mkEnableOption "the fleetmesh daemon (mesh member, rollout agent)";
-    package = mkOption { type = types.package; description = "The fleetmesh package (provides bin/fleetmesh)."; };
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./nixos/package.nix { }";
+      description = "The fleetmesh package (provides bin/fleetmesh); built from this repository by default.";
+    };
     dataDir = mkOption { type = types.path; default = "/var/lib/fleetmesh"; description = "Keys, audit chain, journal."; };
     listenAddresses = mkOption {
       type = types.listOf types.str;

@@ -43,7 +43,10 @@ export interface ApiRequest {
 /** A handler returns a JSON-able value, or takes over the response itself (streams). */
 export type ApiHandler = (req: ApiRequest, res: ServerResponse) => Promise<unknown>
 
-interface Route { method: string, pattern: RegExp, keys: string[], handler: ApiHandler, agents: boolean }
+/** A registered route as its module wrote it (the OpenAPI document is checked against these). */
+export interface RouteInfo { method: string, path: string, agents: boolean }
+
+interface Route extends RouteInfo { pattern: RegExp, keys: string[], handler: ApiHandler }
 
 const UI_PATH = '/ui'
 const SESSION_DOMAIN = 'fleetmesh ui session v1'
@@ -126,7 +129,12 @@ export class ApiServer {
   route (method: string, path: string, handler: ApiHandler, opts: RouteOptions = {}): void {
     const keys: string[] = []
     const pattern = new RegExp('^' + path.replace(/:([a-zA-Z]+)/g, (_, k: string) => { keys.push(k); return '([^/]+)' }) + '$')
-    this.routes.push({ method, pattern, keys, handler, agents: opts.agents ?? false })
+    this.routes.push({ method, path, pattern, keys, handler, agents: opts.agents ?? false })
+  }
+
+  /** Every route registered so far, in registration order. */
+  routeList (): RouteInfo[] {
+    return this.routes.map(({ method, path, agents }) => ({ method, path, agents }))
   }
 
   setAuthenticator (fn: Authenticator): void {
@@ -148,8 +156,16 @@ export class ApiServer {
     const server = createServer((req, res) => { void this.handle(req, res) })
     this.server = server
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
+      const failed = (err: NodeJS.ErrnoException): void => {
+        const where = `${host.includes(':') ? `[${host}]` : host}:${port}`
+        reject(err.code === 'EADDRINUSE'
+          ? new NodeError('LISTEN_FAILED', `the control API cannot listen on ${where}: the port is in use (another daemon?); stop it or set another "api": {"port": N} in config.json (0 picks a free one)`)
+          : err.code === 'EADDRNOTAVAIL' || err.code === 'EACCES'
+            ? new NodeError('LISTEN_FAILED', `the control API cannot listen on ${where} (${err.code}); check "api" in config.json`)
+            : err)
+      }
+      server.once('error', failed)
+      server.listen(port, host, () => { server.off('error', failed); resolve() })
     })
     const addr = server.address() as AddressInfo
     const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address

@@ -16,6 +16,8 @@ import { Penalties } from '../protocols/audit/penalties.js'
 import { assertCheckpointFits, MAX_CHECKPOINT_RECORD_BYTES } from '../protocols/audit/store.js'
 import { buildCheckpoint, checkCheckpoint, isStale, newestCheckpoint, CHECKPOINT_KIND, type CheckpointBody, type CheckpointRef, type CheckpointRefusal } from '../protocols/checkpoint/index.js'
 import { applyEntry, createMembershipState, standingAt } from '../protocols/membership/index.js'
+import { applyEntry as applyRolloutEntry, emptyState, sealFloor } from '../protocols/rollout/index.js'
+import { RolloutMembership } from './deploy/membership.js'
 import { Mutex } from '../protocols/mutex.js'
 import type { AuditConfig } from './config.js'
 import { NodeError } from './errors.js'
@@ -37,7 +39,7 @@ export interface CheckpointsOptions {
   self: string
   store: AuditStore
   libp2p: Pick<MeshLibp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'getConnections' | 'addEventListener' | 'removeEventListener' | 'hangUp'>
-  membership: Pick<Membership, 'isMember' | 'isAdmin' | 'mesh' | 'view' | 'standingAt' | 'on' | 'off'>
+  membership: Pick<Membership, 'isMember' | 'isAdmin' | 'mesh' | 'view' | 'standingAt' | 'viewAsOf' | 'basis' | 'on' | 'off'>
   config: AuditConfig
   log: Logger
   /** after an adoption: sync normally from the cover with that peer */
@@ -332,7 +334,10 @@ export class Checkpoints {
         }
         const counted = newestCheckpoint(checkpoints.map(s => s.entry), (f, s, t) => this.opts.membership.standingAt(f, s, t))
         const number = Math.max(counted?.number ?? 0, store.checkpoint()?.number ?? 0) + 1
-        const built = buildCheckpoint(number, cover, entries)
+        // the releases to seal, by the rollout fold of what it covers (retained entries decide as all would)
+        const rollout = emptyState()
+        for (const e of entries) applyRolloutEntry(rollout, e.entry)
+        const built = buildCheckpoint(number, cover, entries, sealFloor(rollout, new RolloutMembership(this.opts.membership)))
         // the largest position and hash encode no shorter than the real ones
         assertCheckpointFits({ number, feed: self, seq: Number.MAX_SAFE_INTEGER, hash: new Uint8Array(32), cover: built.cover, refs: built.refs })
         let cp: StoredEntry

@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import type { RoomInfo, RoomMember, RoomMessageOut, RoomStats } from '../protocols/rooms/index.js'
 import type { ControlClient } from './client.js'
 import { NodeError } from './errors.js'
+import { collect, parseChoice, parseCount } from './cli-parse.js'
 
 /** The agent a member names when HOST has no `:AGENT`, and `send` uses without --agent. */
 export const DEFAULT_AGENT = 'default'
@@ -11,10 +12,6 @@ const FOLLOW_WAIT_MS = 30_000
 const PAGE = 1000
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
-
-function collect (value: string, previous: string[] = []): string[] {
-  return [...previous, value]
-}
 
 export function parseMember (spec: string): RoomMember {
   const at = spec.indexOf(':')
@@ -29,7 +26,7 @@ const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
 /** `90`, `90s`, `15m`, `12h`, `30d` → seconds. */
 export function parseDuration (spec: string): number {
   const m = /^([1-9][0-9]{0,9})([smhd]?)$/.exec(spec)
-  if (m === null) throw new NodeError('API_BAD_REQUEST', `"${spec}" is not a duration: N[s|m|h|d]`)
+  if (m === null) throw new NodeError('API_BAD_REQUEST', `--ttl: "${spec}" is not a duration; write N[s|m|h|d] (e.g. 12h)`)
   return Number(m[1]) * UNIT_SECONDS[m[2] === '' ? 's' : m[2]!]!
 }
 
@@ -55,7 +52,9 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     .option('--history <mode>', '"joined" (default: members read from when they join) or "shared"')
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { member: string[], history?: string, json?: boolean }) => {
-      const r = await (await client()).post<RoomInfo>('/v1/rooms', { name, members: o.member.map(parseMember), history: o.history })
+      const history = o.history === undefined ? undefined : parseChoice('--history', o.history, ['joined', 'shared'], 'a history mode')
+      const members = o.member.map(parseMember)
+      const r = await (await client()).post<RoomInfo>('/v1/rooms', { name, members, history })
       out(o.json === true ? JSON.stringify(r) : `created ${describe(r)}`)
     })
 
@@ -91,9 +90,8 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     .option('--since <cursor>', 'only messages after this cursor', '0')
     .option('--json', 'one JSON object per line')
     .action(async (id: string, o: { follow?: boolean, since: string, json?: boolean }) => {
+      let since = parseCount('--since', o.since, 0)
       const api = await client()
-      let since = Number(o.since)
-      if (!Number.isSafeInteger(since) || since < 0) throw new NodeError('API_BAD_REQUEST', '--since must be a cursor')
       for (;;) {
         const page = await api.get<{ messages: RoomMessageOut[], cursor: number }>(messagesPath(id, since, o.follow === true ? FOLLOW_WAIT_MS : 0))
         for (const m of page.messages) out(o.json === true ? JSON.stringify(m) : line(m))
@@ -131,13 +129,13 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     .option('--revoke', 'revoke every token of AGENT now: its requests, streams and long polls stop at once')
     .option('--json', 'machine-readable output')
     .action(async (agent: string, o: { ttl?: string, revoke?: boolean, json?: boolean }) => {
+      if (o.revoke === true && o.ttl !== undefined) throw new NodeError('API_BAD_REQUEST', '--ttl and --revoke do not go together')
+      const ttlSeconds = o.ttl === undefined ? undefined : parseDuration(o.ttl)
       const api = await client()
       if (o.revoke === true) {
-        if (o.ttl !== undefined) throw new NodeError('API_BAD_REQUEST', '--ttl and --revoke do not go together')
         const r = await api.request<{ agent: string, revoked: number }>('DELETE', `/v1/agents/${encodeURIComponent(agent)}`)
         return out(o.json === true ? JSON.stringify(r) : `revoked ${r.revoked} token(s) of ${r.agent}`)
       }
-      const ttlSeconds = o.ttl === undefined ? undefined : parseDuration(o.ttl)
       const t = await api.post<{ agent: string, token: string, expiresAt: number | null }>('/v1/agents', { agent, ttlSeconds })
       out(o.json === true ? JSON.stringify(t) : t.token)
     })

@@ -4,48 +4,55 @@
 // `--help` and the commands that only call the daemon load commander and the client alone: the
 // node (libp2p, level, the protocols) is imported inside the actions that run it or open its store.
 import { Command, CommanderError } from 'commander'
-import { createReadStream, existsSync } from 'node:fs'
-import { dataPaths, defaultDataDir } from './config.js'
+import { existsSync, statSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { SYSTEM_CONFIG, dataPaths, defaultDataDir } from './config.js'
+import { VERSION } from './version.js'
+import { SHELLS, completionScript } from './cli-completion.js'
+import { NodeError, fileErrorLine } from './errors.js'
+import { collect, parseChoice, parseCount, parseDuration, parseMultiaddrs, parseTag, readableFile, usage } from './cli-parse.js'
+import { registerAuditCommands, short } from './cli-audit.js'
 import { ControlClient, runningDaemon } from './client.js'
 import { registerRoomCommands } from './cli-rooms.js'
+import { registerUiCommand } from './cli-ui.js'
+import { registerDriftCommands } from './drift/cli.js'
+import { registerAgentCommands } from './agents/cli.js'
 import { registerDeployCommands } from './deploy/cli.js'
-import type { OfflineStore } from './offline.js'
-import type { EntryRow, MemberRow, NodeStatus, PeerInfo } from './routes.js'
+import { registerHoldCommands } from './deploy/cli-holds.js'
+import type { MemberRow, NodeStatus, PeerInfo } from './routes.js'
 import type { InviteRow, IssuedInvite, JoinResult } from './pairing.js'
-import type { VerifyAllResult } from '../protocols/audit/index.js'
 
-const EXIT: Record<string, number> = { DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4, REFUSED: 5 }
+// Refusals of what the operator wrote (a config, a flag the daemon checks) are usage errors too.
+const EXIT: Record<string, number> = { CONFIG_INVALID: 2, API_BAD_REQUEST: 2, DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4, REFUSED: 5 }
 const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_REVOKED', 'WELCOME_MISMATCH', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 
-class Refused extends Error { readonly code = 'REFUSED' }
+interface GlobalOpts { dataDir: string, config?: string }
 
-interface GlobalOpts { dataDir: string }
+const ROLES = ['host', 'admin'] as const
+const MESH_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
-function collect (value: string, previous: string[] = []): string[] {
-  return [...previous, value]
+/** A data dir that is a file fails every command in its own errno: say it once, plainly. */
+function checkDataDir (dataDir: string): void {
+  const stat = statSync(dataDir, { throwIfNoEntry: false })
+  if (stat !== undefined && !stat.isDirectory()) throw new NodeError('DATA_DIR_INVALID', `the data dir ${dataDir} is a file, not a directory; choose another with --data-dir (or FLEETMESH_DATA_DIR)`)
 }
 
-/** `--since` takes an ISO time, epoch milliseconds, or a duration back from now (90s, 2h, 7d). */
-function parseSince (text: string): number {
-  const d = /^(\d+)(s|m|h|d)$/.exec(text)
-  if (d !== null) return Date.now() - Number(d[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[d[2] as 's' | 'm' | 'h' | 'd']
-  if (/^\d+$/.test(text)) return Number(text)
-  const t = Date.parse(text)
-  if (Number.isNaN(t)) throw new CommanderError(2, 'fleetmesh.since', `--since: cannot read "${text}" as a time`)
-  return t
-}
-
-function short (id: string): string {
-  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
-}
-
-function printVerify (r: VerifyAllResult | { ok: false, entries: number, feed: string, seq: number, code: string, reason: string }, json: boolean): void {
-  if (json) out(JSON.stringify(r.ok ? r : { ok: false, entries: r.entries, feed: r.feed, seq: r.seq, code: 'error' in r ? r.error.code : r.code, reason: 'error' in r ? r.error.message : r.reason }))
-  else if (r.ok) out(`ok: ${r.entries} entries in ${r.feeds} feeds verify (signatures, hash links, sequence)`)
-  else out(`FAILED at feed ${r.feed} seq ${r.seq}: ${'error' in r ? `${r.error.code}: ${r.error.message}` : `${r.code}: ${r.reason}`} (${r.entries} entries checked before it)`)
-  if (!r.ok) throw new Refused(`audit verification failed at ${r.feed}#${r.seq}`)
+/**
+ * libp2p's listen failure is a multi-line message about its own settings with a stack trace per
+ * address: the operator needs the address and what to do.
+ */
+function listenFailure (err: unknown): NodeError | undefined {
+  if ((err as Error).name !== 'UnsupportedListenAddressesError') return undefined
+  const failed = [...(err as Error).message.matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)].map(([, addr, why]) => {
+    if (why.includes('EADDRINUSE')) return `${addr}: the address is in use by another process (another fleetmesh daemon?)`
+    if (why.includes('EADDRNOTAVAIL')) return `${addr}: this host has no such address`
+    if (why.includes('EACCES')) return `${addr}: permission denied (ports below 1024 need privileges)`
+    return `${addr}: ${why}`
+  })
+  return new NodeError('LISTEN_FAILED', `cannot listen on ${failed.join('; ') || 'the configured addresses'}; stop what holds it, or choose another address with --listen or "listen" in config.json`)
 }
 
 /** With no daemon running, `join` runs the node just long enough to pair and catch up. */
@@ -59,20 +66,28 @@ async function joinWithoutDaemon (dataDir: string, code: string): Promise<JoinRe
   }
 }
 
-/** Runs `online` against the daemon when one answers, else `offline` on the store itself. */
-async function viaDaemonOrStore<T> (dataDir: string, online: (c: ControlClient) => Promise<T>, offline: (s: OfflineStore) => Promise<T>): Promise<T> {
-  const daemon = await runningDaemon(dataDir)
-  if (daemon !== undefined) return online(daemon)
-  const { withOfflineStore } = await import('./offline.js')
-  return withOfflineStore(dataDir, offline)
-}
-
 export function buildCli (): Command {
   const program = new Command('fleetmesh')
     .description('a private post-quantum mesh for a fleet of servers')
+    .version(VERSION, '-V, --version', 'print the version')
     .option('-d, --data-dir <dir>', 'the host\'s data dir (env FLEETMESH_DATA_DIR)', defaultDataDir())
-    .showHelpAfterError()
+    .option('-c, --config <file>', `the config file (env FLEETMESH_CONFIG); default: the data dir's config.json, else ${SYSTEM_CONFIG}`)
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText('after', `
+Exit codes: 0 ok, 1 failed, 2 usage (a flag or config that does not read), 3 no daemon running,
+4 data dir locked by another daemon, 5 refused (pairing refused, an apply that did not end
+healthy, an audit trail that does not verify); release status --watch: 6 halted, 7 aborted,
+8 superseded.
+
+Config: --config FILE, else FLEETMESH_CONFIG, else the data dir's config.json (written by init),
+else ${SYSTEM_CONFIG}. "fleetmesh config check" validates it without starting anything.`)
     .exitOverride()
+    .hook('preAction', () => {
+      const g = globals()
+      checkDataDir(g.dataDir)
+      // The flag is the variable spelled out: everything that reads the config (the daemon too) sees it.
+      if (g.config !== undefined) process.env.FLEETMESH_CONFIG = resolve(g.config)
+    })
 
   const globals = (): GlobalOpts => program.opts<GlobalOpts>()
   const client = async (): Promise<ControlClient> => ControlClient.forDataDir(globals().dataDir)
@@ -83,12 +98,20 @@ export function buildCli (): Command {
     .option('--tag <tag>', 'with --mesh: a tag of the founding host (repeatable)', collect)
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect)
     .option('--json', 'machine-readable output')
+    .addHelpText('after', `
+Examples:
+  fleetmesh init --mesh prod --tag web      the first host: founds mesh "prod" and is its admin
+  fleetmesh init                            any other host, then "fleetmesh join CODE"
+  fleetmesh -d /srv/fm init --listen /ip4/0.0.0.0/tcp/4001`)
     .action(async (o: { mesh?: string, tag?: string[], listen?: string[], json?: boolean }) => {
-      if (o.tag !== undefined && o.mesh === undefined) throw new CommanderError(2, 'fleetmesh.usage', '--tag needs --mesh (other hosts get their tags from their invite)')
+      if (o.tag !== undefined && o.mesh === undefined) usage('--tag needs --mesh (other hosts get their tags from their invite): fleetmesh init --mesh NAME --tag T')
+      if (o.mesh !== undefined && !MESH_NAME_RE.test(o.mesh)) usage(`--mesh: "${o.mesh}" is not a mesh name; write 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`)
+      const tags = o.tag?.map(parseTag)
+      const listen = await parseMultiaddrs('--listen', o.listen)
       const { initHost } = await import('./init.js')
-      const r = await initHost(globals().dataDir, { listen: o.listen, mesh: o.mesh, tags: o.tag })
+      const r = await initHost(globals().dataDir, { listen, mesh: o.mesh, tags })
       if (o.json === true) return out(JSON.stringify(r))
-      out(`initialised ${r.dataDir}\npeer id: ${r.peerId}`)
+      out(`initialised ${r.dataDir}\npeer id: ${r.peerId}\nconfig:  ${r.config}`)
       if (r.mesh !== null) out(`founded mesh ${r.mesh.name} (${r.mesh.id}); this host is its admin`)
     })
 
@@ -98,14 +121,22 @@ export function buildCli (): Command {
     .option('--bootstrap <multiaddr>', 'peer to dial, with /p2p/ID (repeatable)', collect)
     .option('--health <file>', 'JSON {soakMs, checks} replacing the config\'s health checks')
     .option('--init', 'initialise the data dir first when it is not (embedded defaults)')
+    .addHelpText('after', `
+Examples:
+  fleetmesh start                                         on the data dir's config
+  fleetmesh start --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW…
+  fleetmesh --config /etc/fleetmesh/config.json start --health /etc/fleetmesh/health.json`)
     .action(async (o: { listen?: string[], bootstrap?: string[], health?: string, init?: boolean }) => {
       const dataDir = globals().dataDir
-      if (o.init === true && !existsSync(dataPaths(dataDir).config)) {
+      const listen = await parseMultiaddrs('--listen', o.listen)
+      const bootstrap = await parseMultiaddrs('--bootstrap', o.bootstrap, true)
+      if (o.health !== undefined) await readableFile('--health', o.health)
+      if (o.init === true && !existsSync(dataPaths(dataDir).identity)) {
         const { initHost } = await import('./init.js')
         out(`initialised ${(await initHost(dataDir, {})).dataDir}`)
       }
       const { runDaemon } = await import('./daemon.js')
-      await runDaemon({ dataDir, listen: o.listen, bootstrap: o.bootstrap, healthFile: o.health }, out)
+      await runDaemon({ dataDir, listen, bootstrap, healthFile: o.health }, out).catch((err: unknown) => { throw listenFailure(err) ?? err })
     })
 
   program.command('status')
@@ -127,6 +158,8 @@ export function buildCli (): Command {
         if (s.deploy.decision !== null) out(`decision:  ${s.deploy.decision.action}${'reason' in s.deploy.decision ? `: ${s.deploy.decision.reason}` : ''}`)
       }
       if (s.equivocatingFeeds.length > 0) out(`ALERT:     equivocating feeds: ${s.equivocatingFeeds.join(', ')}`)
+      if (s.revoked !== null) out(`REVOKED:   this host was revoked by ${s.revoked.by} at ${new Date(s.revoked.at).toISOString()}${s.revoked.reason !== null ? ` (${s.revoked.reason})` : ''}; members refuse it`)
+      if (s.meshUnreachable !== null) out(`WARNING:   no member reachable since ${new Date(s.meshUnreachable.since).toISOString()} (${s.meshUnreachable.addressesTried} addresses tried): ${s.meshUnreachable.hint}`)
       out(`up since:  ${new Date(s.startedAt).toISOString()}   version ${s.version}`)
       for (const a of s.addresses) out(`listening: ${a}`)
     })
@@ -164,7 +197,9 @@ export function buildCli (): Command {
     .option('--tag <tag>', 'tag granted to the new host (repeatable)', collect)
     .option('--json', 'machine-readable output')
     .action(async (o: { ttl: string, uses: string, role: string, tag?: string[], json?: boolean }) => {
-      const inv = await (await client()).post<IssuedInvite>('/v1/invites', { ttl: o.ttl, uses: Number(o.uses), role: o.role, tags: o.tag ?? [] })
+      parseDuration('--ttl', o.ttl)
+      const body = { ttl: o.ttl, uses: parseCount('--uses', o.uses, 1), role: parseChoice('--role', o.role, ROLES, 'a role'), tags: (o.tag ?? []).map(parseTag) }
+      const inv = await (await client()).post<IssuedInvite>('/v1/invites', body)
       if (o.json === true) return out(JSON.stringify(inv))
       out(inv.code)
       process.stderr.write(`invite ${inv.inviteId}: ${inv.role}${inv.tags.length > 0 ? ` [${inv.tags.join(',')}]` : ''}, ${inv.uses} use(s), expires ${new Date(inv.expiresAt * 1000).toISOString()}\n`)
@@ -197,6 +232,12 @@ export function buildCli (): Command {
     .description('join a mesh with an invite code (after "fleetmesh init")')
     .argument('<code>', 'the invite code printed by "fleetmesh invite"')
     .option('--json', 'machine-readable output')
+    .addHelpText('after', `
+Examples:
+  fleetmesh invite --tag web                on an admin: prints the code (fm2-…)
+  fleetmesh init && fleetmesh join fm2-…    on the new host, with or without its daemon running
+
+A refused code exits 5 with its reason (expired, used up, revoked, a typo).`)
     .action(async (code: string, o: { json?: boolean }) => {
       const dataDir = globals().dataDir
       let r: JoinResult
@@ -205,7 +246,7 @@ export function buildCli (): Command {
         r = daemon !== undefined ? await daemon.post<JoinResult>('/v1/join', { code }) : await joinWithoutDaemon(dataDir, code)
       } catch (err) {
         const c = (err as { code?: string }).code ?? ''
-        if (PAIRING_CODES.has(c)) throw new Refused(`join refused (${c}): ${(err as Error).message}`)
+        if (PAIRING_CODES.has(c)) throw new NodeError('REFUSED', `join refused (${c}): ${(err as Error).message}`)
         throw err
       }
       if (o.json === true) return out(JSON.stringify(r))
@@ -220,7 +261,8 @@ export function buildCli (): Command {
     .option('--tag <tag>', 'the member\'s tags from now on (repeatable)', collect)
     .option('--json', 'machine-readable output')
     .action(async (peer: string, o: { role?: string, tag?: string[], json?: boolean }) => {
-      const r = await (await client()).post<{ peer: string, role?: string, tags?: string[] }>('/v1/grant', { peer, role: o.role, tags: o.tag })
+      const role = o.role === undefined ? undefined : parseChoice('--role', o.role, ROLES, 'a role')
+      const r = await (await client()).post<{ peer: string, role?: string, tags?: string[] }>('/v1/grant', { peer, role, tags: o.tag?.map(parseTag) })
       if (o.json === true) return out(JSON.stringify(r))
       out(`granted ${r.peer}${r.role !== undefined ? ` role ${r.role}` : ''}${r.tags !== undefined ? ` tags ${r.tags.join(',') || '(none)'}` : ''}`)
     })
@@ -236,76 +278,31 @@ export function buildCli (): Command {
       out(`revoked ${r.peer} (its entries after seq ${r.after} carry no authority)`)
     })
 
-  const audit = program.command('audit').description('the signed, replicated audit trail')
-  audit.command('log')
-    .description('entries, oldest first')
-    .option('--feed <peer>', 'only this author\'s feed')
-    .option('--kind <kind>', 'only this kind')
-    .option('--since <time>', 'ISO time, epoch ms, or a duration back (2h)')
-    .option('--limit <n>', 'at most this many')
-    .option('--json', 'one JSON object per line')
-    .action(async (o: { feed?: string, kind?: string, since?: string, limit?: string, json?: boolean }) => {
-      const since = o.since !== undefined ? parseSince(o.since) : undefined
-      const rows = await viaDaemonOrStore<EntryRow[]>(globals().dataDir, async (c) => {
-        const q = new URLSearchParams()
-        if (o.feed !== undefined) q.set('feed', o.feed)
-        if (o.kind !== undefined) q.set('kind', o.kind)
-        if (since !== undefined) q.set('since', String(since))
-        if (o.limit !== undefined) q.set('limit', o.limit)
-        return c.get<EntryRow[]>(`/v1/audit/log?${q.toString()}`)
-      }, async ({ store }) => {
-        const { entryRow } = await import('./routes.js')
-        const rows: EntryRow[] = []
-        for await (const s of store.log({ kind: o.kind, since, limit: o.limit !== undefined ? Number(o.limit) : undefined })) {
-          if (o.feed === undefined || s.entry.feed === o.feed) rows.push(entryRow(s))
-        }
-        return rows
-      })
-      for (const r of rows) {
-        if (o.json === true) out(JSON.stringify(r))
-        else out(`${new Date(r.ts).toISOString()}  ${short(r.feed)}#${String(r.seq).padEnd(5)} ${r.kind.padEnd(15)} ${JSON.stringify(r.body).slice(0, 120)}`)
-      }
-    })
-
-  audit.command('verify')
-    .description('re-check every entry: signatures, hash links, sequence; names the first bad entry')
-    .option('--file <jsonl>', 'verify an export file instead of this host\'s store')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { file?: string, json?: boolean }) => {
-      if (o.file !== undefined) {
-        const { verifyJsonl } = await import('../protocols/audit/index.js')
-        return printVerify(await verifyJsonl(createReadStream(o.file)), o.json === true)
-      }
-      const r = await viaDaemonOrStore(globals().dataDir,
-        async (c) => c.post<VerifyAllResult | { ok: false, entries: number, feed: string, seq: number, code: string, reason: string }>('/v1/audit/verify'),
-        async ({ store }) => store.verifyAll())
-      printVerify(r, o.json === true)
-    })
-
-  audit.command('checkpoint')
-    .description('sign a checkpoint now (admins only; the daemon writes one every audit.checkpointIntervalMs), then drop what the history window lets go')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }) => {
-      const r = await (await client()).post<{ number: number, feed: string, seq: number, covered: number, retained: number }>('/v1/audit/checkpoint')
-      if (o.json === true) return out(JSON.stringify(r))
-      out(`checkpoint ${r.number} written at ${short(r.feed)}#${r.seq}: ${r.covered} feeds covered, ${r.retained} entries retained below them`)
-    })
-
-  audit.command('export')
-    .description('write every entry as JSON lines (see README: verifying an export)')
-    .action(async () => {
-      await viaDaemonOrStore(globals().dataDir, async (c) => {
-        const res = await fetch(`${c.url}/v1/audit/export`, { headers: { authorization: `Bearer ${c.token}` } })
-        if (!res.ok || res.body === null) throw new Error(`export failed: HTTP ${res.status}`)
-        for await (const chunk of res.body) if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve))
-      }, async ({ store }) => {
-        const { exportJsonl } = await import('../protocols/audit/index.js')
-        await exportJsonl(store, process.stdout)
-      })
-    })
-
+  registerAuditCommands(program, () => globals().dataDir, client)
   registerDeployCommands(program, client)
+  registerHoldCommands(program, client)
   registerRoomCommands(program, client)
+  registerDriftCommands(program, client)
+  registerAgentCommands(program, client)
+  registerUiCommand(program, () => globals().dataDir, client)
+
+  program.command('config')
+    .description('validate a config file without starting anything')
+    .command('check')
+    .description('check FILE, or the config this host would run on (--config, FLEETMESH_CONFIG, the data dir\'s, /etc/fleetmesh); exit 0 valid, 2 invalid')
+    .argument('[file]', 'the config file to check')
+    .action(async (file: string | undefined) => {
+      const { findConfig, parseConfig } = await import('./config-file.js')
+      const found = file !== undefined ? { path: file, text: await readFile(file, 'utf8').catch((err: unknown) => usage(fileErrorLine(err) ?? (err as Error).message)) } : await findConfig(globals().dataDir)
+      parseConfig(found.path, found.text)
+      out(`ok: ${found.path}`)
+    })
+
+  program.command('completion')
+    .description('print a shell completion script: eval "$(fleetmesh completion bash)"')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action((shell: string) => { out(completionScript(program, parseChoice('completion', shell, SHELLS, 'a shell'))) })
+
   return program
 }
 
@@ -316,9 +313,15 @@ export async function main (argv: string[]): Promise<number> {
     // Commands that ran but were refused (an apply that rolled back) set the code themselves.
     return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    if (err instanceof CommanderError) {
+      // commander prints its own parse errors (and help) before it throws; the usage errors our
+      // actions throw it does not, and exitOverride hands them here: they were lost.
+      if (err.code.startsWith('commander.')) return err.exitCode === 0 ? 0 : 2
+      process.stderr.write(`fleetmesh: ${err.message}\n`)
+      return err.exitCode
+    }
     const code = (err as { code?: string }).code ?? ''
-    process.stderr.write(`fleetmesh: ${(err as Error).message}\n`)
+    process.stderr.write(`fleetmesh: ${fileErrorLine(err) ?? (err as Error).message}\n`)
     return EXIT[code] ?? 1
   }
 }

@@ -65,6 +65,7 @@ export class ControlClient {
 
   async get<T> (path: string): Promise<T> { return this.request<T>('GET', path) }
   async post<T> (path: string, body?: unknown): Promise<T> { return this.request<T>('POST', path, body ?? {}) }
+  async delete<T> (path: string, body?: unknown): Promise<T> { return this.request<T>('DELETE', path, body ?? {}) }
 }
 
 /** A client of the data dir's daemon if one answers, else undefined. */

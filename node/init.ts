@@ -4,14 +4,22 @@ import { promises as fs } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { createIdentity } from '../crypto/identity.js'
 import { DEFAULT_CONFIG, dataPaths } from './config.js'
-import { writeConfig } from './config-file.js'
+import { sharedConfig, writeConfig } from './config-file.js'
 import { NodeError } from './errors.js'
 import { withOfflineStore } from './offline.js'
 
-export interface InitResult { peerId: string, dataDir: string, mesh: { id: string, name: string } | null }
+export interface InitResult {
+  peerId: string
+  dataDir: string
+  /** the config file the host runs on: the data dir's, written now, or a shared one left as it is */
+  config: string
+  mesh: { id: string, name: string } | null
+}
 
 export async function initHost (dataDir: string, opts: { listen?: string[], mesh?: string, tags?: string[] }): Promise<InitResult> {
   const paths = dataPaths(dataDir)
+  // Checked before anything is written: a refused name must not leave a half-made data dir.
+  if (opts.mesh !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(opts.mesh)) throw new NodeError('API_BAD_REQUEST', 'a mesh name is 1-64 letters, digits, ".", "_" or "-"')
   await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
   // mkdir leaves an existing dir's mode alone; the daemon refuses to start in a loose one.
   await fs.chmod(dataDir, 0o700)
@@ -19,11 +27,14 @@ export async function initHost (dataDir: string, opts: { listen?: string[], mesh
     if (err.code === 'IDENTITY_EXISTS') throw new NodeError('ALREADY_INITIALISED', `${dataDir} is already initialised`)
     throw err
   })
-  await writeConfig(dataDir, { ...DEFAULT_CONFIG, listen: opts.listen ?? DEFAULT_CONFIG.listen })
+  // A host on --config, FLEETMESH_CONFIG or /etc/fleetmesh/config.json gets no copy of its own
+  // to shadow that file (unless it is given --listen, which is written down here).
+  const shared = opts.listen === undefined ? await sharedConfig() : undefined
+  if (shared === undefined) await writeConfig(dataDir, { ...DEFAULT_CONFIG, listen: opts.listen ?? DEFAULT_CONFIG.listen })
+  const config = shared ?? paths.config
   const peerId = identity.peerId.toString()
-  if (opts.mesh === undefined) return { peerId, dataDir, mesh: null }
+  if (opts.mesh === undefined) return { peerId, dataDir, config, mesh: null }
   const name = opts.mesh
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new NodeError('API_BAD_REQUEST', 'a mesh name is 1-64 letters, digits, ".", "_" or "-"')
   const meshId = `${name}-${randomBytes(8).toString('hex')}`
   await withOfflineStore(dataDir, async ({ store, meta }) => {
     await store.append('genesis', { mesh: meshId, name, founder: peerId, xwing: identity.xwingPublicKey })
@@ -31,5 +42,5 @@ export async function initHost (dataDir: string, opts: { listen?: string[], mesh
     if (opts.tags !== undefined && opts.tags.length > 0) await store.append('grant', { peer: peerId, tags: opts.tags })
     await meta.setMesh({ meshId, name, founder: peerId, trusted: [] })
   })
-  return { peerId, dataDir, mesh: { id: meshId, name } }
+  return { peerId, dataDir, config, mesh: { id: meshId, name } }
 }

@@ -10,7 +10,7 @@ import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
 import { applyEntry, createMembershipState, isAdmin, isMember, standingAt, viewAsOf, viewOf, type MemberView, type MembershipState, type Role, type Standing } from '../protocols/membership/index.js'
 import { PeerBudget } from '../protocols/budget.js'
 import { NodeError } from './errors.js'
-import type { MeshMeta, MetaStore } from './meta.js'
+import type { MeshMeta, MetaStore, Revocation } from './meta.js'
 
 export const MEMBERSHIP_KINDS = ['genesis', 'admit', 'grant', 'revoke'] as const
 /** How long a stranger may stay connected to run the pairing protocol. */
@@ -35,6 +35,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly strangerLimiter = new PeerBudget({ limits: { maxBytes: 1, burst: 10, perSecond: 0.5 }, label: 'stranger connections', maxPeers: 10_000 })
   readonly lastSeen = new Map<string, number>()
   private revokedSeen = new Set<string>()
+  /** a revoke of this host shown by a member, when the log could not take the entry in */
+  private notice: Revocation | undefined
 
   private constructor (
     private readonly store: AuditStore,
@@ -52,6 +54,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     store.on('entry', (s) => { m.onEntry(s) })
     const meta = await metaStore.mesh()
     if (meta !== undefined) await m.adopt(meta)
+    m.notice = await metaStore.revocation()
+    const revoked = m.revocation()
+    if (revoked !== null) m.warnRevoked(revoked)
     return m
   }
 
@@ -73,7 +78,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const peer of view.revoked.keys()) {
       if (this.revokedSeen.has(peer)) continue
       this.revokedSeen.add(peer)
-      this.log.warn({ peer }, 'member revoked')
+      if (peer === this.self) this.warnRevoked(view.revoked.get(peer)!)
+      else this.log.warn({ peer }, 'member revoked')
       this.emit('revoked', peer)
     }
     this.emit('changed', view)
@@ -123,6 +129,25 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.state === undefined) return undefined
     for (const [feed, seq] of Object.entries(basis)) if ((this.store.head(feed)?.seq ?? -1) < seq) return undefined
     return viewAsOf(this.state, basis)
+  }
+
+  /** Whether and how this host was revoked: from its own log, else from a member's notice. */
+  revocation (): (Revocation & { source: 'log' | 'notice' }) | null {
+    const logged = this.view()?.revoked.get(this.self)
+    if (logged !== undefined) return { ...logged, source: 'log' }
+    return this.notice === undefined ? null : { ...this.notice, source: 'notice' }
+  }
+
+  /** A checked revoke of this host that a member showed it before hanging up (node/revocation.ts). */
+  async noteRevocation (r: Revocation): Promise<void> {
+    if (this.revocation() !== null) return
+    await this.metaStore.setRevocation(r)
+    this.notice = r
+    this.warnRevoked(r)
+  }
+
+  private warnRevoked (r: Revocation): void {
+    this.log.warn({ by: r.by, at: new Date(r.at).toISOString(), reason: r.reason }, 'this host was revoked from the mesh: members refuse its connections; to rejoin, init a fresh data dir (a new identity) and join with a new invite')
   }
 
   isRevoked (peer: string): boolean {

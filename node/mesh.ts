@@ -1,17 +1,19 @@
 // The composition root of a host: identity, store, membership, libp2p, replication and the
 // control API, opened in dependency order and closed in reverse. Features attach here.
 import type { Level } from 'level'
-import { pino, type Logger } from 'pino'
+import type { Logger } from 'pino'
+import { createLogger, type LogFormat } from './log.js'
 import type { Connection } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { loadIdentity, type HostIdentity } from '../crypto/identity.js'
 import { AuditSync, Witness, auditSublevel, type AuditStore } from '../protocols/audit/index.js'
 import { attachRooms, type Rooms } from './rooms.js'
 import { Checkpoints } from './checkpoints.js'
 import { registerDeployRoutes, startNixDeploy, type DeployAgent } from './deploy/index.js'
 import { attachObservability } from './observe.js'
+import { attachDrift } from './drift/index.js'
+import { startAgents, type Supervisor } from './agents/index.js'
 import { dataPaths, type ListenAddress, type NodeConfig } from './config.js'
-import { readConfig, writeConfig, parseHealthFile } from './config-file.js'
+import { ownConfigInEffect, readConfig, writeConfig, parseHealthFile } from './config-file.js'
 import { lockDataDir } from './lock.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
 import { ApiServer, loadOrCreateToken, writeEndpoint } from './api.js'
@@ -19,7 +21,8 @@ import { MetaStore } from './meta.js'
 import { Membership } from './membership.js'
 import { Pairing, type JoinResult } from './pairing.js'
 import { NodeMetrics } from './metrics.js'
-import { Redialer } from './redial.js'
+import { Redialer, withPeerId } from './redial.js'
+import { RevocationNotices } from './revocation.js'
 import { registerCoreRoutes } from './routes.js'
 import { isOrWasMember, openAuditStore, openDb } from './store.js'
 import { promises as fs } from 'node:fs'
@@ -49,6 +52,8 @@ export interface MeshNodeOptions {
   logger?: Logger
   /** from config.ts's runtimeEnv, like `metricsListen`: info by default */
   logLevel?: string
+  /** from config.ts's runtimeEnv: json by default */
+  logFormat?: LogFormat
   metricsListen?: ListenAddress
 }
 
@@ -67,6 +72,7 @@ export class MeshNode {
   rooms!: Rooms
   /** absent where Nix is not installed: the host still meshes, it just applies nothing */
   deploy?: DeployAgent
+  agents!: Supervisor
   api!: ApiServer
   apiUrl = ''
 
@@ -87,7 +93,7 @@ export class MeshNode {
 
   static async start (opts: MeshNodeOptions): Promise<MeshNode> {
     const paths = dataPaths(opts.dataDir)
-    const log = opts.logger ?? pino({ name: 'fleetmesh', level: opts.logLevel ?? 'info' }, pino.destination(2))
+    const log = opts.logger ?? await createLogger(opts.logLevel ?? 'info', opts.logFormat ?? 'json')
     const fileConfig = await readConfig(opts.dataDir)
     const config: NodeConfig = {
       ...fileConfig,
@@ -111,7 +117,7 @@ export class MeshNode {
       undo.length = 0
       try {
         await node.open(paths, opts.metricsListen)
-        if (opts.listen === undefined) await node.pinListenPorts(fileConfig)
+        if (opts.listen === undefined && await ownConfigInEffect(opts.dataDir)) await node.pinListenPorts(fileConfig)
       } catch (err) {
         await node.stop().catch(() => {})
         throw err
@@ -138,14 +144,18 @@ export class MeshNode {
     libp2p.addEventListener('connection:open', (evt) => {
       this.membership.watchConnection(evt.detail, (conn: Connection) => { void conn.close().catch(() => {}) })
     })
+    const redialer = this.redialer = new Redialer({ self: this.peerId, libp2p, membership: this.membership, meta: this.meta, bootstrap: this.bootstrap, log: this.log })
     libp2p.addEventListener('peer:identify', (evt) => {
       const id = evt.detail.peerId.toString()
-      if (!this.membership.isMember(id)) return
-      const addrs = evt.detail.listenAddrs.map((a) => `${a.toString()}/p2p/${id}`)
-      if (addrs.length > 0) void this.meta.setAddresses(id, addrs).catch(() => {})
+      void redialer.remember(id, withPeerId(id, evt.detail.listenAddrs.map(String))).catch(() => {})
     })
+    this.membership.on('changed', () => { void redialer.rememberConnected().catch(() => {}) })
+    const notices = new RevocationNotices({ self: this.peerId, libp2p, store: this.store, membership: this.membership, log: this.log })
+    await notices.start()
     this.membership.on('revoked', (peer) => {
-      void libp2p.hangUp(peerIdFromString(peer)).catch(() => {})
+      if (peer === this.peerId) return
+      void redialer.forget(peer).catch(() => {})
+      void notices.tell(peer)
     })
 
     this.sync = new AuditSync({
@@ -202,7 +212,8 @@ export class MeshNode {
       pairing: this.pairing,
       checkpoints: this.checkpoints,
       join: async (code) => this.join(code),
-      deployStatus: async () => this.deploy === undefined ? null : this.deploy.status()
+      deployStatus: async () => this.deploy === undefined ? null : this.deploy.status(),
+      meshUnreachable: () => this.redialer.meshUnreachable()
     })
     this.rooms = await attachRooms({
       libp2p,
@@ -221,7 +232,7 @@ export class MeshNode {
     this.closers.push(async () => { await this.rooms.service.stop() })
 
     const deploy = await nixInstalled()
-      ? await startNixDeploy({ self: this.peerId, store: this.store, catchUp: this.sync, membership: this.membership, libp2p, config: this.config.deploy, db: this.db, metrics: this.metrics, log: this.log })
+      ? await startNixDeploy({ self: this.peerId, store: this.store, catchUp: this.sync, membership: this.membership, libp2p, config: this.config.deploy, db: this.db, metrics: this.metrics, log: this.log, agents: (name) => this.agents?.isLive(name) ?? false, activated: () => { this.agents?.activated() } })
       : undefined
     if (deploy !== undefined) {
       this.deploy = deploy.agent
@@ -230,6 +241,16 @@ export class MeshNode {
       this.log.warn('Nix is not installed: this host will not apply releases (apt-get install nix-bin)')
     }
     registerDeployRoutes({ api: this.api, self: this.peerId, libp2p, deploy })
+    const agents = this.agents = startAgents({
+      specs: this.config.agents, dataDir: this.dataDir, store: this.store, metrics: this.metrics, log: this.log, api: this.api, apiUrl: this.apiUrl,
+      otherTokens: async (token) => await this.rooms.agents.resolve(token),
+      escalation: this.deploy
+    })
+    this.closers.push(async () => { await agents.stop() })
+    this.closers.push(await attachDrift({
+      self: this.peerId, store: this.store, api: this.api, registry: this.metrics.registry, log: this.log, drift: this.config.drift, deployConfig: this.config.deploy,
+      deploy: deploy === undefined ? undefined : { busy: () => deploy.agent.busy() || deploy.local.busy(), reactivate: async (path) => await deploy.local.reactivate(path) }
+    }))
     this.closers.push(attachObservability({
       self: this.peerId,
       metrics: this.metrics,
@@ -247,9 +268,7 @@ export class MeshNode {
     await writeEndpoint(paths.apiEndpoint, { url: this.apiUrl, pid: process.pid })
     this.closers.push(async () => { await fs.rm(paths.apiEndpoint, { force: true }) })
 
-    const redialer = new Redialer({ self: this.peerId, libp2p, membership: this.membership, meta: this.meta, bootstrap: this.bootstrap, log: this.log })
-    redialer.start()
-    this.redialer = redialer
+    await redialer.start()
     this.closers.push(() => { redialer.stop() })
     this.log.info({ peer: this.peerId, addresses: this.addresses(), api: this.apiUrl, mesh: this.membership.mesh()?.meshId }, 'node started')
   }
@@ -290,8 +309,10 @@ export class MeshNode {
 
   /** `fleetmesh join`: pair through an invite code, adopt its mesh, catch up its log. */
   async join (code: string): Promise<JoinResult> {
-    return this.pairing.join(code, (addrs) => {
+    return this.pairing.join(code, async (addrs) => {
       for (const a of addrs) this.bootstrap.add(a)
+      // Kept at once: a join run without a daemon stops the node soon after.
+      await this.redialer.rememberBootstrap(addrs).catch((err: Error) => { this.log.warn({ err: err.message }, 'could not keep the inviter\'s addresses') })
       // Syncs refused while this host was a stranger are retried now that it is trusted.
       void this.redialer.redial().then(async () => {
         for (const p of this.libp2p.getPeers()) await this.sync.syncWith(p).catch(() => {})

@@ -11,6 +11,9 @@ export interface MeshMeta {
   trusted: string[]
 }
 
+/** Who revoked a member, when (ms, the revoke entry's ts) and why. */
+export interface Revocation { by: string, at: number, reason?: string }
+
 type MetaDb = AbstractLevel<any, string, string>
 
 export class MetaStore {
@@ -34,17 +37,70 @@ export class MetaStore {
     await this.db.put('mesh', JSON.stringify(meta))
   }
 
-  /** Last known dialable addresses of each peer, so a restarted host can find the mesh again. */
-  async addresses (): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>()
-    for await (const [key, value] of this.db.iterator({ gt: 'addr!', lt: 'addr!\xff' })) {
-      const addrs = JSON.parse(value) as unknown
-      if (Array.isArray(addrs) && addrs.every((a) => typeof a === 'string')) out.set(key.slice(5), addrs)
-    }
-    return out
+  /** A revoke of this host a member showed it (signed, checked) that its log could not take in. */
+  async revocation (): Promise<Revocation | undefined> {
+    const text = await this.db.get('revocation')
+    if (text === undefined) return undefined
+    const r = JSON.parse(text) as Partial<Revocation>
+    if (typeof r.by !== 'string' || typeof r.at !== 'number') throw new NodeError('CONFIG_INVALID', 'the stored revocation record is corrupt')
+    return { by: r.by, at: r.at, ...(typeof r.reason === 'string' ? { reason: r.reason } : {}) }
   }
 
-  async setAddresses (peer: string, addrs: string[]): Promise<void> {
-    await this.db.put(`addr!${peer}`, JSON.stringify(addrs))
+  async setRevocation (r: Revocation): Promise<void> {
+    await this.db.put('revocation', JSON.stringify(r))
   }
+
+  /**
+   * Last known dialable addresses of members, newest first, so a restarted host can find the
+   * mesh again. A record is one LevelDB put (atomic); a record that does not parse is skipped.
+   */
+  async addresses (): Promise<Map<string, string[]>> {
+    const rows: Array<{ peer: string } & KnownAddresses> = []
+    for await (const [key, value] of this.db.iterator({ gt: ADDR, lt: `${ADDR}\xff` })) {
+      const r = parseKnown(value)
+      if (r !== undefined) rows.push({ peer: key.slice(ADDR.length), ...r })
+    }
+    rows.sort((a, b) => b.seenAt - a.seenAt)
+    return new Map(rows.map((r) => [r.peer, r.addrs]))
+  }
+
+  /**
+   * Records where `peer` listens (at most MAX_ADDRS_PER_PEER addresses); beyond
+   * MAX_KNOWN_PEERS the peers seen longest ago are forgotten in the same batch.
+   */
+  async setAddresses (peer: string, addrs: string[], seenAt = Date.now()): Promise<void> {
+    const known = await this.addresses()
+    known.delete(peer)
+    const evict = [...known.keys()].slice(MAX_KNOWN_PEERS - 1)
+    const record: KnownAddresses = { addrs: addrs.slice(0, MAX_ADDRS_PER_PEER), seenAt }
+    await this.db.batch([
+      { type: 'put', key: `${ADDR}${peer}`, value: JSON.stringify(record) },
+      ...evict.map((p) => ({ type: 'del' as const, key: `${ADDR}${p}` }))
+    ])
+  }
+
+  async dropAddresses (peer: string): Promise<void> {
+    await this.db.del(`${ADDR}${peer}`)
+  }
+}
+
+const ADDR = 'addr!'
+/** Enough members to find the mesh again: gossip reaches the rest through any of them. */
+export const MAX_KNOWN_PEERS = 64
+export const MAX_ADDRS_PER_PEER = 8
+
+interface KnownAddresses { addrs: string[], seenAt: number }
+
+function parseKnown (text: string): KnownAddresses | undefined {
+  let v: unknown
+  try {
+    v = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((a) => typeof a === 'string')
+  // Earlier versions stored the bare list.
+  if (strings(v)) return { addrs: v, seenAt: 0 }
+  const r = v as Partial<KnownAddresses> | null
+  return r !== null && typeof r === 'object' && strings(r.addrs) && typeof r.seenAt === 'number' ? { addrs: r.addrs, seenAt: r.seenAt } : undefined
 }

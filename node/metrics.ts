@@ -24,7 +24,13 @@ export class NodeMetrics {
   readonly libp2p: Metrics = new Libp2pPrometheus(this.registry)
 
   constructor () {
-    collectDefaultMetrics({ register: this.registry, prefix: 'fleetmesh_process_' })
+    // The standard process_* and nodejs_* names, unprefixed, as every client library and the
+    // usual dashboards have them (the job label tells fleetmesh apart).
+    collectDefaultMetrics({ register: this.registry })
+    // prom-client's nodejs_active_{handles,requests,resources}_total are gauges named like
+    // counters; each is the sum over its labelled gauge (nodejs_active_handles{type} …), so
+    // nothing is lost without them.
+    for (const name of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`nodejs_active_${name}_total`)
   }
 
   private readonly generationSeries = new Map<string, Record<string, string>>()
@@ -46,6 +52,25 @@ interface Options { label?: string, help?: string, buckets?: number[], percentil
 
 // Prometheus names allow [a-zA-Z_:][a-zA-Z0-9_:]*; libp2p's are close but not guaranteed.
 const metricName = (name: string): string => name.replace(/[^a-zA-Z0-9_:]/g, '_').replace(/^([0-9])/, '_$1')
+
+/**
+ * libp2p names a few gauges against Prometheus' conventions; they are renamed here, where
+ * the names are made. `_total` belongs to counters, so a gauge loses it; a status code is no
+ * `_info` (whose value is always 1); a time is in seconds, so milliseconds are scaled (a
+ * variance, in ms², by the square).
+ */
+const GAUGE_RENAMES: Partial<Record<string, { name: string, scale: (key: string) => number }>> = {
+  libp2p_tcp_listener_status_info: { name: 'libp2p_tcp_listener_status', scale: () => 1 },
+  libp2p_connection_monitor_ping_time_milliseconds: { name: 'libp2p_connection_monitor_ping_time_seconds', scale: (key) => /variance/i.test(key) ? 1e-6 : 1e-3 }
+}
+
+/** A counter's name ends in `_total`. */
+const counterName = (name: string): string => name.endsWith('_total') ? name : `${name}_total`
+
+function gaugeName (name: string): { name: string, scale: (key: string) => number } {
+  const n = metricName(name)
+  return GAUGE_RENAMES[n] ?? { name: n.replace(/_total$/, ''), scale: () => 1 }
+}
 
 function timerOf (observe: (seconds: number) => void): StopTimer {
   const start = process.hrtime.bigint()
@@ -94,20 +119,23 @@ export class Libp2pPrometheus implements Metrics {
     return { help: opts.help ?? name, labelNames: [opts.label ?? 'key'], label: opts.label ?? 'key' }
   }
 
-  registerMetric: Metrics['registerMetric'] = ((name: string, opts: Options = {}) => this.once(name, (n) => {
+  registerMetric: Metrics['registerMetric'] = ((name: string, opts: Options = {}) => this.once(name, () => {
+    const { name: n, scale } = gaugeName(name)
+    const k = scale('')
     const calc = opts.calculate as CalculateMetric<number> | undefined
-    const g: Gauge = new Gauge({ name: n, help: opts.help ?? name, registers: [this.registry], ...(calc !== undefined ? { async collect () { g.set(await calc()) } } : {}) })
+    const g: Gauge = new Gauge({ name: n, help: opts.help ?? name, registers: [this.registry], ...(calc !== undefined ? { async collect () { g.set(k * await calc()) } } : {}) })
     if (calc !== undefined) return undefined
     return {
-      update: (v: number) => { g.set(v) },
-      increment: (v = 1) => { g.inc(v) },
-      decrement: (v = 1) => { g.dec(v) },
+      update: (v: number) => { g.set(k * v) },
+      increment: (v = 1) => { g.inc(k * v) },
+      decrement: (v = 1) => { g.dec(k * v) },
       reset: () => { g.reset() },
       timer: () => timerOf((s) => { g.set(s) })
     }
   })) as Metrics['registerMetric']
 
-  registerMetricGroup: Metrics['registerMetricGroup'] = ((name: string, opts: Options = {}) => this.once(name, (n) => {
+  registerMetricGroup: Metrics['registerMetricGroup'] = ((name: string, opts: Options = {}) => this.once(name, () => {
+    const { name: n, scale } = gaugeName(name)
     const { help, labelNames, label } = this.labelled(name, opts)
     const calc = opts.calculate as CalculateMetric<Record<string, number>> | undefined
     const g: Gauge = new Gauge({
@@ -115,11 +143,11 @@ export class Libp2pPrometheus implements Metrics {
       help,
       labelNames,
       registers: [this.registry],
-      ...(calc !== undefined ? { async collect () { g.reset(); for (const [k, v] of Object.entries(await calc())) g.set({ [label]: k }, v) } } : {})
+      ...(calc !== undefined ? { async collect () { g.reset(); for (const [k, v] of Object.entries(await calc())) g.set({ [label]: k }, scale(k) * v) } } : {})
     })
     if (calc !== undefined) return undefined
     const each = (values: Record<string, number | true | undefined>, fn: (l: Labels, v: number) => void): void => {
-      for (const [k, v] of Object.entries(values)) if (v !== undefined) fn({ [label]: k }, v === true ? 1 : v)
+      for (const [k, v] of Object.entries(values)) if (v !== undefined) fn({ [label]: k }, v === true ? 1 : scale(k) * v)
     }
     const group: MetricGroup = {
       update: (values) => { each(values, (l, v) => { g.set(l, v) }) },
@@ -131,14 +159,16 @@ export class Libp2pPrometheus implements Metrics {
     return group
   })) as Metrics['registerMetricGroup']
 
-  registerCounter: Metrics['registerCounter'] = ((name: string, opts: Options = {}) => this.once(name, (n) => {
+  registerCounter: Metrics['registerCounter'] = ((name: string, opts: Options = {}) => this.once(name, (m) => {
+    const n = counterName(m)
     const calc = opts.calculate as CalculateMetric<number> | undefined
     const c: Counter = new Counter({ name: n, help: opts.help ?? name, registers: [this.registry], ...(calc !== undefined ? { async collect () { c.reset(); c.inc(await calc()) } } : {}) })
     if (calc !== undefined) return undefined
     return { increment: (v = 1) => { c.inc(v) }, reset: () => { c.reset() } }
   })) as Metrics['registerCounter']
 
-  registerCounterGroup: Metrics['registerCounterGroup'] = ((name: string, opts: Options = {}) => this.once(name, (n) => {
+  registerCounterGroup: Metrics['registerCounterGroup'] = ((name: string, opts: Options = {}) => this.once(name, (m) => {
+    const n = counterName(m)
     const { help, labelNames, label } = this.labelled(name, opts)
     const calc = opts.calculate as CalculateMetric<Record<string, number>> | undefined
     const c: Counter = new Counter({

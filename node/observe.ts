@@ -17,6 +17,7 @@ import { checkName, type HealthCheck } from '../nixos/index.js'
 import { HEADS_TOPIC, type AuditStore, type AuditSync, type StoredEntry } from '../protocols/audit/index.js'
 import { decodeAnnouncement } from '../protocols/audit/wire.js'
 import type { Flag, ReleaseStatus } from '../protocols/rollout/index.js'
+import { DRIFT_KIND, type DriftBody, type DriftWhat } from '../protocols/drift/index.js'
 import type { RoomService } from '../protocols/rooms/index.js'
 
 /** How often a connected fleet view gets a snapshot when nothing changed. */
@@ -32,6 +33,20 @@ export interface MemberState { peerId: string, role: string, tags: string[], onl
 export interface HostState { peer: string, state: string, wave: number | null, ts: number }
 export interface ReleaseView extends ReleaseStatus { hosts: HostState[] }
 export interface EquivocationAlert { feed: string, seq: number, detectedAt: number }
+/** A host whose newest drift entry reports drift it has not reported cleared: what differs. */
+export interface DriftAlert {
+  peer: string
+  seq: number
+  ts: number
+  state: 'detected' | 'repair'
+  what: DriftWhat[]
+  activated?: string
+  profile?: string
+  desired?: string
+  modifiedCount?: number
+  /** the repair's outcome, when the newest entry is one */
+  outcome?: string
+}
 
 /** One frame of the fleet view, as this host sees the fleet. */
 export interface FleetSnapshot {
@@ -43,6 +58,7 @@ export interface FleetSnapshot {
   flagged: Flag[]
   audit: EntryRow[]
   equivocations: EquivocationAlert[]
+  drift: DriftAlert[]
 }
 
 const WEB_DIR = new URL('./web/', import.meta.url)
@@ -109,15 +125,45 @@ class HostStates {
   }
 }
 
+/** Per host, its newest drift entry (by seq: order within a feed); an open one is an alert. */
+class DriftStates {
+  private readonly byHost = new Map<string, { seq: number, ts: number, body: DriftBody }>()
+
+  add (s: StoredEntry): void {
+    const e = s.entry
+    if (e.kind !== DRIFT_KIND) return
+    const prev = this.byHost.get(e.feed)
+    if (prev === undefined || e.seq > prev.seq) this.byHost.set(e.feed, { seq: e.seq, ts: e.ts, body: e.body as DriftBody })
+  }
+
+  alerts (): DriftAlert[] {
+    const out: DriftAlert[] = []
+    for (const [peer, { seq, ts, body: b }] of this.byHost) {
+      if (b.state === 'cleared') continue
+      out.push({
+        peer, seq, ts, state: b.state, what: b.what,
+        ...(b.activated !== undefined ? { activated: b.activated } : {}),
+        ...(b.profile !== undefined ? { profile: b.profile } : {}),
+        ...(b.desired !== undefined ? { desired: b.desired } : {}),
+        ...(b.modifiedCount !== undefined ? { modifiedCount: b.modifiedCount } : {}),
+        ...(b.outcome !== undefined ? { outcome: b.outcome } : {})
+      })
+    }
+    return out.sort((x, y) => x.peer.localeCompare(y.peer))
+  }
+}
+
 /** Wires the counters to the node's events and serves /metrics, the fleet view and its stream; returns the closer. */
 export function attachObservability (c: ObservabilityComponents): () => void {
   const { self, metrics: m, log, api, libp2p, store, sync, membership, rooms } = c
   /** newest seq any peer announced per feed: the reference the lag is measured against */
   const newestKnown = new Map<string, number>()
   const hostStates = new HostStates()
+  const driftStates = new DriftStates()
   // Entries arriving during the scan are folded twice: add() keeps the newest, so that is harmless.
   const scanned = (async () => {
     for (const kind of OUTCOME_KINDS) for await (const s of store.log({ kind })) hostStates.add(s)
+    for await (const s of store.log({ kind: DRIFT_KIND })) driftStates.add(s)
   })()
 
   const refresh = (): void => {
@@ -139,6 +185,7 @@ export function attachObservability (c: ObservabilityComponents): () => void {
     const own = e.feed === self
     m.logEntries.inc({ event: own ? 'appended' : 'received', reason: '' })
     hostStates.add(s)
+    driftStates.add(s)
     if (!own) log.debug({ feed: e.feed, seq: e.seq, kind: e.kind }, 'audit: entry received')
     else if (e.kind === 'apply-ok') {
       // apply-ok is signed only once every configured check stayed clean through the soak
@@ -209,7 +256,8 @@ export function attachObservability (c: ObservabilityComponents): () => void {
       releases: (c.deploy?.releases(isOnline) ?? []).map((r) => ({ ...r, hosts: hostStates.of(r.id) })),
       flagged: c.deploy?.flags() ?? [],
       audit,
-      equivocations: (await store.equivocations()).map((p) => ({ feed: p.feed, seq: p.seq, detectedAt: p.detectedAt }))
+      equivocations: (await store.equivocations()).map((p) => ({ feed: p.feed, seq: p.seq, detectedAt: p.detectedAt })),
+      drift: driftStates.alerts()
     }
   }
 

@@ -10,6 +10,7 @@ import { InviteBook, PairingBudget, PAIRING_PROTOCOL, requestPairing, servePairi
 import { NodeError } from './errors.js'
 import type { MeshLibp2p } from './libp2p.js'
 import type { Membership } from './membership.js'
+import { withPeerId } from './redial.js'
 
 export interface InviteOptions { ttlSeconds: number, uses: number, role: InviteRole, tags: string[] }
 export interface IssuedInvite { code: string, inviteId: string, expiresAt: number, uses: number, role: InviteRole, tags: string[] }
@@ -102,7 +103,7 @@ export class Pairing {
   }
 
   /** Pairs with the inviter named in `code`, adopts the mesh, and waits for the admit entry. */
-  async join (code: string, onAdopted: (bootstrap: string[]) => void): Promise<JoinResult> {
+  async join (code: string, onAdopted: (bootstrap: string[]) => Promise<void>): Promise<JoinResult> {
     if (this.membership.mesh() !== undefined) throw new NodeError('ALREADY_INITIALISED', `this host is already in mesh ${this.membership.mesh()!.meshId}`)
     // Expiry is left to the inviter: its clock is the one that counts, and it logs the refusal.
     const invite = decodeInvite(code)
@@ -115,7 +116,8 @@ export class Pairing {
       }
     }).finally(() => { invite.secret.fill(0) })
     await this.membership.adopt({ meshId: welcome.mesh, name: welcome.name, founder: welcome.founder, trusted: [invite.inviterPeerId] })
-    onAdopted(welcome.addrs)
+    // The inviter's own addresses from the code come first: they are what a restart redials.
+    await onAdopted([...withPeerId(invite.inviterPeerId, invite.addrs), ...welcome.addrs])
     const admitted = await this.waitForAdmission(ADMIT_WAIT_MS)
     this.log.info({ mesh: welcome.mesh, inviter: invite.inviterPeerId, admitted }, 'joined mesh')
     return { meshId: welcome.mesh, name: welcome.name, inviter: invite.inviterPeerId, admitted }

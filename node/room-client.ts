@@ -2,7 +2,9 @@
 // is given the API's URL and an agent token (`fleetmesh room token AGENT`), so the host knows who
 // is speaking; a client holding the operator token passes `agent` instead.
 import type { HistoryMode, RoomInfo, RoomMember, RoomMessageOut } from '../protocols/rooms/index.js'
+import type { AgentStatus } from './agents/index.js'
 import { ApiError, ControlClient } from './client.js'
+import { NodeError } from './errors.js'
 
 export type { RoomInfo, RoomMember, RoomMessageOut }
 
@@ -20,6 +22,24 @@ export class RoomClient {
 
   constructor (private readonly opts: RoomClientOptions) {
     this.api = new ControlClient(opts.url, opts.token)
+  }
+
+  /**
+   * The client of an agent its host supervises (node/agents): the supervisor hands it the API's
+   * URL, its name and its own token in FLEETMESH_API_URL, FLEETMESH_AGENT and FLEETMESH_AGENT_TOKEN.
+   */
+  static fromEnv (env: NodeJS.ProcessEnv = process.env): RoomClient {
+    const { FLEETMESH_API_URL: url, FLEETMESH_AGENT_TOKEN: token, FLEETMESH_AGENT: agent } = env
+    if (url === undefined || token === undefined || agent === undefined) {
+      throw new NodeError('API_BAD_REQUEST', 'FLEETMESH_API_URL, FLEETMESH_AGENT and FLEETMESH_AGENT_TOKEN are set only for an agent its host supervises')
+    }
+    return new RoomClient({ url, token, agent })
+  }
+
+  /** Tells the host's supervisor this agent is live (liveness "heartbeat"); only its own token is taken. */
+  async heartbeat (): Promise<AgentStatus> {
+    if (this.opts.agent === undefined) throw new NodeError('API_BAD_REQUEST', 'name the agent that heartbeats ("agent")')
+    return this.api.post(`/v1/agents/${encodeURIComponent(this.opts.agent)}/heartbeat`)
   }
 
   private path (id: string, rest = ''): string {

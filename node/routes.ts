@@ -11,6 +11,7 @@ import { VERSION } from './version.js'
 import type { DeployStatus } from './deploy/index.js'
 import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
 import type { Checkpoints } from './checkpoints.js'
+import { UNREACHABLE_HINT, type MeshUnreachable } from './redial.js'
 import { exportJsonl } from '../protocols/audit/index.js'
 import type { InviteRole } from '../crypto/invite.js'
 
@@ -23,13 +24,15 @@ export interface CoreRouteComponents {
   /** this host's listen addresses, with /p2p/ID */
   addresses: () => string[]
   libp2p: Pick<MeshLibp2p, 'getPeers' | 'getConnections'>
-  membership: Pick<Membership, 'mesh' | 'view' | 'isMember' | 'lastSeen' | 'grant' | 'revoke'>
+  membership: Pick<Membership, 'mesh' | 'view' | 'isMember' | 'lastSeen' | 'grant' | 'revoke' | 'revocation'>
   store: AuditStore
   pairing: Pick<Pairing, 'createInvite' | 'listInvites' | 'revokeInvite'>
   checkpoints: Pick<Checkpoints, 'write'>
   join: (code: string) => Promise<JoinResult>
   /** null where deploys are disabled */
   deployStatus: () => Promise<DeployStatus | null>
+  /** set while this host knows other members and reaches none (node/redial.ts) */
+  meshUnreachable: () => MeshUnreachable | null
 }
 
 export interface NodeStatus {
@@ -46,6 +49,10 @@ export interface NodeStatus {
   entries: number
   equivocatingFeeds: string[]
   deploy: DeployStatus | null
+  /** this host was revoked: by whom, when (ms), why; `log` when its own log holds the revoke, `notice` when a member showed it */
+  revoked: { by: string, at: number, reason: string | null, source: 'log' | 'notice' } | null
+  /** this host knows other members but is connected to none: what to do is `hint` */
+  meshUnreachable: (MeshUnreachable & { hint: string }) | null
 }
 
 export interface PeerInfo {
@@ -79,6 +86,8 @@ async function status (node: CoreRouteComponents): Promise<NodeStatus> {
   const mesh = node.membership.mesh()
   const view = node.membership.view()
   const heads = node.store.heads()
+  const revocation = node.membership.revocation()
+  const unreachable = node.meshUnreachable()
   return {
     version: VERSION,
     peerId: node.peerId,
@@ -92,7 +101,9 @@ async function status (node: CoreRouteComponents): Promise<NodeStatus> {
     feeds: heads.length,
     entries: heads.reduce((n, h) => n + h.seq + 1, 0),
     equivocatingFeeds: [...node.store.forkedFeeds().keys()],
-    deploy: await node.deployStatus()
+    deploy: await node.deployStatus(),
+    revoked: revocation === null ? null : { by: revocation.by, at: revocation.at, reason: revocation.reason ?? null, source: revocation.source },
+    meshUnreachable: unreachable === null ? null : { ...unreachable, hint: UNREACHABLE_HINT }
   }
 }
 

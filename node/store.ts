@@ -8,6 +8,8 @@ import { membershipSchemas } from '../protocols/membership/index.js'
 import { rolloutSchemas } from '../protocols/rollout/index.js'
 import { roomSchemas } from '../protocols/rooms/index.js'
 import { checkpointSchemas } from '../protocols/checkpoint/index.js'
+import { driftSchemas } from '../protocols/drift/index.js'
+import { agentSchemas } from '../protocols/agents/index.js'
 
 /** Every kind of entry this build interprets, registered once for the store to validate. */
 export function createNodeKindRegistry (): KindRegistry {
@@ -16,6 +18,8 @@ export function createNodeKindRegistry (): KindRegistry {
   kinds.registerParsers(rolloutSchemas)
   kinds.registerParsers(roomSchemas)
   kinds.registerParsers(checkpointSchemas())
+  kinds.registerParsers(driftSchemas)
+  kinds.registerParsers(agentSchemas)
   return kinds
 }
 

@@ -4,7 +4,10 @@
 import { createWriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Fleet, type FleetHost } from './harness/fleet.js'
+import { Fleet, servicePort, type FleetHost } from './harness/fleet.js'
+import { agentServing, buildAgentGeneration, generationAgent } from './harness/agents.js'
+import type { AgentStatus } from '../node/agents/index.js'
+import type { AgentBody } from '../protocols/agents/index.js'
 import { buildGeneration, ensureNix } from '../test/fixtures/nix/fixtures.js'
 import { renderRelease } from '../node/deploy/cli.js'
 import type { ReleaseBody, ReleaseStatus } from '../protocols/rollout/index.js'
@@ -41,12 +44,93 @@ async function watchRelease (host: FleetHost, id: string, until: (s: ReleaseStat
   }
 }
 
+async function agents (host: FleetHost): Promise<AgentStatus[]> {
+  return await host.json<AgentStatus[]>(['agents'])
+}
+
+/** `fleetmesh audit log` as the operator reads it: HOST's `agent` entries since `since` (epoch ms). */
+async function agentLog (host: FleetHost, since: number): Promise<{ lines: string[], bodies: AgentBody[] }> {
+  const args = ['audit', 'log', '--feed', host.peerId, '--kind', 'agent', '--since', String(since)]
+  const [text, json] = await Promise.all([host.cli(args), host.cli([...args, '--json'])])
+  return {
+    lines: text.stdout.trim().split('\n').filter(Boolean),
+    bodies: json.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { body: AgentBody }).body)
+  }
+}
+
+async function agentHeals (host: FleetHost, port: number): Promise<void> {
+  step(8, `An agent crash heals itself: the agent on ${host.name} is killed (SIGKILL) and its watchdog restarts it`)
+  const fleet = { waitFor: async (what: string, ok: () => Promise<boolean>): Promise<void> => { await waitUntil(what, ok) } }
+  await fleet.waitFor(`${host.name}'s agent to be running and live`, async () => (await agents(host))[0]?.live === true && await agentServing(port))
+  for (const line of (await host.cli(['agents'])).stdout.trim().split('\n')) say(`  $ fleetmesh agents: ${line}`)
+  const before = (await agents(host))[0]
+  const killedAt = Date.now()
+  process.kill(before.pid as number, 'SIGKILL')
+  say(`killed the agent (pid ${before.pid}) with SIGKILL`)
+  while (!await agentServing(port)) {
+    if (Date.now() - killedAt > 60_000) throw new DemoFailure('the killed agent did not answer again within 60 s')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const healedMs = Date.now() - killedAt
+  const after = (await agents(host))[0]
+  check(after.pid !== before.pid && after.state === 'running', `a new agent process (pid ${after.pid}) answered its health endpoint ${healedMs} ms after the kill`)
+  check((after.restarts.crash ?? 0) === (before.restarts.crash ?? 0) + 1, 'the watchdog restarted it once, for the crash')
+  let log = await agentLog(host, killedAt)
+  await waitUntil('the exit and restart entries', async () => {
+    log = await agentLog(host, killedAt)
+    return log.bodies.some((b) => b.event === 'exit' && b.signal === 'SIGKILL' && b.pid === before.pid) &&
+      log.bodies.some((b) => b.event === 'restart' && b.reason === 'crash' && b.pid === after.pid)
+  })
+  for (const line of log.lines) say(`  $ fleetmesh audit log --kind agent: ${line}`)
+  check(true, `${host.name}'s signed feed records the exit (SIGKILL) and the restart (crash)`)
+}
+
+async function agentCrashLoopRollsBack (fleet: Fleet, canary: FleetHost, port: number, plan: string[], v4: string, v3version: string): Promise<void> {
+  step(9, `Release v4 changes only the agent, and its agent crash-loops: the canary ${canary.name} fails v4 by itself, rolls back, and the release halts fleet-wide`)
+  say(`v4 ${v4} (its service is fine; its agent exits at start)`)
+  // charlie is the canary; the canary soaks 30 s before the next wave may start, time enough
+  // for a crash loop to show
+  const waves = ['--tag', 'web', '--waves', `host:${canary.peerId},50%,100%`, '--gate', 'healthy=100%,soak=30s', ...plan.slice(plan.indexOf('--wait-offline'))]
+  const since = Date.now()
+  const r4 = await fleet.founder.json<ReleaseBody>(['release', 'publish', ...waves, '--path', v4])
+  await watchRelease(fleet.founder, r4.id, (s) => s.state === 'halted')
+  const r4log = (await fleet.founder.cli(['audit', 'log', '--json', '--since', String(since)])).stdout.trim().split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { kind: string, feed: string, body: { release?: string, reason?: string } })
+    .filter((e) => e.body.release === r4.id)
+  const failed = r4log.find((e) => e.kind === 'apply-failed')
+  say(`  apply failed on ${canary.name}: ${failed?.body.reason ?? '(none)'}`)
+  check(failed?.feed === canary.peerId && /agent assistant crash-looped/.test(failed.body.reason ?? ''), `${canary.name}'s apply-failed names the agent that crash-looped`)
+  check(r4log.some((e) => e.kind === 'rollback' && e.feed === canary.peerId), `${canary.name} rolled itself back (a signed rollback entry)`)
+  const applied = new Set(r4log.filter((e) => e.kind === 'apply-start').map((e) => e.feed))
+  check(applied.size === 1 && applied.has(canary.peerId), 'only the canary ever applied v4: the later waves never did')
+  const log = await agentLog(canary, since)
+  for (const line of log.lines.filter((l) => /"event":"(escalate|crash-loop)"/.test(l))) say(`  $ fleetmesh audit log --kind agent: ${line}`)
+  check(log.bodies.some((b) => b.event === 'escalate' && b.release === r4.id), `${canary.name}'s watchdog escalated the crash loop to the release (a signed agent entry)`)
+  await waitUntil('every host to see the release halted', async () => (await Promise.all(fleet.hosts.map(async (h) => (await h.json<ReleaseStatus>(['release', 'status', r4.id])).state))).every((s) => s === 'halted'))
+  check(true, `all ${fleet.hosts.length} hosts see release ${r4.id.slice(0, 12)} halted`)
+  for (const h of fleet.hosts) check(await h.activeVersion() === v3version, `${h.name} is on v3`)
+  await waitUntil(`${canary.name}'s agent to serve again on v3`, async () => (await agents(canary))[0]?.live === true && await agentServing(port))
+  for (const line of (await canary.cli(['agents'])).stdout.trim().split('\n')) say(`  $ fleetmesh agents: ${line}`)
+  check(true, `${canary.name}'s agent is back up on v3`)
+}
+
+async function waitUntil (what: string, ok: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (!await ok()) {
+    if (Date.now() > until) throw new DemoFailure(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
 async function main (): Promise<void> {
   const outDir = join(process.cwd(), 'out', 'demo')
   await mkdir(outDir, { recursive: true })
   step(0, 'Real Nix: building three fake system generations (a good one, one whose service crashes, a fixed one)')
   await ensureNix()
   const stamp = String(Date.now())
+  // v4 (for step 9) builds alongside; its line is printed when it is used
+  const v4build = buildAgentGeneration(`demo-v4-${stamp}`, 'good', 'crash')
+  v4build.catch(() => {})
   const [v1, v2bad, v3] = await Promise.all([
     buildGeneration(`demo-v1-${stamp}`, 'good'),
     buildGeneration(`demo-v2-${stamp}`, 'crash'),
@@ -54,11 +138,15 @@ async function main (): Promise<void> {
   ])
   say(`v1 ${v1}\n${clock()}  v2 ${v2bad} (its service crashes on start)\n${clock()}  v3 ${v3}`)
 
+  // charlie supervises an agent, "assistant": a small HTTP server, the generation's own bin/agent
+  // when it carries one. Restarts back off 250 ms, doubling; more than 4 within a minute is a crash loop.
+  const agentPort = await servicePort()
+  const restart = { backoffInitialMs: 250, backoffMaxMs: 4000, maxRestarts: 4, windowMs: 60_000 }
   const fleet = await Fleet.create({
     hosts: [
       { name: 'alpha', role: 'admin', tags: ['web'] },
       { name: 'bravo', role: 'admin', tags: ['web'] },
-      { name: 'charlie', tags: ['web'] },
+      { name: 'charlie', tags: ['web'], agents: (h) => [generationAgent('assistant', h.profile, agentPort, restart)] },
       { name: 'delta', tags: ['web'] },
       { name: 'echo', tags: ['web'] }
     ],
@@ -123,7 +211,10 @@ async function main (): Promise<void> {
     const echoLog = (await echo.cli(['audit', 'log', '--json', '--feed', echo.peerId])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string, body: { release?: string } })
     check(!echoLog.some((e) => e.body.release === r2.id), 'echo never applied v2')
 
-    step(8, 'The audit trail: every host re-verifies the whole signed hash chain; an export verifies on its own')
+    await agentHeals(fleet.host('charlie'), agentPort)
+    await agentCrashLoopRollsBack(fleet, fleet.host('charlie'), agentPort, plan, await v4build, `demo-v3-${stamp}`)
+
+    step(10, 'The audit trail: every host re-verifies the whole signed hash chain; an export verifies on its own')
     for (const h of fleet.hosts) {
       const v = await h.json<{ ok: boolean, entries: number, feeds: number }>(['audit', 'verify'])
       check(v.ok, `${h.name}: ${v.entries} entries in ${v.feeds} feeds verify`)

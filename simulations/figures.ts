@@ -69,6 +69,15 @@ export const FIGURES: Figure[] = [
     targets: [{ key: 'latency_p50_ms', op: '<=', value: 20 }]
   },
   {
+    kind: 'bench',
+    name: 'watchdog',
+    args: [],
+    quick: ['--quick'],
+    fields: ['crash_to_serving_ms_p50', 'hang_to_serving_ms_p50', 'leak_to_serving_ms_p50', 'runs'],
+    // hang: liveness timeout 1000 ms + 1 s; leak: RSS checked every 200 ms + 1 s (simulations/bench/watchdog.ts)
+    targets: [{ key: 'crash_to_serving_ms_p50', op: '<=', value: 1000 }, { key: 'hang_to_serving_ms_p50', op: '<=', value: 2000 }, { key: 'leak_to_serving_ms_p50', op: '<=', value: 1200 }]
+  },
+  {
     kind: 'sim',
     name: 'rollout',
     args: ['--hosts', '50'],

@@ -4,10 +4,21 @@
 // it runs in this process: the daemon is then the process a supervisor started and signals.
 // It may be launched by an older system Node, so below 22 it re-execs onto the pinned node@24.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+/** Whether this process is in its terminal's foreground group (/proc/self/stat: pgrp, then tpgid). */
+function inForeground () {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return Number(f[2]) > 0 && f[2] === f[5]
+  } catch {
+    return false
+  }
+}
 
 const cli = new URL('../../dist/node/cli.js', import.meta.url)
 if (!existsSync(cli)) {
@@ -34,6 +45,8 @@ if (Number(process.versions.node.split('.')[0]) >= 22) {
     process.exit(1)
   }
   const child = spawn(nodeBin, [...(daemon ? DAEMON_FLAGS : []), fileURLToPath(cli), ...process.argv.slice(2)], { stdio: 'inherit' })
-  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig))
+  // A terminal's Ctrl-C goes to its whole foreground process group, the child included:
+  // forwarding it too would stop the daemon twice. Signals sent to this pid alone are forwarded.
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { if (!(sig === 'SIGINT' && inForeground())) child.kill(sig) })
   child.on('exit', (code, signal) => process.exit(code ?? (signal != null ? 1 : 0)))
 }

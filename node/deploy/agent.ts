@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import { newApplyId, type ApplyOutcome, type Generation } from '../../nixos/index.js'
 import type { AuditStore, StoredEntry } from '../../protocols/audit/index.js'
-import { applyEntry, decide, effectiveRelease, emptyState, flagged, planOf, isRolloutKind, releaseStatus, soakWatchOf, type Decision, type SoakWatch, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../../protocols/rollout/index.js'
+import { applyEntry, decide, effectiveRelease, emptyState, flagged, planOf, foldsIntoRollout, releaseStatus, soakWatchOf, type Decision, type SoakWatch, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../../protocols/rollout/index.js'
 import { CatchUpGate, type CatchUp, type Peers } from './catch-up.js'
 import type { Executor, Intent, Unreported } from './executor.js'
 import { RolloutMembership, type MembershipSource } from './membership.js'
@@ -15,6 +15,7 @@ import { controlRelease, publishRelease, rollbackRelease, type PublishParams, ty
 import { OwnAttempts, reportOutcome } from './report.js'
 import { SoakWatcher } from './soak.js'
 import { LocalTimers } from './timers.js'
+import { sleepUnlessAborted } from '../sleep.js'
 
 export type { CatchUp, Peers } from './catch-up.js'
 export type { PublishParams } from './releases.js'
@@ -111,7 +112,9 @@ export class DeployAgent {
   /** tries to run before anything new is decided, oldest first */
   private readonly pending: Pending[] = []
   /** soaks that failed: rolled back by the next evaluation, which owns the executor */
-  private readonly soakFailures: Array<{ watch: SoakWatch, reason: string }> = []
+  private readonly soakFailures: Array<{ watch: SoakWatch, reason: string, done?: (rolledBack: boolean) => void }> = []
+  /** this host's newest apply-ok written by this process (monotonic ms): a crash-looping agent may fail it (node/agents) */
+  private recentOk: { watch: SoakWatch, at: number } | undefined
   /** nothing is decided before start() has folded the whole log and settled the journal */
   private started = false
   private stopped = false
@@ -174,12 +177,12 @@ export class DeployAgent {
 
   private fold (s: StoredEntry): void {
     this.own.note(s.entry)
-    if (isRolloutKind(s.entry.kind)) applyEntry(this.state, s.entry)
+    if (foldsIntoRollout(s.entry.kind)) applyEntry(this.state, s.entry)
   }
 
   private readonly onEntry = (s: StoredEntry): void => {
     this.fold(s)
-    if (isRolloutKind(s.entry.kind)) this.schedule()
+    if (foldsIntoRollout(s.entry.kind)) this.schedule()
   }
 
   private readonly onCaughtUp = (): void => { this.schedule() }
@@ -244,13 +247,18 @@ export class DeployAgent {
 
   private async evaluate (): Promise<void> {
     const failure = this.soakFailures.shift()
-    if (failure !== undefined) { await this.rollbackSoak(failure.watch, failure.reason); this.again = true; return }
+    if (failure !== undefined) {
+      this.again = true
+      const rolledBack = await this.rollbackSoak(failure.watch, failure.reason).catch((err: Error) => { failure.done?.(false); throw err })
+      failure.done?.(rolledBack)
+      return
+    }
     const next = this.pending.shift()
     if (next !== undefined) { await this.tryAgain(next); this.again = true; return }
     if (!this.view.adopted() || !this.gate.ready()) return
     let d = this.decide()
     for (let i = 0; d.action === 'attest' && i < MAX_ATTESTS; i++) {
-      this.log.info({ release: d.release, kind: d.kind, why: d.body.why, hosts: d.body.hosts.length }, 'deploy: attesting a local timeout')
+      this.log.info({ release: d.release, kind: d.kind, ...attestFields(d) }, d.kind === 'release-seen' ? 'deploy: recording when this host first held the release' : 'deploy: attesting a local timeout')
       await this.append(d.kind, d.body)
       d = this.decide()
     }
@@ -292,11 +300,7 @@ export class DeployAgent {
 
   private async sleep (ms: number): Promise<boolean> {
     if (this.stopped) return false
-    return await new Promise<boolean>((resolve) => {
-      const done = (): void => { clearTimeout(timer); resolve(false) }
-      const timer = setTimeout(() => { this.stopping.signal.removeEventListener('abort', done); resolve(true) }, ms)
-      this.stopping.signal.addEventListener('abort', done, { once: true })
-    })
+    return await sleepUnlessAborted(ms, this.stopping.signal)
   }
 
   /** Runs one try and settles its outcome: written, or another try queued. */
@@ -312,7 +316,10 @@ export class DeployAgent {
     }
     this.metrics?.applied(outcome.status, (Date.now() - started) / 1000)
     this.intent = null
-    if (!intent.revert && outcome.status === 'ok') this.soak.started(intent.applyId)
+    if (!intent.revert && outcome.status === 'ok') {
+      this.soak.started(intent.applyId)
+      this.recentOk = { watch: { release: intent.release, path: intent.path, attempt: intent.applyId, soakMs: 0 }, at: performance.now() }
+    }
     if (!this.stopped) await this.settle({ intent, outcome }, tryNo)
     await noteCurrent(this.metrics, this.executor)
   }
@@ -324,14 +331,47 @@ export class DeployAgent {
   }
 
   /** A failed gate soak fails the apply: the executor goes back to the generation it recorded before it. */
-  private async rollbackSoak (w: SoakWatch, reason: string): Promise<void> {
-    if (this.own.has('apply-failed', w.attempt)) return
+  private async rollbackSoak (w: SoakWatch, reason: string): Promise<boolean> {
+    if (this.own.has('apply-failed', w.attempt)) return false
     const intent: Intent = { applyId: w.attempt, release: w.release, path: w.path, revert: false }
     this.intent = intent
     const outcome = await this.executor.rollbackSoak(intent, reason)
     this.intent = null
     await this.settle({ intent, outcome }, this.retry.tries)
     await noteCurrent(this.metrics, this.executor)
+    return outcome.status === 'rolled-back'
+  }
+
+  /**
+   * An agent's escalation (node/agents): the apply-ok this process wrote last, if it came within
+   * `withinMs` on this host's monotonic clock and nothing has failed that attempt since.
+   */
+  recentApply (withinMs: number): { release: string, attempt: string } | undefined {
+    const r = this.recentOk
+    if (r === undefined || performance.now() - r.at > withinMs || this.own.has('apply-failed', r.watch.attempt) || this.own.has('rollback', r.watch.attempt)) return undefined
+    return { release: r.watch.release, attempt: r.watch.attempt }
+  }
+
+  /**
+   * Fails that apply as a failed soak does: its generation is rolled back and apply-failed with
+   * `reason` is written, so it counts against the release's failure budget. True once rolled back.
+   */
+  async failApply (attempt: string, reason: string): Promise<boolean> {
+    const r = this.recentOk
+    if (r?.watch.attempt !== attempt || this.stopped) return false
+    this.log.warn({ release: r.watch.release, attempt, reason }, 'deploy: an agent crash-loops after this apply: rolling back')
+    return await new Promise<boolean>((resolve) => {
+      this.soakFailures.push({ watch: r.watch, reason, done: resolve })
+      this.schedule()
+    })
+  }
+
+  /**
+   * Whether an evaluation runs now: an apply or its outcome may be between the profile and the
+   * log, so what the host runs and what its log says may differ for a moment (node/drift/).
+   */
+  busy (): boolean {
+    return this.running !== undefined
   }
 
   async status (): Promise<DeployStatus> {
@@ -363,11 +403,19 @@ export class DeployAgent {
     return flagged(this.state, this.view)
   }
 
-  private desk (): ReleaseDesk {
+  /** What the release and hold commands (releases.ts) read and sign into this host's feed. */
+  desk (): ReleaseDesk {
     return { self: this.self, state: this.state, view: this.view, append: async (kind, body) => { await this.append(kind, body) }, log: this.log }
   }
 
   async publish (p: PublishParams): Promise<ReleaseBody> { return await publishRelease(this.desk(), p) }
   async rollbackRelease (id: string): Promise<ReleaseBody> { return await rollbackRelease(this.desk(), id) }
   async control (release: string, action: 'pause' | 'resume' | 'abort'): Promise<void> { await controlRelease(this.desk(), release, action) }
+}
+
+/** What an attest's log line says of its body (overdue hosts, lifted pins, the freshness verdict). */
+function attestFields (d: Decision & { action: 'attest' }): Record<string, unknown> {
+  if (d.kind === 'overdue') return { why: d.body.why, hosts: d.body.hosts.length }
+  if (d.kind === 'unpin') return { lifts: d.body.lifts }
+  return { stale: d.body.stale }
 }

@@ -1,25 +1,30 @@
 // CLI commands of deploys: releases (publish, status, list, pause/resume/abort), generations,
 // local apply and rollback. Every command talks to the running daemon.
-import { Command, CommanderError } from 'commander'
+import type { Command } from 'commander'
+import { realpath } from 'node:fs/promises'
 import type { ControlClient } from '../client.js'
 import type { PublishParams } from './agent.js'
+import type { MemberRow } from '../routes.js'
+import { NodeError } from '../errors.js'
 import { watchExitCode, type ReleaseBody, type ReleaseStatus, type Flag, type Wave } from '../../protocols/rollout/index.js'
+import { STORE_PATH_RE } from '../../crypto/ids.js'
+import { collect, parseCount, parseDuration, parsePercentOrCount, usage } from '../cli-parse.js'
+import { PEERS_SOURCE } from './sources.js'
+import { defaultGate, safetyFlags, withWaveGates, type SafetyFlags } from './cli-publish.js'
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 
-function usage (message: string): never {
-  throw new CommanderError(2, 'fleetmesh.usage', message)
+/** Nix store URL schemes a substituter can have (`nix help-stores`). */
+const STORE_SCHEMES = ['http:', 'https:', 'file:', 's3:', 'gs:', 'ssh:', 'ssh-ng:', 'daemon:', 'local:', 'unix:']
+
+function parseSource (text: string): string {
+  if (text === PEERS_SOURCE || (URL.canParse(text) && STORE_SCHEMES.includes(new URL(text).protocol))) return text
+  usage(`--source: "${text}" is neither a substituter URL (https://cache.example.org, s3://bucket, ssh://host, file:///path) nor "${PEERS_SOURCE}"`)
 }
 
-function collect (value: string, previous: string[] = []): string[] {
-  return [...previous, value]
-}
-
-/** 90s, 30m, 2h, 1d, 500ms, or plain milliseconds. */
-export function parseMs (text: string, what: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim())
-  if (m === null) usage(`${what}: "${text}" is not a duration (e.g. 30s, 5m, 1h)`)
-  return Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[(m[2] ?? 'ms') as 'ms']
+function parseStorePath (flag: string, text: string): string {
+  if (!STORE_PATH_RE.test(text)) usage(`${flag}: "${text}" is not a Nix store path; write /nix/store/HASH-NAME (what "nix build --print-out-paths" prints)`)
+  return text
 }
 
 /** `--gate healthy=100%,soak=30s` */
@@ -28,10 +33,10 @@ export function parseGate (text: string): Wave['gate'] {
   for (const part of text.split(',')) {
     const [k, v] = part.split('=')
     if (k === 'healthy' && v !== undefined && /^\d+%?$/.test(v)) gate.healthy = Number(v.replace('%', ''))
-    else if (k === 'soak' && v !== undefined) gate.soakMs = parseMs(v, '--gate soak')
-    else usage(`--gate: cannot read "${part}" (expected healthy=N%,soak=DURATION)`)
+    else if (k === 'soak' && v !== undefined) gate.soakMs = parseDuration('--gate soak', v)
+    else usage(`--gate: cannot read "${part}"; write healthy=N%,soak=DURATION (e.g. healthy=90%,soak=5m)`)
   }
-  if (gate.healthy > 100) usage('--gate healthy: at most 100%')
+  if (gate.healthy > 100) usage(`--gate: healthy=${gate.healthy}% is more than 100%`)
   return gate
 }
 
@@ -39,11 +44,10 @@ export function parseGate (text: string): Wave['gate'] {
 export function parseWaves (text: string, gate: Wave['gate'], waitOfflineMs?: number): Wave[] {
   return text.split(',').map((w) => {
     const base = { gate, ...(waitOfflineMs !== undefined ? { waitOfflineMs } : {}) }
-    if (/^\d+%$/.test(w)) return { ...base, percent: Number(w.slice(0, -1)) }
-    if (/^\d+$/.test(w)) return { ...base, count: Number(w) }
-    if (w.startsWith('tag:')) return { ...base, tag: w.slice(4) }
-    if (w.startsWith('host:')) return { ...base, hosts: w.slice(5).split('+') }
-    usage(`--waves: cannot read "${w}" (expected N, N%, tag:T or host:ID+ID)`)
+    if (/^\d+%?$/.test(w)) return { ...base, ...parsePercentOrCount('--waves', w) }
+    if (/^tag:./.test(w)) return { ...base, tag: w.slice(4) }
+    if (/^host:[^+]+(\+[^+]+)*$/.test(w)) return { ...base, hosts: w.slice(5).split('+') }
+    usage(`--waves: cannot read "${w}"; write a comma-separated list of N (hosts), N% (of the fleet, cumulative), tag:T or host:ID+ID (e.g. 1,25%,100%)`)
   })
 }
 
@@ -52,14 +56,14 @@ export function parseTargets (o: { target?: string[], tag?: string, host?: strin
   const targets: ReleaseBody['targets'] = []
   for (const t of o.target ?? []) {
     const m = /^(tag|host):([^=]+)=(\/nix\/store\/\S+)$/.exec(t)
-    if (m === null) usage(`--target: cannot read "${t}" (expected tag:T=/nix/store/… or host:ID=/nix/store/…)`)
-    targets.push({ [m[1]]: m[2], path: m[3], sources })
+    if (m === null) usage(`--target: cannot read "${t}"; write tag:T=/nix/store/… or host:ID=/nix/store/…`)
+    targets.push({ [m[1]]: m[2], path: parseStorePath('--target', m[3]), sources })
   }
   if (o.path !== undefined) {
     if (o.tag !== undefined && o.host !== undefined) usage('--tag and --host together: publish one target per selector with --target')
-    targets.push({ ...(o.tag !== undefined ? { tag: o.tag } : {}), ...(o.host !== undefined ? { host: o.host } : {}), path: o.path, sources })
-  }
-  if (targets.length === 0) usage('name what to deploy: --path /nix/store/… (with --tag T or --host ID), or --target')
+    targets.push({ ...(o.tag !== undefined ? { tag: o.tag } : {}), ...(o.host !== undefined ? { host: o.host } : {}), path: parseStorePath('--path', o.path), sources })
+  } else if (o.tag !== undefined || o.host !== undefined) usage(`--${o.tag !== undefined ? 'tag' : 'host'} needs --path: the generation those hosts get`)
+  if (targets.length === 0) usage('name what to deploy: --path /nix/store/… (with --tag T or --host ID), or --target tag:T=/nix/store/… (repeatable)')
   return targets
 }
 
@@ -77,7 +81,24 @@ export function renderRelease (s: ReleaseStatus): string[] {
     lines.push(`  wave ${w.index} ${bar(w.healthy, w.failed, w.hosts)} ${w.healthy}/${w.hosts} healthy  ${w.applying} applying  ${w.pending} pending  ${w.failed} failed  ${w.offline} offline  gate ${w.gateMet ? 'met' : `needs ${w.need}`}${w.waits !== undefined && !w.gateMet ? `  (${w.waits})` : ''}`)
   }
   if (s.unassigned.length > 0) lines.push(`  not in any wave: ${s.unassigned.join(', ')}`)
+  if (s.pinnedHosts.length > 0) lines.push(`  pinned (skipped, neither pending nor failed): ${s.pinnedHosts.join(', ')}`)
+  if (s.quarantinedPaths.length > 0) lines.push(`  quarantined (refused by every host until cleared): ${s.quarantinedPaths.join(', ')}`)
+  if (s.budget !== undefined) lines.push(`  in flight ${s.budget.inFlight} of at most ${s.budget.max} at once (--max-in-flight)`)
+  if (s.staleHosts.length > 0) lines.push(`  stale (learned of it after its freshness window and refused it, neither pending nor failed): ${s.staleHosts.join(', ')}`)
   return lines
+}
+
+/** A release that would reach no host, or that no host could fetch, is refused before it is signed. */
+async function refuseUnreachable (params: PublishParams, c: ControlClient): Promise<void> {
+  const [{ unavailablePaths, unmatchedSelectors }, { whyUnavailable }] = await Promise.all([import('./publish-check.js'), import('./sources.js')])
+  const problems = unmatchedSelectors(params, await c.get<MemberRow[]>('/v1/members'))
+  try {
+    problems.push(...await unavailablePaths(params, whyUnavailable))
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'NIX_MISSING') throw err
+    process.stderr.write('fleetmesh: warning: Nix is not installed here, so whether the path can be fetched was not checked\n')
+  }
+  if (problems.length > 0) throw new NodeError('REFUSED', `not published: ${problems.join('; ')} (--force publishes anyway)`)
 }
 
 export function registerDeployCommands (program: Command, client: () => Promise<ControlClient>): void {
@@ -91,25 +112,46 @@ export function registerDeployCommands (program: Command, client: () => Promise<
     .option('--target <sel=path>', 'tag:T=/nix/store/… or host:ID=/nix/store/… (repeatable)', collect)
     .option('--source <url>', 'substituter URL, or "peers" (repeatable; default peers)', collect)
     .option('--waves <list>', 'wave selectors: N hosts, N% cumulative, tag:T, host:ID+ID', '1,100%')
-    .option('--gate <gate>', 'gate of every wave: healthy=N%,soak=DURATION', 'healthy=100%,soak=0s')
+    .option('--gate <gate>', 'gate of every wave: healthy=N%,soak=DURATION (default healthy=100%,soak=0s); N:healthy=…,soak=… for wave N only, numbered as release status shows them (repeatable)', collect)
     .option('--max-failures <n>', 'hosts that may fail before the release halts', '0')
     .option('--wait-offline <duration>', 'after this long, hosts that said nothing leave a wave\'s gate')
     .option('--apply-deadline <duration>', 'a host whose apply has no outcome this long after it started counts as failed (default 30m)')
     .option('--auto-revert', 'hosts that applied a halted release revert by themselves')
+    .option('--quarantine-after <n>', 'a path that fails after activation on this many hosts is refused fleet-wide until cleared (default 1)')
+    .option('--fresh-for <duration>', 'a host that first learns of the release later than this after it was signed refuses it (at least 10m; e.g. 7d)')
+    .option('--after <release|tag:T|N:tag:T>', 'wait until release RELEASE is complete; tag:T: in every wave (N:tag:T: in wave N) hosts without tag T wait until every T host of this release is healthy (repeatable)', collect)
+    .option('--max-in-flight <N|P%>', 'at most N hosts (or P% of its hosts) of this release applying or soaking at once')
+    .option('--force', 'publish even when a tag or host matches no member, or no source has the path')
     .option('--json', 'machine-readable output')
-    .action(async (o: { path?: string, tag?: string, host?: string, target?: string[], source?: string[], waves: string, gate: string, maxFailures: string, waitOffline?: string, applyDeadline?: string, autoRevert?: boolean, json?: boolean }) => {
-      const sources = o.source ?? ['peers']
-      const gate = parseGate(o.gate)
+    .addHelpText('after', `
+Before signing it checks that every tag and host names a member and that the path is in this
+host's store (what "peers" serve) or listed by a --source (nix path-info --store URL); it refuses
+with the reasons otherwise (exit 5), and --force publishes anyway.
+
+Examples:
+  fleetmesh release publish --tag web --path /nix/store/…-nixos-system --waves 1,25%,100% \\
+      --gate healthy=100%,soak=30s --max-failures 1
+  fleetmesh release publish --target tag:web=/nix/store/…-web --target tag:db=/nix/store/…-db \\
+      --source https://cache.example.org --source peers`)
+    .action(async (o: { path?: string, tag?: string, host?: string, target?: string[], source?: string[], waves: string, gate?: string[], quarantineAfter?: string, maxFailures: string, waitOffline?: string, applyDeadline?: string, autoRevert?: boolean, force?: boolean, json?: boolean } & SafetyFlags) => {
+      const sources = (o.source ?? [PEERS_SOURCE]).map(parseSource)
+      const gate = parseGate(defaultGate(o.gate))
+      const { waves, ...safety } = safetyFlags(withWaveGates(parseWaves(o.waves, gate, o.waitOffline !== undefined ? parseDuration('--wait-offline', o.waitOffline) : undefined), o.gate, parseGate), o)
+      const maxFailures = parseCount('--max-failures', o.maxFailures, 0)
+      const applyDeadlineMs = o.applyDeadline !== undefined ? parseDuration('--apply-deadline', o.applyDeadline) : undefined
+      if (applyDeadlineMs === 0) usage('--apply-deadline: must be longer than 0 (e.g. 30m)')
       const params: PublishParams = {
         targets: parseTargets(o, sources),
-        waves: parseWaves(o.waves, gate, o.waitOffline !== undefined ? parseMs(o.waitOffline, '--wait-offline') : undefined),
-        maxFailures: Number(o.maxFailures),
+        waves,
+        maxFailures,
         autoRevert: o.autoRevert === true,
-        ...(o.applyDeadline !== undefined ? { applyDeadlineMs: parseMs(o.applyDeadline, '--apply-deadline') } : {})
+        ...(applyDeadlineMs !== undefined ? { applyDeadlineMs } : {}),
+        ...(o.quarantineAfter !== undefined ? { quarantineAfter: parseCount('--quarantine-after', o.quarantineAfter, 1) } : {}),
+        ...safety
       }
-      if (!Number.isSafeInteger(params.maxFailures) || params.maxFailures < 0) usage('--max-failures must be a non-negative integer')
-      if (params.applyDeadlineMs === 0) usage('--apply-deadline must be longer than 0')
-      const body = await (await client()).post<ReleaseBody>('/v1/releases', params)
+      const c = await client()
+      if (o.force !== true) await refuseUnreachable(params, c)
+      const body = await c.post<ReleaseBody>('/v1/releases', params)
       if (o.json === true) return out(JSON.stringify(body))
       out(`published release ${body.id} #${body.number}: ${body.targets.length} target(s), ${body.waves.length} wave(s)`)
     })
@@ -117,7 +159,7 @@ export function registerDeployCommands (program: Command, client: () => Promise<
   release.command('status')
     .description('per wave: pending, applying, healthy, failed, offline; why a wave waits')
     .argument('[id]', 'release id (default: the newest)')
-    .option('--watch', 'refresh until the release ends; exit 0 only when done (6 halted, 7 aborted, 8 superseded)')
+    .option('--watch', 'refresh until the release ends; exit 0 only when done (6 halted, 7 aborted or refused, 8 superseded)')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nWith --watch the command keeps waiting while the release rolls, is paused or soaks, and\nexits 0 only on DONE: 6 HALTED, 7 ABORTED, 8 SUPERSEDED (every host of it taken over by newer\nreleases), so a CI job can gate on it.')
     .action(async (id: string | undefined, o: { watch?: boolean, json?: boolean }) => {
@@ -177,6 +219,7 @@ export function registerDeployCommands (program: Command, client: () => Promise<
     .argument('<a>', 'generation number')
     .argument('<b>', 'generation number')
     .action(async (a: string, b: string) => {
+      for (const n of [a, b]) if (!/^\d+$/.test(n)) usage(`generations diff: generation "${n}" is not a whole number; write the numbers "fleetmesh generations" lists`)
       const r = await (await client()).get<{ diff: string }>(`/v1/generations/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`)
       out(r.diff.trimEnd() || '(no differences)')
     })
@@ -188,7 +231,10 @@ export function registerDeployCommands (program: Command, client: () => Promise<
     .option('--dry-run', 'only show what would change')
     .option('--json', 'machine-readable output')
     .action(async (path: string, o: { source?: string[], dryRun?: boolean, json?: boolean }) => {
-      const r = await (await client()).post<{ preview: string, outcome: { status: string, reason?: string, generation?: { number: number } } | null }>('/v1/apply', { path, sources: o.source ?? [], dryRun: o.dryRun === true })
+      // `./result` of nix build is a link to the store path: take what it points at.
+      const real = await realpath(path).catch(() => path)
+      const body = { path: parseStorePath('apply', STORE_PATH_RE.test(real) ? real : path), sources: (o.source ?? []).map(parseSource), dryRun: o.dryRun === true }
+      const r = await (await client()).post<{ preview: string, outcome: { status: string, reason?: string, generation?: { number: number } } | null }>('/v1/apply', body)
       if (o.json === true) return out(JSON.stringify(r))
       out(r.preview.trimEnd() || '(no closure differences)')
       if (r.outcome === null) return
@@ -202,13 +248,15 @@ export function registerDeployCommands (program: Command, client: () => Promise<
     .option('--release <id>', 'publish a new release that returns this release\'s targets to the paths of the last release the fleet ran healthy')
     .option('--json', 'machine-readable output')
     .action(async (o: { to?: string, release?: string, json?: boolean }) => {
+      const to = o.to !== undefined ? parseCount('--to', o.to, 1) : undefined
+      if (to !== undefined && o.release !== undefined) usage('--to and --release do not go together: --to rolls this host back, --release the fleet')
       const c = await client()
       if (o.release !== undefined) {
         const body = await c.post<ReleaseBody>(`/v1/releases/${encodeURIComponent(o.release)}/rollback`)
         if (o.json === true) return out(JSON.stringify(body))
         return out(`published rollback release ${body.id} #${body.number}: ${body.targets.map((t) => t.path).join(', ')}`)
       }
-      const r = await c.post<{ generation: { number: number, path: string }, healthy: boolean, failure?: string }>('/v1/rollback', o.to !== undefined ? { to: Number(o.to) } : {})
+      const r = await c.post<{ generation: { number: number, path: string }, healthy: boolean, failure?: string }>('/v1/rollback', to !== undefined ? { to } : {})
       if (o.json === true) return out(JSON.stringify(r))
       out(`rolled back to generation ${r.generation.number} (${r.generation.path}): ${r.healthy ? 'healthy' : `UNHEALTHY: ${r.failure ?? ''}`}`)
       if (!r.healthy) process.exitCode = 5

@@ -9,7 +9,7 @@ import type { NodeMetrics } from '../metrics.js'
 import { DeployAgent, type DeployAgentComponents } from './agent.js'
 import { LocalDeploy } from './local.js'
 import { deployMetrics } from './metrics.js'
-import { NixExecutor } from './nix.js'
+import { NixExecutor, type NixExecutorComponents } from './nix.js'
 
 export { DeployAgent, type CatchUp, type DeployAgentComponents, type DeployAgentOptions, type DeployStatus, type Peers, type PublishParams, type RetryPolicy } from './agent.js'
 export type { Executor, Intent, Unreported } from './executor.js'
@@ -26,6 +26,9 @@ export interface NixDeployComponents extends Omit<DeployAgentComponents, 'execut
   db: AbstractLevel<any, any, any>
   metrics: NodeMetrics
   log: Logger
+  /** health checks of kind "agent" ask the agent supervisor (node/agents) */
+  agents?: NixExecutorComponents['agents']
+  activated?: NixExecutorComponents['activated']
 }
 
 /** Deploys on a host with Nix: the agent over the Nix executor, and the operator's local commands. */
@@ -37,7 +40,7 @@ export interface NixDeploy {
 
 export async function startNixDeploy (c: NixDeployComponents): Promise<NixDeploy> {
   const metrics = deployMetrics(c.metrics)
-  const nix = new NixExecutor({ config: c.config, db: c.db, libp2p: c.libp2p, membership: c.membership, store: c.store, metrics, log: c.log })
+  const nix = new NixExecutor({ config: c.config, db: c.db, libp2p: c.libp2p, membership: c.membership, store: c.store, metrics, log: c.log, agents: c.agents, activated: c.activated })
   const peers = { connected: () => c.libp2p.getPeers().map(String) }
   const agent = new DeployAgent({ self: c.self, store: c.store, catchUp: c.catchUp, peers, membership: c.membership, executor: nix, metrics, log: c.log })
   await nix.start()

@@ -14,7 +14,37 @@ export interface LocalDeployComponents {
 }
 
 export class LocalDeploy {
+  /** local applies, rollbacks and re-activations running now */
+  private inFlight = 0
+
   constructor (private readonly c: LocalDeployComponents) {}
+
+  /** Whether one of this host's own commands is moving it between generations now (node/drift/). */
+  busy (): boolean {
+    return this.inFlight > 0
+  }
+
+  private async moving<T> (fn: () => Promise<T>): Promise<T> {
+    this.inFlight++
+    try {
+      return await fn()
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  /**
+   * Brings back the generation at `path` through the same engine as any apply (switched,
+   * activated, health-checked, rolled back on failure): the repair of drift (node/drift/), which
+   * writes its own entry.
+   */
+  async reactivate (path: string): Promise<ApplyOutcome> {
+    return await this.moving(async () => {
+      const outcome = await this.c.nix.engine.apply({ path, sources: [] })
+      await noteCurrent(this.c.metrics, this.c.nix.profile)
+      return outcome
+    })
+  }
 
   /** This host's generations, oldest first, the current one marked. */
   async generations (): Promise<Array<Generation & { current: boolean }>> {
@@ -39,14 +69,19 @@ export class LocalDeploy {
 
   /** `fleetmesh apply PATH`: one host, through the same engine, outside any release. */
   async applyLocal (path: string, sources: string[], dryRun: boolean): Promise<{ preview: string, outcome: ApplyOutcome | null }> {
-    const { profile, engine } = this.c.nix
+    const { profile } = this.c.nix
     const preview = await profile.preview(path).catch((err: Error) => `(no preview: ${err.message})`)
     if (dryRun) return { preview, outcome: null }
+    return { preview, outcome: await this.moving(async () => await this.applyLocalNow(path, sources)) }
+  }
+
+  private async applyLocalNow (path: string, sources: string[]): Promise<ApplyOutcome> {
+    const { profile, engine } = this.c.nix
     await this.c.store.append('local-apply', { path, phase: 'start' })
     const outcome = await engine.apply({ path, sources })
     await this.c.store.append('local-apply', { path, phase: 'end', status: outcome.status, ...('reason' in outcome ? { reason: outcome.reason.slice(0, MAX_OUTPUT_CHARS) } : {}) })
     await noteCurrent(this.c.metrics, profile)
-    return { preview, outcome }
+    return outcome
   }
 
   /**
@@ -56,6 +91,10 @@ export class LocalDeploy {
    * switching to it); one it never saw (built outside fleetmesh) only when none was recorded healthy.
    */
   async rollbackLocal (to?: number): Promise<{ generation: Generation, healthy: boolean, failure?: string }> {
+    return await this.moving(async () => await this.rollbackLocalNow(to))
+  }
+
+  private async rollbackLocalNow (to?: number): Promise<{ generation: Generation, healthy: boolean, failure?: string }> {
     const { profile, engine } = this.c.nix
     const gens = (await profile.list()).sort((a, b) => a.number - b.number)
     const current = await profile.current()

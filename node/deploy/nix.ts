@@ -36,14 +36,21 @@ export interface NixExecutorComponents {
   store: Appender
   metrics?: DeployMetrics
   log: Logger
+  /** health checks of kind "agent" ask the agent supervisor (node/agents) */
+  agents?: HealthPolicy['agents']
+  /** after every activation (an apply's or a rollback's): the agent supervisor restarts its agents */
+  activated?: () => void
 }
 
 /** The profile backend, with fetch widened to mesh peers through the closure protocol. */
-function meshBackend (profile: NixProfileBackend, fetch: Backend['fetch']): Backend {
+function meshBackend (profile: NixProfileBackend, fetch: Backend['fetch'], activated?: () => void): Backend {
   return {
     fetch,
     switch: async (p) => profile.switch(p),
-    activate: async (id) => { await profile.activate(id) },
+    activate: async (id) => {
+      await profile.activate(id)
+      activated?.()
+    },
     current: async () => profile.current(),
     list: async () => profile.list(),
     rollback: async (to) => profile.rollback(to),
@@ -64,7 +71,7 @@ export class NixExecutor implements Executor {
   constructor (private readonly c: NixExecutorComponents) {
     const { config, db, libp2p, membership, log } = c
     const trustedPublicKeys = config.trustedPublicKeys.length > 0 ? config.trustedPublicKeys : undefined
-    this.policy = { soakMs: config.soakMs, checks: config.healthChecks }
+    this.policy = { soakMs: config.soakMs, checks: config.healthChecks, agents: c.agents }
     this.profile = new NixProfileBackend({
       profile: config.profile,
       trustedPublicKeys,
@@ -88,7 +95,7 @@ export class NixExecutor implements Executor {
     })
     this.journal = new Journal(db.sublevel<string, string>('deploy', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as unknown as JournalDb)
     this.engine = new DeployEngine({
-      backend: meshBackend(this.profile, fetch),
+      backend: meshBackend(this.profile, fetch, c.activated),
       journal: this.journal,
       health: this.policy,
       keep: config.keep,
@@ -152,7 +159,7 @@ export class NixExecutor implements Executor {
 
   async watchHealth (soakMs: number, signal: AbortSignal): Promise<HealthVerdict> {
     // The generation passed its checks already: a failure now is a failure, not a slow start.
-    return await verify({ soakMs, checks: this.policy.checks.map((c) => ({ ...c, startPeriodMs: 0 })) }, { signal })
+    return await verify({ soakMs, checks: this.policy.checks.map((c) => ({ ...c, startPeriodMs: 0 })), agents: this.policy.agents }, { signal })
   }
 
   private onEngineEvent (ev: DeployEvent): void {

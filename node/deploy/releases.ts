@@ -3,7 +3,7 @@
 // which pauses a resume lifts, what a rollback returns to); this module only fills the bodies
 // from this host's fold and signs them into its own feed.
 import { randomBytes } from 'node:crypto'
-import { controlState, effectiveRelease, nextReleaseNumber, rollbackTargets, type Basis, type MembershipView, type ReleaseBody, type RolloutState } from '../../protocols/rollout/index.js'
+import { controlState, edgeDeadlock, effectiveRelease, holdsStatus, nextReleaseNumber, parsePin, parseQuarantine, parseReleaseFloor, pinsOf, planRelease, refOf, releaseFloor, rollbackTargets, type Basis, type Budget, type MembershipView, type PinBody, type QuarantineBody, type ReleaseBody, type ReleaseFloorBody, type RolloutState } from '../../protocols/rollout/index.js'
 import { NodeError } from '../errors.js'
 import type { RolloutMembership } from './membership.js'
 
@@ -14,6 +14,26 @@ export interface PublishParams {
   autoRevert?: boolean
   /** how long a started apply may go without an outcome before it counts as failed */
   applyDeadlineMs?: number
+  /** hosts that must fail after activating a path before it is quarantined fleet-wide (default 1) */
+  quarantineAfter?: number
+  /** a host that first decides on the release this long after it was signed refuses it */
+  freshForMs?: number
+  /** the id of a release this one waits for (it must be known here) */
+  after?: string
+  /** at most this many (or this percentage) of its hosts in flight at once */
+  budget?: Budget
+}
+
+/** The optional release fields a publish carries over from its parameters, as the schema names them. */
+export function optionalFields (p: Partial<PublishParams>): Partial<ReleaseBody> {
+  return {
+    ...(p.autoRevert === true ? { autoRevert: true } : {}),
+    ...(p.applyDeadlineMs !== undefined ? { applyDeadlineMs: p.applyDeadlineMs } : {}),
+    ...(p.quarantineAfter !== undefined ? { quarantineAfter: p.quarantineAfter } : {}),
+    ...(p.freshForMs !== undefined ? { freshForMs: p.freshForMs } : {}),
+    ...(p.after !== undefined ? { after: p.after } : {}),
+    ...(p.budget !== undefined ? { budget: p.budget } : {})
+  }
 }
 
 /** What the commands read and write: this host's fold and membership, and its own feed. */
@@ -35,7 +55,8 @@ function admin (d: ReleaseDesk, what: string): void {
  */
 export async function publishRelease (d: ReleaseDesk, p: PublishParams): Promise<ReleaseBody> {
   admin(d, 'publish releases')
-  const number = nextReleaseNumber(d.state, d.view)
+  // at the floor at least: a release numbered below it would be refused by every host
+  const number = Math.max(nextReleaseNumber(d.state, d.view), releaseFloor(d.state.holds.fresh, d.view)?.body.number ?? 0)
   const basis: Basis = d.view.basis()
   const body: ReleaseBody = {
     id: `r${number}-${randomBytes(3).toString('hex')}`,
@@ -43,10 +64,12 @@ export async function publishRelease (d: ReleaseDesk, p: PublishParams): Promise
     targets: p.targets,
     waves: p.waves,
     maxFailures: p.maxFailures,
-    ...(p.autoRevert === true ? { autoRevert: true } : {}),
-    ...(p.applyDeadlineMs !== undefined ? { applyDeadlineMs: p.applyDeadlineMs } : {}),
+    ...optionalFields(p),
     basis
   }
+  if (p.after !== undefined && effectiveRelease(d.state, d.view, p.after) === undefined) throw new NodeError('API_NOT_FOUND', `after: no release ${p.after}`)
+  const deadlock = edgeDeadlock(planRelease(body, d.view.asOf(basis) ?? d.view), body)
+  if (deadlock !== undefined) throw new NodeError('API_BAD_REQUEST', `after: ${deadlock}`)
   await d.append('release', body)
   d.log.info({ release: body.id, number }, 'release published')
   return body
@@ -84,4 +107,67 @@ export async function rollbackRelease (d: ReleaseDesk, id: string): Promise<Rele
     return { ...from.target }
   })
   return await publishRelease(d, { targets: back, waves: bad.waves, maxFailures: bad.maxFailures, autoRevert: bad.autoRevert })
+}
+
+function checked<T> (parse: (b: unknown) => T, body: unknown): T {
+  try {
+    return parse(body)
+  } catch (err) {
+    throw new NodeError('API_BAD_REQUEST', (err as Error).message)
+  }
+}
+
+/** `fleetmesh pin HOST --path P --reason TEXT [--expires D]`: signs a pin of a member host. */
+export async function pinHost (d: ReleaseDesk, p: PinBody): Promise<PinBody> {
+  admin(d, 'pin hosts')
+  const body = checked(parsePin, { host: p.host, path: p.path, reason: p.reason, ...(p.expiresMs !== undefined ? { expiresMs: p.expiresMs } : {}) })
+  if (!d.view.isMember(body.host)) throw new NodeError('API_NOT_FOUND', `${body.host} is not a member of this mesh`)
+  await d.append('pin', body)
+  d.log.info({ host: body.host, path: body.path }, 'host pinned')
+  return body
+}
+
+/** `fleetmesh unpin HOST`: lifts every pin of HOST this host sees, by naming each. */
+export async function unpinHost (d: ReleaseDesk, host: string): Promise<{ host: string, lifts: string[] }> {
+  admin(d, 'unpin hosts')
+  const lifts = pinsOf(d.state.holds, d.view, host).map(refOf)
+  if (lifts.length === 0) throw new NodeError('API_NOT_FOUND', `${host} is not pinned`)
+  await d.append('unpin', { host, lifts })
+  return { host, lifts }
+}
+
+/** `fleetmesh quarantine PATH --reason TEXT`: no host applies PATH in any release until it is cleared. */
+export async function quarantinePath (d: ReleaseDesk, q: QuarantineBody): Promise<QuarantineBody> {
+  admin(d, 'quarantine store paths')
+  const body = checked(parseQuarantine, { path: q.path, reason: q.reason })
+  await d.append('quarantine', body)
+  d.log.info({ path: body.path }, 'store path quarantined')
+  return body
+}
+
+/** `fleetmesh quarantine clear PATH`: lifts every quarantine and counted failure of PATH this host sees, by naming each. */
+export async function clearQuarantine (d: ReleaseDesk, path: string): Promise<{ path: string, clears: string[] }> {
+  admin(d, 'clear quarantines')
+  const clears = holdsStatus(d.state, d.view).quarantined.find((q) => q.path === path)?.refs ?? []
+  if (clears.length === 0) throw new NodeError('API_NOT_FOUND', `${path} is not quarantined`)
+  await d.append('quarantine-clear', { path, clears })
+  return { path, clears }
+}
+
+/** `fleetmesh release-floor N --reason TEXT`: every host refuses the releases numbered below N. */
+export async function setReleaseFloor (d: ReleaseDesk, f: ReleaseFloorBody): Promise<ReleaseFloorBody> {
+  admin(d, 'set the release floor')
+  const body = checked(parseReleaseFloor, { number: f.number, reason: f.reason })
+  const now = releaseFloor(d.state.holds.fresh, d.view)
+  // the highest counted floor wins: a lower one would change nothing
+  if (now !== undefined && now.body.number >= body.number) throw new NodeError('API_BAD_REQUEST', `the release floor is already #${now.body.number} (set by ${now.feed}); a floor only rises`)
+  await d.append('release-floor', body)
+  d.log.info({ number: body.number }, 'release floor set')
+  return body
+}
+
+/** The floor in effect, or null. */
+export function releaseFloorStatus (d: Pick<ReleaseDesk, 'state' | 'view'>): { number: number, reason: string, by: string, ref: string } | null {
+  const f = releaseFloor(d.state.holds.fresh, d.view)
+  return f === undefined ? null : { number: f.body.number, reason: f.body.reason, by: f.feed, ref: refOf(f) }
 }

@@ -1,12 +1,13 @@
 // Control API routes of deploys: releases (publish, list, status, pause/resume/abort),
 // generations, local apply and rollback. Releases are validated by the same schema the log
 // uses before they are signed, so a bad plan is refused here, not ignored by every host.
-import { parseRelease } from '../../protocols/rollout/index.js'
+import { holdsStatus, parseRelease, type PinBody, type QuarantineBody, type ReleaseFloorBody } from '../../protocols/rollout/index.js'
 import type { ApiServer } from '../api.js'
 import { NodeError } from '../errors.js'
 import type { MeshLibp2p } from '../libp2p.js'
 import type { DeployAgent, PublishParams } from './agent.js'
 import type { LocalDeploy } from './local.js'
+import { clearQuarantine, optionalFields, pinHost, quarantinePath, releaseFloorStatus, setReleaseFloor, unpinHost } from './releases.js'
 
 export interface DeployRouteComponents {
   api: Pick<ApiServer, 'route'>
@@ -37,7 +38,7 @@ export function registerDeployRoutes (c: DeployRouteComponents): void {
     const b = (req.body ?? {}) as Partial<PublishParams>
     // The same schema every host applies to the entry: checked once more with a stand-in id.
     try {
-      parseRelease({ id: 'r0-check', number: 1, targets: b.targets, waves: b.waves, maxFailures: b.maxFailures, ...(b.autoRevert === true ? { autoRevert: true } : {}), ...(b.applyDeadlineMs !== undefined ? { applyDeadlineMs: b.applyDeadlineMs } : {}) })
+      parseRelease({ id: 'r0-check', number: 1, targets: b.targets, waves: b.waves, maxFailures: b.maxFailures, ...optionalFields(b) })
     } catch (err) {
       throw new NodeError('API_BAD_REQUEST', (err as Error).message)
     }
@@ -50,6 +51,22 @@ export function registerDeployRoutes (c: DeployRouteComponents): void {
     await agent().control(req.params.id, action)
     return { release: req.params.id, action }
   })
+
+  // Pins and quarantines: admin-signed entries every host's decisions read (protocols/rollout/holds.ts).
+  api.route('GET', '/v1/pins', async () => ({ pins: holdsStatus(agent().state, agent().view).pins }))
+  api.route('POST', '/v1/pins', async (req) => pinHost(agent().desk(), (req.body ?? {}) as PinBody))
+  api.route('DELETE', '/v1/pins/:host', async (req) => unpinHost(agent().desk(), req.params.host))
+  api.route('GET', '/v1/quarantine', async () => ({ quarantined: holdsStatus(agent().state, agent().view).quarantined }))
+  api.route('POST', '/v1/quarantine', async (req) => quarantinePath(agent().desk(), (req.body ?? {}) as QuarantineBody))
+  api.route('DELETE', '/v1/quarantine', async (req) => {
+    const path = (req.body as { path?: unknown } | undefined)?.path
+    if (typeof path !== 'string') throw new NodeError('API_BAD_REQUEST', 'path is required')
+    return clearQuarantine(agent().desk(), path)
+  })
+
+  // The release floor: every host refuses the releases numbered below it (protocols/rollout/fresh.ts).
+  api.route('GET', '/v1/release-floor', async () => ({ floor: releaseFloorStatus(agent()) }))
+  api.route('POST', '/v1/release-floor', async (req) => setReleaseFloor(agent().desk(), (req.body ?? {}) as ReleaseFloorBody))
 
   api.route('GET', '/v1/generations', async () => local().generations())
   api.route('GET', '/v1/generations/diff', async (req) => local().diff(req.query.get('a'), req.query.get('b')))

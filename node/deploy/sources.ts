@@ -1,6 +1,6 @@
 // A release names where its generation can be fetched: substituter URLs and the word `peers`.
 // This turns that list into the deploy backend's fetch, trying each source in the given order.
-import { NixosError, type Backend } from '../../nixos/index.js'
+import { NixosError, closureInfo, type Backend, type NixOptions } from '../../nixos/index.js'
 import type { ClosureService } from '../../protocols/closures/index.js'
 
 export const PEERS_SOURCE = 'peers'
@@ -38,4 +38,25 @@ export function sourcesFetcher (opts: SourcesFetcherOptions): Backend['fetch'] {
     }
     throw new NixosError('PATH_NOT_FETCHED', `could not fetch ${path} from ${sources.length} source(s)${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`)
   }
+}
+
+/**
+ * Before a release is signed: can its hosts get `path`? Sources are tried as hosts try them: a
+ * substituter must list the whole closure (`nix path-info --recursive --store URL`); `peers`
+ * serves what members hold, which the publisher can vouch for only when this host's store has it.
+ * Undefined when some source has it, else why none does; `nixMissing` when Nix is not here to ask.
+ */
+export async function whyUnavailable (path: string, sources: string[], opts: NixOptions = {}): Promise<string | undefined> {
+  const failures: string[] = []
+  for (const source of sources) {
+    try {
+      await closureInfo(path, source === PEERS_SOURCE ? opts : { ...opts, store: source })
+      return undefined
+    } catch (err) {
+      if ((err as { code?: string }).code === 'NIX_MISSING') throw err
+      const why = ((err as Error).message.match(/error: (.*)/)?.[1] ?? (err as Error).message).trim()
+      failures.push(source === PEERS_SOURCE ? `peers: not in this host's store, so no member is known to hold it (${why})` : `${source}: ${why}`)
+    }
+  }
+  return `${path} is not available from its source(s): ${failures.join('; ')}`
 }

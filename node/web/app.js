@@ -69,7 +69,7 @@ function renderReleases (snap) {
 
 function detail (e) {
   const b = e.body ?? {}
-  return ['release', 'path', 'wave', 'peer', 'role', 'action', 'check', 'reason', 'ok'].filter((k) => b[k] !== undefined).map((k) => `${k}=${typeof b[k] === 'object' ? JSON.stringify(b[k]) : b[k]}`).join(' ')
+  return ['release', 'path', 'wave', 'peer', 'role', 'action', 'check', 'state', 'what', 'outcome', 'reason', 'ok'].filter((k) => b[k] !== undefined).map((k) => `${k}=${typeof b[k] === 'object' ? JSON.stringify(b[k]) : b[k]}`).join(' ')
 }
 
 function renderAudit (snap) {
@@ -82,11 +82,22 @@ function renderAudit (snap) {
   )))
 }
 
+function driftLine (d) {
+  const parts = d.what.map((w) => {
+    if (w === 'activation') return `activated system ${d.activated ?? '?'}${d.desired !== undefined ? `, not ${d.desired}` : d.profile !== undefined ? `, not the profile's ${d.profile}` : ''}`
+    if (w === 'profile') return `profile on ${d.profile ?? 'nothing'}, not ${d.desired ?? '?'}`
+    return `${d.modifiedCount ?? '?'} store path(s) modified`
+  })
+  const repair = d.state === 'repair' ? ` · repair ${d.outcome}` : ''
+  return el('li', { class: 'drift', 'data-peer': d.peer, 'data-what': d.what.join(',') }, `drift on ${hostName(d.peer)}: ${parts.join('; ')}${repair} (since ${time(d.ts)})`)
+}
+
 function renderAlerts (snap) {
   const box = $('#alerts')
   const lines = [
     ...snap.equivocations.map((q) => el('li', {}, `feed ${hostName(q.feed)} signed two different entries at seq ${q.seq} (seen ${time(q.detectedAt)})`)),
-    ...snap.flagged.map((f) => el('li', {}, `${f.kind} ${hostName(f.feed)}#${f.seq} flagged: ${f.reason}`))
+    ...snap.flagged.map((f) => el('li', {}, `${f.kind} ${hostName(f.feed)}#${f.seq} flagged: ${f.reason}`)),
+    ...(snap.drift ?? []).map(driftLine)
   ]
   box.hidden = lines.length === 0
   box.replaceChildren(el('h2', {}, 'Alerts'), el('ul', {}, ...lines))

@@ -142,12 +142,15 @@ export async function planAdopt (src: PlanSource, a: AdoptInput): Promise<Plan> 
   }
   for (const s of a.retained) {
     const { feed, seq } = s.entry
-    const held = await heldHash(src, plan, feed, seq)
     const base = baseOf(src, plan, feed)
+    // a feed this store held nothing of has no records to read (a joiner's every feed): what it
+    // holds after the plan is the base alone
+    const fresh = !src.heads.has(feed)
+    const held = fresh ? (seq === base?.seq ? base.hash : undefined) : await heldHash(src, plan, feed, seq)
     if (held !== undefined && !bytesEqual(held, s.hash)) throw new AuditError('CHECKPOINT_REFUSED', `the checkpoint retains feed ${feed} seq ${seq}, which differs from the entry this host holds`)
     // a retained entry never sits above its feed's covered head: above the base the chain holds
     // it; at or below, a detached record does, unless one is there already
-    if (base === undefined || seq > base.seq || kept.has(refId({ feed, seq, hash: s.hash })) || (await src.db.get(retainedKey(feed, seq))) !== undefined) continue
+    if (base === undefined || seq > base.seq || kept.has(refId({ feed, seq, hash: s.hash })) || (!fresh && (await src.db.get(retainedKey(feed, seq))) !== undefined)) continue
     plan.ops.push({ type: 'put', key: retainedKey(feed, seq), value: s.bytes })
     putIndex(plan.ops, s.entry)
     plan.stored.push(s)

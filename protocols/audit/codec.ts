@@ -193,6 +193,11 @@ export class KindRegistry {
     return this.validators.has(kind)
   }
 
+  /** The registered kinds, for a "did you mean" when a query names none of them. */
+  kinds (): string[] {
+    return [...this.validators.keys()]
+  }
+
   /** Throws BODY_INVALID when a registered validator refuses (returns false or throws). */
   validate (kind: string, body: unknown): void {
     const validator = this.validators.get(kind)

@@ -6,7 +6,7 @@
 import { bytesEqual } from '../audit/codec.js'
 import { headsRoot, sortHeads } from '../audit/heads-root.js'
 import type { Head, StoredEntry } from '../audit/index.js'
-import { CHECKPOINT_KIND, validateCheckpoint, type CheckpointBody } from './codec.js'
+import { CHECKPOINT_KIND, checkpointBody, validateCheckpoint, type CheckpointBody } from './codec.js'
 import { isStale, type CheckpointRef, type StandingAt } from './count.js'
 import { CheckpointError } from './errors.js'
 import { retainedRefs } from './retain.js'
@@ -37,14 +37,18 @@ export interface CheckContext {
   newest?: CheckpointRef
 }
 
-/** The checkpoint body for `cover` (heads, forked feeds already left out) and every entry at or below it. */
-export function buildCheckpoint (number: number, cover: Head[], entries: Iterable<StoredEntry>): { body: CheckpointBody, cover: Head[], refs: Head[] } {
+/**
+ * The checkpoint body (as signed) for `cover` (heads, forked feeds already left out) and every
+ * entry at or below it, sealing the releases numbered below `sealed` (protocols/rollout's
+ * sealFloor: never below what an earlier counted checkpoint sealed, or retention stops composing).
+ */
+export function buildCheckpoint (number: number, cover: Head[], entries: Iterable<StoredEntry>, sealed = 0): { body: Record<string, unknown>, cover: Head[], refs: Head[] } {
   const top = new Map(cover.map(h => [h.feed, h.seq]))
   const covered = function * (): Iterable<StoredEntry> {
     for (const e of entries) if (e.entry.seq <= (top.get(e.entry.feed) ?? -1)) yield e
   }
-  const refs = retainedRefs(covered())
-  const body = { number, cover: headsRoot(cover), count: cover.length, retain: headsRoot(refs), retained: refs.length }
+  const refs = retainedRefs(covered(), sealed)
+  const body = checkpointBody({ number, cover: headsRoot(cover), count: cover.length, retain: headsRoot(refs), retained: refs.length, sealed })
   validateCheckpoint(body)
   return { body, cover: sortHeads(cover), refs }
 }

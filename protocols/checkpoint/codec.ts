@@ -17,9 +17,17 @@ export interface CheckpointBody {
   retain: Uint8Array
   /** how many refs */
   retained: number
+  /**
+   * Releases numbered below it are sealed once this checkpoint counts: final, never applied or
+   * reverted again, and their outcomes no longer retained (protocols/rollout/seal.ts). Absent
+   * (checkpoints written before sealing, or nothing to seal): 0; never written as 0, so every
+   * body has one encoding.
+   */
+  sealed: number
 }
 
 const FIELDS = ['number', 'cover', 'count', 'retain', 'retained']
+const OPTIONAL = ['sealed']
 const ROOT_BYTES = 32
 
 function invalid (message: string): never {
@@ -40,15 +48,22 @@ function root (v: unknown, field: string): Uint8Array {
 export function validateCheckpoint (body: unknown): CheckpointBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array) invalid('body must be a map')
   const b = body as Record<string, unknown>
-  for (const k of Object.keys(b)) if (!FIELDS.includes(k)) invalid(`unknown field "${k}"`)
+  for (const k of Object.keys(b)) if (!FIELDS.includes(k) && !OPTIONAL.includes(k)) invalid(`unknown field "${k}"`)
   for (const k of FIELDS) if (!Object.hasOwn(b, k)) invalid(`missing field "${k}"`)
   return {
     number: uint(b.number, 'number', 1),
     cover: root(b.cover, 'cover'),
     count: uint(b.count, 'count', 0),
     retain: root(b.retain, 'retain'),
-    retained: uint(b.retained, 'retained', 0)
+    retained: uint(b.retained, 'retained', 0),
+    sealed: b.sealed === undefined ? 0 : uint(b.sealed, 'sealed', 1)
   }
+}
+
+/** The body as signed: `sealed` only when it seals something. */
+export function checkpointBody (b: CheckpointBody): Record<string, unknown> {
+  const { sealed, ...rest } = b
+  return sealed > 0 ? { ...rest, sealed } : rest
 }
 
 /** kind → validator, for the audit codec registry's registerParsers. */

@@ -30,6 +30,16 @@ export function effectiveRelease (state: RolloutState, membership: MembershipVie
   return best
 }
 
+/**
+ * Releases numbered below this are sealed (final): the highest `sealed` of the checkpoints that
+ * count (their signer an admin as of them, as for releases). 0: none.
+ */
+export function sealedBelow (state: RolloutState, membership: MembershipView): number {
+  let floor = 0
+  for (const s of state.seals) if (s.sealed > floor && counts(membership, s)) floor = s.sealed
+  return floor
+}
+
 /** The effective entry of every release id. */
 export function validReleases (state: RolloutState, membership: MembershipView): ReleaseCandidate[] {
   const out: ReleaseCandidate[] = []

@@ -1,28 +1,49 @@
 // What a host does next, as a pure function of the rollout state, the membership view, `now`
-// (read only against the release's own notBefore schedule) and the local timers that ran out:
+// (read only against the release's own notBefore schedule, and once against its signed ts for a
+// freshness verdict, fresh.ts) and the local timers that ran out:
 // authority.ts says which entries count, the state's gate evaluator (gates.ts) how far each
 // release's waves have come, overdue.ts which timeout this host tends; this module turns them
 // into one action with its reasons.
-import { controlState, outranks, validReleases } from './authority.js'
-import { HostClass, secs, type GateContext, type Progress } from './gates.js'
+import { controlState, outranks, sealedBelow, validReleases } from './authority.js'
+import { HostClass, secs, type GateContext, type PinLookup, type Progress } from './gates.js'
+import { pinHolds, pinned, pinsOf, pinTimerKey, quarantineOf, refOf, type HoldRecord, type ReleaseLookup } from './holds.js'
 import { choreOf, type Chore } from './overdue.js'
+import { isStale, releaseFloor, staleNow, verdictOf } from './fresh.js'
+import { releaseEdgeWait, waveEdgeWait } from './edges.js'
+import { budgetWait } from './budget.js'
 import type { Plan } from './plan.js'
 import type { RolloutState } from './state.js'
 import type { Entry } from '../audit/types.js'
-import type { DecideOptions, Decision, MembershipView, ReleaseBody, ReleaseCandidate } from './types.js'
+import type { DecideOptions, Decision, MembershipView, PinBody, ReleaseBody, ReleaseCandidate } from './types.js'
 
 /** The release's plan from the state's cache; undefined while this host does not hold the release's basis. */
 export function planOf (state: RolloutState, body: ReleaseBody, membership: MembershipView): Plan | undefined {
   return state.gates.plans.of(body, membership)
 }
 
-/** The counted releases, and a key that changes whenever they or the membership may have. */
+/** The counted releases, the pins, and a key that changes whenever they or the membership may have. */
 export function gateContext (state: RolloutState, membership: MembershipView): GateContext {
   const releases = new Map<string, ReleaseCandidate>()
   for (const c of validReleases(state, membership)) releases.set(c.body.id, c)
   let entries = 0
   for (const list of state.releases.values()) entries += list.length
-  return { membership, releases, key: membership.revision === undefined ? undefined : `${membership.revision}/${entries}` }
+  const pins: PinLookup = {
+    hosts: () => pinned(state.holds, membership).map(p => p.host),
+    holds: (host, path) => state.holds.pins.has(host) && pinHolds(pinsOf(state.holds, membership, host), path)
+  }
+  const fresh = state.holds.fresh
+  const stale = fresh.staleRevision > 0 ? (release: string, host: string) => isStale(fresh, membership, release, host) : undefined
+  return { membership, releases, pins, stale, key: membership.revision === undefined ? undefined : `${membership.revision}/${entries}/${state.holds.pinRevision}/${fresh.staleRevision}` }
+}
+
+/** Releases numbered below this are never applied nor reverted here: sealed (seal.ts) or under an admin's floor (fresh.ts). */
+export function refusedBelow (state: RolloutState, membership: MembershipView): number {
+  return Math.max(sealedBelow(state, membership), releaseFloor(state.holds.fresh, membership)?.body.number ?? 0)
+}
+
+/** What the quarantine judgement reads: the counted releases and their plans. */
+export function releaseLookup (state: RolloutState, ctx: GateContext): ReleaseLookup {
+  return { releases: ctx.releases, planOf: c => planOf(state, c.body, ctx.membership) }
 }
 
 const IN_RELEASE = new Set(['apply-start', 'apply-ok', 'soaked'])
@@ -45,12 +66,32 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
   const trace: string[] = []
   const note = opts.trace === false ? () => {} : (s: string) => { trace.push(s) }
   if (!membership.isMember(host)) return { action: 'none', reason: 'not a member', trace }
+  const pins = state.holds.pins.has(host) ? pinsOf(state.holds, membership, host) : []
+  // the pin whose expiry this host measures: one at a time, the first in (feed, seq) order
+  const expiring = pins.find(p => p.body.expiresMs !== undefined)
+  if (expiring !== undefined && opts.expired?.has(pinTimerKey(expiring)) === true) {
+    note(`pin ${refOf(expiring)} expired on this host's timer`)
+    return { action: 'attest', kind: 'unpin', body: { host, lifts: [refOf(expiring)], expired: true }, trace }
+  }
+  const d = decideReleases(state, membership, host, now, opts, pins, trace, note)
+  if (expiring === undefined || (d.action !== 'wait' && d.action !== 'none') || d.timer !== undefined) return d
+  return { ...d, timer: { key: pinTimerKey(expiring), ms: expiring.body.expiresMs as number } }
+}
+
+function decideReleases (state: RolloutState, membership: MembershipView, host: string, now: number, opts: DecideOptions, pins: Array<HoldRecord<PinBody>>, trace: string[], note: (s: string) => void): Decision {
   const ctx = gateContext(state, membership)
+  // a sealed release is final (seal.ts): never applied or reverted again, and it numbers below
+  // every open one, so what this host applied of it cannot supersede one either; a release under
+  // an admin's floor is refused alike
+  const floor = refusedBelow(state, membership)
   let applied = 0
   let current: ReleaseCandidate | undefined
   let active: ReleaseCandidate | undefined
   let catchingUp: ReleaseCandidate | undefined
+  // the highest release that targets this host but waits for another (edges.ts): not active yet
+  let waiting: { c: ReleaseCandidate, reason: string } | undefined
   for (const c of ctx.releases.values()) {
+    if (c.body.number < floor) continue
     const latest = state.outcomes.get(c.body.id)?.latest.get(host)
     if (latest !== undefined) {
       applied = Math.max(applied, c.body.number)
@@ -66,7 +107,27 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
       continue
     }
     if (!plan.waveOf.has(host)) continue
+    const edge = c.body.after === undefined ? undefined : releaseEdgeWait(state, ctx, c.body)
+    if (edge !== undefined) {
+      if (waiting === undefined || outranks(c, waiting.c)) waiting = { c, reason: edge }
+      continue
+    }
     if (active === undefined || outranks(c, active)) active = c
+  }
+  if (waiting !== undefined) note(`${waiting.c.body.id} ${waiting.reason}`)
+  // the freshness verdict is due the first time this host decides on a release that targets it,
+  // whatever then holds it (a pin, an edge, its wave's gate): when it first learned of it
+  for (const c of [active, waiting?.c]) {
+    if (c === undefined || c.body.freshForMs === undefined || c.body.number < applied) continue
+    if (state.outcomes.get(c.body.id)?.latest.has(host) === true || verdictOf(state.holds.fresh, membership, c.body.id, host) !== undefined) continue
+    const stale = staleNow(c.body.freshForMs, c.ts, now)
+    note(`${c.body.id}: first decided on here ${secs(now - c.ts)} after it was signed; fresh for ${secs(c.body.freshForMs)}: ${stale ? 'stale' : 'fresh'}`)
+    return { action: 'attest', release: c.body.id, kind: 'release-seen', body: { release: c.body.id, stale }, trace }
+  }
+  if (pins.length > 0 && pinHolds(pins, active === undefined ? undefined : planOf(state, active.body, membership)?.targetOf.get(host)?.path)) {
+    const p = pins[0]
+    note(`pinned to ${p.body.path} by ${p.feed} (${refOf(p)}): holds its generation`)
+    return { action: 'none', ...(active !== undefined ? { release: active.body.id } : {}), reason: `pinned by ${p.feed}: ${p.body.reason}`, trace }
   }
   const revert = revertOf(state, ctx, host, current, trace, note)
   if (catchingUp !== undefined && catchingUp.body.number >= applied && (active === undefined || outranks(catchingUp, active))) {
@@ -74,6 +135,10 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
     return revert ?? { action: 'none', release: catchingUp.body.id, reason: 'catching up to the release\'s basis', trace }
   }
   if (active === undefined) {
+    if (revert === undefined && waiting !== undefined) {
+      const w = waiting.c
+      return { action: 'wait', release: w.body.id, wave: planOf(state, w.body, membership)?.waveOf.get(host) as number, reason: waiting.reason, trace }
+    }
     return revert ?? { action: 'none', reason: 'not targeted by any active release', trace }
   }
   const id = active.body.id
@@ -95,6 +160,9 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
     return revert ?? withChore({ action: 'none', release: id, reason: why, trace }, chore, trace, note)
   }
   if (revert !== undefined) return revert
+  if (active.body.freshForMs !== undefined && verdictOf(state.holds.fresh, membership, id, host)?.body.stale === true) {
+    return withChore({ action: 'none', release: id, reason: `stale: this host first held it after its freshness window of ${secs(active.body.freshForMs)}`, trace }, chore, trace, note)
+  }
   const control = controlState(state, membership, id)
   if (control.paused) return withChore({ action: 'wait', release: id, wave: k, reason: `paused by ${control.by?.feed}`, trace }, chore, trace, note)
   const notBefore = active.body.notBefore ?? 0
@@ -108,8 +176,24 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
     note(reason)
     return withChore({ action: 'wait', release: id, wave: k, reason, trace }, chore, trace, note)
   }
+  const edge = waveEdgeWait(state, progress, id, k, host)
+  if (edge !== undefined) {
+    note(edge)
+    return withChore({ action: 'wait', release: id, wave: k, reason: edge, trace }, chore, trace, note)
+  }
   const target = progress.plan.targetOf.get(host)
   if (target === undefined) return { action: 'none', release: id, reason: 'not targeted', trace }
+  const q = quarantineOf(state.holds, membership, releaseLookup(state, ctx), target.path)
+  if (q !== undefined) {
+    const why = q.manual.length > 0 ? `quarantined by ${q.manual[0].feed}: ${q.manual[0].body.reason}` : `quarantined: failed after activation on ${q.failures.length} host(s)`
+    note(`${target.path} ${why}`)
+    return withChore({ action: 'wait', release: id, wave: k, reason: `path ${why}`, trace }, chore, trace, note)
+  }
+  const budget = budgetWait(state, progress, active.body, host)
+  if (budget !== undefined) {
+    note(budget)
+    return withChore({ action: 'wait', release: id, wave: k, reason: budget, trace }, chore, trace, note)
+  }
   note(`wave ${k} open: every earlier wave meets its gate`)
   return { action: 'apply', release: id, number: active.body.number, path: target.path, sources: target.sources, wave: k, trace }
 }
@@ -124,7 +208,9 @@ export interface SoakWatch { release: string, path: string, attempt: string, soa
 
 export function soakWatchOf (state: RolloutState, membership: MembershipView, host: string): SoakWatch | undefined {
   let best: { c: ReleaseCandidate, watch: SoakWatch } | undefined
+  const floor = refusedBelow(state, membership)
   for (const c of validReleases(state, membership)) {
+    if (c.body.number < floor) continue
     const latest = state.outcomes.get(c.body.id)?.latest.get(host)
     if (latest?.kind !== 'apply-ok' || controlState(state, membership, c.body.id).aborted) continue
     const body = latest.body as { path: string, attempt?: string }

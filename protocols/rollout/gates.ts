@@ -30,11 +30,15 @@ export const HostClass = {
   /** apply-ok, its `soaked` not yet written */
   soaking: 7,
   /** a failing health report after its apply-ok */
-  unhealthy: 8
+  unhealthy: 8,
+  /** has written nothing for the release and an admin's pin holds it on another path: out of the gate, neither pending nor failed */
+  pinned: 9,
+  /** has written nothing for the release but its verdict that it held it only after its freshness window (fresh.ts): out of the gate */
+  stale: 10
 } as const
 export type HostClass = typeof HostClass[keyof typeof HostClass]
-const CLASSES = 9
-const OUT_OF_GATE: readonly HostClass[] = [HostClass.accepted, HostClass.silent, HostClass.movedOn]
+const CLASSES = 11
+const OUT_OF_GATE: readonly HostClass[] = [HostClass.accepted, HostClass.silent, HostClass.movedOn, HostClass.pinned, HostClass.stale]
 
 /** What the decisions read of a wave's aggregate. */
 export interface WaveTally {
@@ -57,6 +61,8 @@ interface ReleaseGates {
   membership: MembershipView
   /** the membership revision and counted releases it was built under */
   key: string | undefined
+  pins: PinLookup | undefined
+  stale: GateContext['stale']
   /** plan hosts of any class but quiet (most of a fresh plan's hosts: not stored, so a state costs O(hosts that spoke)) */
   cls: Map<string, HostClass>
   /** plan hosts with a counted outcome */
@@ -104,8 +110,17 @@ export interface GateContext {
   membership: MembershipView
   /** counted release by id */
   releases: ReadonlyMap<string, ReleaseCandidate>
-  /** changes whenever membership or the counted releases may have; undefined: rebuild on every call */
+  /** changes whenever membership, the counted releases or the pins may have; undefined: rebuild on every call */
   key: string | undefined
+  /** the pinned hosts, and whether a pin holds `host` off `path` (holds.ts); absent: nothing is pinned */
+  pins?: PinLookup
+  /** whether `host` attested that it held `release` only after its freshness window (fresh.ts); absent: none did */
+  stale?: (release: string, host: string) => boolean
+}
+
+export interface PinLookup {
+  hosts: () => Iterable<string>
+  holds: (host: string, path: string) => boolean
 }
 
 export function secs (ms: number): string {
@@ -184,6 +199,8 @@ export class GateEvaluator {
         plan,
         membership: ctx.membership,
         key: ctx.key,
+        pins: ctx.pins,
+        stale: ctx.stale,
         cls: new Map(),
         spoke: new Set(),
         silent: new Set(),
@@ -204,6 +221,8 @@ export class GateEvaluator {
       if (o !== undefined) o.pending.length = 0
       // every plan host starts quiet; only those that wrote something can be of another class yet
       if (o !== undefined) for (const h of new Set([...o.latest.keys(), ...o.failed])) this.reclassify(rg, h)
+      for (const h of ctx.pins?.hosts() ?? []) this.reclassify(rg, h)
+      if (ctx.stale !== undefined) for (const h of plan.waveOf.keys()) if (ctx.stale(id, h)) this.reclassify(rg, h)
     } else {
       const o = this.outcomes.get(id)
       if (o !== undefined) {
@@ -283,7 +302,11 @@ function classify (rg: ReleaseGates, wave: Wave, h: string, o: ReleaseOutcomes |
   if (rg.accepted.has(h)) return HostClass.accepted
   if (o?.failed.has(h) === true || (latest !== undefined && rg.deadline.has(h))) return HostClass.failed
   if (rg.silent.has(h)) return HostClass.silent
-  if (latest === undefined) return rg.movedOn.has(h) ? HostClass.movedOn : HostClass.quiet
+  if (latest === undefined) {
+    if (rg.pins?.holds(h, (rg.plan.targetOf.get(h) as { path: string }).path) === true) return HostClass.pinned
+    if (rg.stale?.(rg.candidate.body.id, h) === true) return HostClass.stale
+    return rg.movedOn.has(h) ? HostClass.movedOn : HostClass.quiet
+  }
   const health = o?.health.get(h)
   if (isHealthy(latest, health, wave.gate.soakMs)) return HostClass.healthy
   if (rg.movedOn.has(h)) return HostClass.movedOn

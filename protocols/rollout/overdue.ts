@@ -18,6 +18,7 @@
 // hosts are down, the entry comes within log2(plan size) minutes while at most the hosts of one
 // tier write it, never the whole fleet. Duplicates are harmless: the gates take the union.
 import { HostClass, type Progress } from './gates.js'
+import { waveEdgeWait } from './edges.js'
 import type { Plan } from './plan.js'
 import type { RolloutState } from './state.js'
 import type { OverdueBody, OverdueWhy, ReleaseBody, Timer } from './types.js'
@@ -64,7 +65,8 @@ export function choreOf (state: RolloutState, progress: Progress, release: Relea
   }
   const j = progress.firstUnmet
   const wait = waves[j]?.wave.waitOfflineMs
-  if (wait !== undefined && waves[j].n[HostClass.quiet] > 0) {
+  // hosts an ordering edge holds are waiting, not silent (edges.ts)
+  if (wait !== undefined && waves[j].n[HostClass.quiet] > 0 && waveEdgeWait(state, progress, id, j) === undefined) {
     const c = chore(`${id}/silent/${j}`, Math.max(wait, MIN_SILENT_WAIT_MS), 'silent', j)
     if (c !== undefined) return c
   }

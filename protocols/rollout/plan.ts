@@ -19,6 +19,13 @@ export interface Plan {
   rank: Map<string, number>
   /** position in the plan of each wave's first host */
   waveStart: number[]
+  /** per wave with an ordering edge (`after.tag`): the plan hosts with that tag, in plan order (edges.ts) */
+  edges: Array<string[] | undefined>
+  /**
+   * The order budget slots follow (budget.ts): plan order, but within a wave with an edge its
+   * tagged hosts first, so the hosts an edge waits for never wait for a slot the edge holds.
+   */
+  slots: string[]
 }
 
 function matches (t: Target, host: string, tags: string[]): boolean {
@@ -74,7 +81,15 @@ export function planRelease (release: ReleaseBody, membership: PlanMembership): 
     waveStart.push(rank.size)
     for (const h of wave) rank.set(h, rank.size)
   }
-  return { waves, waveOf, targetOf, unassigned: ordered.filter(h => !waveOf.has(h)), rank, waveStart }
+  const edges = release.waves.map(w => {
+    const tag = w.after?.tag
+    return tag === undefined ? undefined : [...rank.keys()].filter(h => membership.tagsOf(h).includes(tag))
+  })
+  const slots = waves.flatMap((wave, i) => {
+    const tagged = edges[i] === undefined ? undefined : new Set(edges[i])
+    return tagged === undefined ? wave : [...wave.filter(h => tagged.has(h)), ...wave.filter(h => !tagged.has(h))]
+  })
+  return { waves, waveOf, targetOf, unassigned: ordered.filter(h => !waveOf.has(h)), rank, waveStart, edges, slots }
 }
 
 /**

@@ -2,7 +2,7 @@
 // release gave the same selector, among releases that were healthy on the fleet — counted, not
 // aborted, not halted, every wave's gate met and at least one host healthy. A halted or
 // never-healthy release is never a rollback target, however recent.
-import { controlState, outranks } from './authority.js'
+import { controlState, outranks, sealedBelow } from './authority.js'
 import { gateContext } from './decide.js'
 import { HostClass } from './gates.js'
 import type { RolloutState } from './state.js'
@@ -24,8 +24,10 @@ export function rollbackTargets (state: RolloutState, membership: MembershipView
   const ctx = gateContext(state, membership)
   const bad = ctx.releases.get(id)
   if (bad === undefined) return undefined
+  // a sealed release (seal.ts) is final: its outcomes are no longer kept, so it is no target
+  const floor = sealedBelow(state, membership)
   const healthy = [...ctx.releases.values()]
-    .filter(c => outranks(bad, c) && !controlState(state, membership, c.body.id).aborted)
+    .filter(c => c.body.number >= floor && outranks(bad, c) && !controlState(state, membership, c.body.id).aborted)
     .filter(c => {
       const p = state.gates.progress(ctx, c)
       return p !== undefined && !p.halt.halted && p.firstUnmet === p.waves.length && p.waves.some(w => w.n[HostClass.healthy] > 0)

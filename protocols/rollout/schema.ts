@@ -5,8 +5,8 @@
 import { FEED_RE, STORE_PATH_RE, TAG_RE } from '../../crypto/ids.js'
 import { RolloutError } from './errors.js'
 import type {
-  ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, OverdueBody, OverdueWhy,
-  ReleaseBody, ReleaseControlBody, RollbackBody, SoakedBody, Target, Wave
+  ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, OverdueBody, OverdueWhy, PinBody,
+  QuarantineBody, QuarantineClearBody, ReleaseBody, ReleaseFloorBody, ReleaseSeenBody, ReleaseControlBody, RollbackBody, SoakedBody, Target, UnpinBody, Wave
 } from './types.js'
 
 // Bounds keep a hostile admin (or a corrupt store) from making every host fold a giant plan.
@@ -17,6 +17,18 @@ export const MAX_SOURCES = 16
 /** feeds holding membership entries: admins write them, so this is far above any real mesh */
 export const MAX_BASIS_FEEDS = 4096
 export const MAX_RESUMES = 1024
+/** entries an unpin or a quarantine-clear names: the CLI names every one in effect */
+export const MAX_LIFTS = 1024
+/** a pin's expiry: at most ten years */
+export const MAX_PIN_EXPIRY_MS = 10 * 365 * 86_400_000
+/**
+ * The shortest freshness window: twice the audit layer's bound on a received entry's claimed time
+ * (CLOCK_SKEW_MS, 5 min), so hosts whose clocks are off by no more than that do not refuse a
+ * release they held at once.
+ */
+export const MIN_FRESH_FOR_MS = 10 * 60_000
+/** the longest freshness window: ten years, as for a pin's expiry */
+export const MAX_FRESH_FOR_MS = MAX_PIN_EXPIRY_MS
 const MAX_ID_CHARS = 128
 const MAX_PEER_CHARS = 128
 const MAX_TAG_CHARS = 64
@@ -134,7 +146,16 @@ function wave (v: unknown, path: string): Wave {
   optInt(w.percent, `${path}.percent`, 1, 100)
   gate(w.gate, `${path}.gate`)
   optInt(w.waitOfflineMs, `${path}.waitOfflineMs`, 0)
+  if (w.after !== undefined) str(record(w.after, `${path}.after`).tag, `${path}.after.tag`, MAX_TAG_CHARS, TAG_RE)
   return w as Wave
+}
+
+// Other keys are carried: budgets per tag across releases are planned.
+function budget (v: unknown, path: string): void {
+  const b = record(v, path)
+  if ((b.maxInFlight === undefined) === (b.maxInFlightPercent === undefined)) throw invalid(path, 'needs exactly one of maxInFlight, maxInFlightPercent')
+  optInt(b.maxInFlight, `${path}.maxInFlight`, 1, MAX_WAVE_HOSTS)
+  optInt(b.maxInFlightPercent, `${path}.maxInFlightPercent`, 1, 100)
 }
 
 export function parseRelease (body: unknown): ReleaseBody {
@@ -147,9 +168,13 @@ export function parseRelease (body: unknown): ReleaseBody {
   if (r.autoRevert !== undefined) bool(r.autoRevert, 'release.autoRevert')
   optInt(r.notBefore, 'release.notBefore', 0)
   optInt(r.expiresAt, 'release.expiresAt', 0)
-  if (r.budget !== undefined) record(r.budget, 'release.budget')
+  if (r.budget !== undefined) budget(r.budget, 'release.budget')
+  optInt(r.freshForMs, 'release.freshForMs', MIN_FRESH_FOR_MS, MAX_FRESH_FOR_MS)
+  if (r.after !== undefined) parseReleaseId(r.after, 'release.after')
+  if (r.after === r.id) throw invalid('release.after', 'a release cannot wait for itself')
   if (r.basis !== undefined) basis(r.basis, 'release.basis')
   optInt(r.applyDeadlineMs, 'release.applyDeadlineMs', 1)
+  optInt(r.quarantineAfter, 'release.quarantineAfter', 1, MAX_WAVE_HOSTS)
   return r as ReleaseBody
 }
 
@@ -232,6 +257,56 @@ export function parseOverdue (body: unknown): OverdueBody {
   return b as OverdueBody
 }
 
+function entryRefs (v: unknown, path: string): void {
+  if (v !== undefined) list(v, path, 1, MAX_LIFTS).forEach((r, i) => str(r, `${path}[${i}]`, 150, ENTRY_REF_RE))
+}
+
+export function parsePin (body: unknown): PinBody {
+  const b = record(body, 'pin')
+  str(b.host, 'pin.host', MAX_PEER_CHARS, FEED_RE)
+  parseStorePath(b.path, 'pin.path')
+  str(b.reason, 'pin.reason', MAX_REASON_CHARS)
+  optInt(b.expiresMs, 'pin.expiresMs', 1, MAX_PIN_EXPIRY_MS)
+  return b as PinBody
+}
+
+export function parseUnpin (body: unknown): UnpinBody {
+  const b = record(body, 'unpin')
+  str(b.host, 'unpin.host', MAX_PEER_CHARS, FEED_RE)
+  entryRefs(b.lifts, 'unpin.lifts')
+  if (b.expired !== undefined) bool(b.expired, 'unpin.expired')
+  if (b.expired === true && b.lifts === undefined) throw invalid('unpin', 'an expiry names the pins it lifts')
+  return b as UnpinBody
+}
+
+export function parseQuarantine (body: unknown): QuarantineBody {
+  const b = record(body, 'quarantine')
+  parseStorePath(b.path, 'quarantine.path')
+  str(b.reason, 'quarantine.reason', MAX_REASON_CHARS)
+  return b as QuarantineBody
+}
+
+export function parseQuarantineClear (body: unknown): QuarantineClearBody {
+  const b = record(body, 'quarantine-clear')
+  parseStorePath(b.path, 'quarantine-clear.path')
+  entryRefs(b.clears, 'quarantine-clear.clears')
+  return b as QuarantineClearBody
+}
+
+export function parseReleaseSeen (body: unknown): ReleaseSeenBody {
+  const b = record(body, 'release-seen')
+  parseReleaseId(b.release, 'release-seen.release')
+  bool(b.stale, 'release-seen.stale')
+  return b as ReleaseSeenBody
+}
+
+export function parseReleaseFloor (body: unknown): ReleaseFloorBody {
+  const b = record(body, 'release-floor')
+  int(b.number, 'release-floor.number', 1)
+  str(b.reason, 'release-floor.reason', MAX_REASON_CHARS)
+  return b as ReleaseFloorBody
+}
+
 /** One parser per rollout kind; state.ts folds only bodies that pass. */
 export const rolloutSchemas = {
   release: parseRelease,
@@ -242,7 +317,13 @@ export const rolloutSchemas = {
   rollback: parseRollback,
   health: parseHealth,
   soaked: parseSoaked,
-  overdue: parseOverdue
+  overdue: parseOverdue,
+  pin: parsePin,
+  unpin: parseUnpin,
+  quarantine: parseQuarantine,
+  'quarantine-clear': parseQuarantineClear,
+  'release-seen': parseReleaseSeen,
+  'release-floor': parseReleaseFloor
 } as const
 
 export type RolloutKind = keyof typeof rolloutSchemas

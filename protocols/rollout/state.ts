@@ -11,7 +11,9 @@ import { rolloutSchemas } from './schema.js'
 import type { RolloutKind } from './schema.js'
 import { GateEvaluator } from './gates.js'
 import { PlanCache } from './plan.js'
+import { emptyHolds, foldHold, HOLD_KINDS, type HoldsState } from './holds.js'
 import type { Entry } from '../audit/types.js'
+import { CHECKPOINT_KIND, validateCheckpoint } from '../checkpoint/codec.js'
 import type { ControlRecord, FirstOutcome, Flag, OverdueBody, ReleaseBody, ReleaseCandidate, ReleaseControlBody, ReleaseOutcomes } from './types.js'
 
 // The maps are filled in place and never replaced: the gate evaluator holds `outcomes`.
@@ -25,7 +27,14 @@ export interface RolloutState {
   readonly firstOutcomes: FirstOutcome[]
   /** the decisions' incremental reader of `outcomes`, with its plans */
   readonly gates: GateEvaluator
+  /** pins, quarantines and failures after activation (holds.ts) */
+  readonly holds: HoldsState
+  /** checkpoint entries that seal releases (authority.ts sealedBelow judges which count) */
+  readonly seals: SealRecord[]
 }
+
+/** A checkpoint entry sealing the releases numbered below `sealed`. */
+export interface SealRecord { feed: string, seq: number, ts: number, sealed: number }
 
 // Bodies that passed their kind's schema, by identity: parsing is pure, so its result can be memoised.
 const validBodies = new WeakMap<object, RolloutKind>()
@@ -35,11 +44,16 @@ export function emptyState (plans: PlanCache = new PlanCache()): RolloutState {
   const outcomes = new Map<string, ReleaseOutcomes>()
   const controls = new Map<string, ControlRecord[]>()
   const firstOutcomes: FirstOutcome[] = []
-  return { releases: new Map(), controls, outcomes, flagged: [], firstOutcomes, gates: new GateEvaluator(outcomes, controls, firstOutcomes, plans) }
+  return { releases: new Map(), controls, outcomes, flagged: [], firstOutcomes, gates: new GateEvaluator(outcomes, controls, firstOutcomes, plans), holds: emptyHolds(), seals: [] }
 }
 
 export function isRolloutKind (kind: string): kind is RolloutKind {
   return Object.hasOwn(rolloutSchemas, kind)
+}
+
+/** Entries applyEntry files: the rollout kinds and checkpoints (their seals, seal.ts). */
+export function foldsIntoRollout (kind: string): boolean {
+  return kind === CHECKPOINT_KIND || isRolloutKind(kind)
 }
 
 export function outcomesOf (state: RolloutState, release: string): ReleaseOutcomes {
@@ -59,8 +73,21 @@ function pushOnce<T extends { feed: string, seq: number }> (map: Map<string, T[]
   else if (!list.some(x => x.feed === item.feed && x.seq === item.seq)) list.push(item)
 }
 
+/** Files a checkpoint's seal; a checkpoint that seals nothing, or breaks its schema, files nothing. */
+function foldSeal (state: RolloutState, entry: Entry): void {
+  let sealed: number
+  try {
+    sealed = validateCheckpoint(entry.body).sealed
+  } catch {
+    return
+  }
+  if (sealed === 0 || state.seals.some(s => s.feed === entry.feed && s.seq === entry.seq)) return
+  state.seals.push({ feed: entry.feed, seq: entry.seq, ts: entry.ts, sealed })
+}
+
 /** Files one entry (signature and chain already verified by the caller); other kinds pass through untouched. */
 export function applyEntry (state: RolloutState, entry: Entry): RolloutState {
+  if (entry.kind === CHECKPOINT_KIND) foldSeal(state, entry)
   if (!isRolloutKind(entry.kind)) return state
   try {
     // one body object is often folded by many states (a simulator's hosts share entries)
@@ -77,6 +104,8 @@ export function applyEntry (state: RolloutState, entry: Entry): RolloutState {
     }
     return state
   }
+  foldHold(state.holds, entry)
+  if (HOLD_KINDS.has(entry.kind)) return state
   const body = entry.body as Record<string, unknown>
   switch (entry.kind) {
     case 'release':

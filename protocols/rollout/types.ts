@@ -1,8 +1,8 @@
 // The rollout data model: release and outcome bodies as they sit in the audit log, the
 // membership facts the decisions need, and the decisions themselves. Bodies are typed views of
 // validated log data: unknown optional fields are kept on the object (planned features such as
-// disruption budgets, pins and confirm windows ride along untouched until code that understands
-// them lands). The records the fold files them into are here too, so the gate evaluator can
+// per-tag budgets and confirm windows ride along untouched until code that understands them
+// lands). The records the fold files them into are here too, so the gate evaluator can
 // read them without knowing the fold.
 import type { Entry } from '../audit/types.js'
 
@@ -94,8 +94,13 @@ export interface Wave {
    * waits on its own, only after it opened. Without it, silent hosts are waited for forever.
    */
   waitOfflineMs?: number
+  /** an ordering edge (edges.ts): this wave's hosts without the tag wait until every plan host with it is healthy */
+  after?: { tag: string }
   [planned: string]: unknown
 }
+
+/** Exactly one of the two; `maxInFlightPercent` is of the release's plan hosts, rounded up, at least 1. */
+export interface Budget { maxInFlight?: number, maxInFlightPercent?: number, [planned: string]: unknown }
 
 /** Default of `ReleaseBody.applyDeadlineMs`: generous, a slow closure fetch must not fail a host. */
 export const DEFAULT_APPLY_DEADLINE_MS = 30 * 60_000
@@ -121,12 +126,54 @@ export interface ReleaseBody {
   applyDeadlineMs?: number
   /** wave 0 does not open before this time (ms since the epoch; an operator's schedule, read on each host's clock) */
   notBefore?: number
-  /** planned: freshness window */
+  /** planned: an absolute expiry (not interpreted; freshForMs is the freshness window) */
   expiresAt?: number
-  /** planned: disruption budget; accepted with any keys and not interpreted yet */
-  budget?: Record<string, unknown>
+  /**
+   * Freshness window (fresh.ts): a host that first holds the release more than this long after
+   * its signed ts (read on the host's own clock, once) refuses it and attests `stale`.
+   */
+  freshForMs?: number
+  /** this release waits until the release with this id is complete (edges.ts) */
+  after?: string
+  /** disruption budget (budget.ts): hosts of this release in flight at once; other keys are carried */
+  budget?: Budget
+  /**
+   * A store path that fails after activation (apply-failed and rollback for one attempt) on this
+   * many of the release's hosts is quarantined fleet-wide (holds.ts). Default 1.
+   */
+  quarantineAfter?: number
   [planned: string]: unknown
 }
+
+/**
+ * `pin`, admin-signed: `host` holds its generation; releases whose path for it is not `path`
+ * skip it and count it pinned. With `expiresMs`, the pinned host lifts it itself by an `unpin`
+ * once that long has run on its own monotonic clock since it first saw the pin (DESIGN §8).
+ */
+export interface PinBody { host: string, path: string, reason: string, expiresMs?: number, [planned: string]: unknown }
+/**
+ * `unpin`: an admin's lifts the earlier pins of `host` in its own feed and the pins it names
+ * ("feed:seq"); the pinned host's own, with `expired`, lifts the named pins that had an expiry.
+ */
+export interface UnpinBody { host: string, lifts?: string[], expired?: boolean, [planned: string]: unknown }
+/** `quarantine`, admin-signed: no host applies `path` in any release until it is cleared. */
+export interface QuarantineBody { path: string, reason: string, [planned: string]: unknown }
+/**
+ * `quarantine-clear`, admin-signed: lifts the earlier quarantines of `path` in its own feed, and
+ * the quarantines and failures it names ("feed:seq" of a quarantine or of a host's rollback entry).
+ */
+export interface QuarantineClearBody { path: string, clears?: string[], [planned: string]: unknown }
+
+/** A pin, quarantine, verdict or floor as filed by the fold: the entry's place and its body. */
+export interface HoldRecord<B> { feed: string, seq: number, ts: number, body: B }
+
+/**
+ * `release-seen`, written by a host about itself, once per release with a freshness window,
+ * when it first decides on it: whether it held the release only after the window (fresh.ts).
+ */
+export interface ReleaseSeenBody { release: string, stale: boolean, [planned: string]: unknown }
+/** `release-floor`, admin-signed: releases numbered below `number` are refused by every host. */
+export interface ReleaseFloorBody { number: number, reason: string, [planned: string]: unknown }
 
 export type ControlAction = 'pause' | 'resume' | 'abort'
 
@@ -189,6 +236,10 @@ export type Decision =
   | { action: 'revert', release: string, path: string, trace: string[] }
   /** append this entry (a local timer ran out), then decide again */
   | { action: 'attest', release: string, kind: 'overdue', body: OverdueBody, trace: string[] }
+  /** append this host's own unpin of a pin whose expiry ran out on its timer, then decide again */
+  | { action: 'attest', release?: undefined, kind: 'unpin', body: UnpinBody, trace: string[] }
+  /** append this host's freshness verdict on a release it decides on for the first time, then decide again */
+  | { action: 'attest', release: string, kind: 'release-seen', body: ReleaseSeenBody, trace: string[] }
 
 export interface DecideOptions {
   /** fill `trace` (default true); a simulator of 10,000 hosts turns it off to save the strings */

@@ -55,7 +55,7 @@ async function heapMiB (host: FleetHost): Promise<number> {
   const { url } = JSON.parse(await readFile(join(host.dataDir, 'api.json'), 'utf8')) as { url: string }
   const token = (await readFile(join(host.dataDir, 'api-token'), 'utf8')).trim()
   const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()
-  const m = /^fleetmesh_process_nodejs_heap_size_used_bytes\s+(\d+(?:\.\d+)?)/m.exec(text)
+  const m = /^nodejs_heap_size_used_bytes\s+(\d+(?:\.\d+)?)/m.exec(text)
   if (m === null) throw new Error(`${host.name}: no heap gauge in /metrics`)
   return Number(m[1]) / 2 ** 20
 }

@@ -6,7 +6,8 @@
 // WitnessSchedule (protocols/audit/witness-schedule.ts) puts them, over every other host's
 // entries; and at the end of each day but the last a checkpoint by the admin, built by
 // protocols/checkpoint's buildCheckpoint over the previous checkpoint's retained entries and the
-// day's entries (the rule composes, retain.ts: what a windowed host does). A witness commits to
+// day's entries (the rule composes, retain.ts: what a windowed host does), sealing every release
+// but the day's. A witness commits to
 // the fleet's heads at the start of the history: its body costs what the host's own would
 // (same count, a 32-byte root); no vector is computed per witness.
 import { buildCheckpoint, CHECKPOINT_KIND } from '../../protocols/checkpoint/index.js'
@@ -125,7 +126,9 @@ export class History {
   private checkpoint (d: number, day: StoredEntry[]): Checkpoint {
     const cover = [...this.heads.values()]
     const among = [...this.retained, ...day]
-    const built = buildCheckpoint(d + 1, cover, among)
+    // every release is past its gate on every host by the day's end, so protocols/rollout's
+    // sealFloor seals all but the newest (test/checkpoint/seal.test.ts drives that policy)
+    const built = buildCheckpoint(d + 1, cover, among, this.releases)
     const byRef = new Map(among.map(s => [`${s.entry.feed}/${s.entry.seq}`, s]))
     this.retained = built.refs.map(r => byRef.get(`${r.feed}/${r.seq}`) as StoredEntry)
     const entry = this.append(0, this.start + (d + 1) * DAY_MS - 1000, CHECKPOINT_KIND, built.body)

@@ -7,11 +7,14 @@ import { join } from 'node:path'
 import { HostProcess, runCli, tempDir, type CliResult } from './processes.js'
 import { readConfig, writeConfig } from '../../node/config-file.js'
 import { createServer } from 'node:net'
+import type { AgentSpec } from '../../node/agents/spec.js'
 
 export interface HostSpec {
   name: string
   tags?: string[]
   role?: 'host' | 'admin'
+  /** the agents this host supervises ("agents" in its config) */
+  agents?: (host: FleetHost) => AgentSpec[]
 }
 
 export interface FleetOptions {
@@ -25,19 +28,26 @@ export interface FleetOptions {
   onProgress?: (line: string) => void
 }
 
+/** ports already given out by this process: free until their service starts, so never twice */
+const handedOut = new Set<number>()
+
 /**
- * A port for a host's fixture service, below Linux's ephemeral range (32768+) so that no
+ * A port for a host's fixture service (or agent), below Linux's ephemeral range (32768+) so that no
  * libp2p or API listener on port 0 can take it between now and the service's start.
  */
-async function servicePort (): Promise<number> {
+export async function servicePort (): Promise<number> {
   for (;;) {
     const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (handedOut.has(port)) continue
     const free = await new Promise<boolean>((resolve) => {
       const srv = createServer()
       srv.once('error', () => resolve(false))
       srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
     })
-    if (free) return port
+    if (free) {
+      handedOut.add(port)
+      return port
+    }
   }
 }
 
@@ -48,6 +58,7 @@ export class FleetHost {
   constructor (readonly name: string, readonly dataDir: string, readonly port: number, readonly spec: HostSpec) {}
 
   get serviceDir (): string { return join(this.dataDir, 'service') }
+  get profile (): string { return join(this.dataDir, 'nix', 'profiles', 'system') }
   get healthUrl (): string { return `http://127.0.0.1:${this.port}/health` }
   get online (): boolean { return this.process !== null }
   get address (): string {
@@ -110,13 +121,14 @@ export class Fleet {
         ...config,
         deploy: {
           ...config.deploy,
-          profile: join(host.dataDir, 'nix', 'profiles', 'system'),
+          profile: host.profile,
           activationEnv: { FLEETMESH_FIXTURE_STATE: host.serviceDir, FLEETMESH_FIXTURE_PORT: String(host.port) },
           activationTimeoutMs: 30_000,
           // A fresh service process needs a moment to listen on a loaded machine: ten misses 200 ms apart.
           healthChecks: [{ kind: 'http', name: 'service', url: host.healthUrl, intervalMs: 200, retries: 10, timeoutMs: 1000 }],
           soakMs: opts.soakMs ?? 500
-        }
+        },
+        agents: spec.agents?.(host) ?? config.agents
       })
       fleet.hosts.push(host)
     }

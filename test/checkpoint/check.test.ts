@@ -7,8 +7,8 @@ import { headsRoot } from '../../protocols/audit/heads-root.js'
 import type { Head, StoredEntry } from '../../protocols/audit/types.js'
 import { applyEntry, createMembershipState, standingAt, type MembershipState } from '../../protocols/membership/index.js'
 import {
-  buildCheckpoint, checkCheckpoint, checkpointSchemas, CHECKPOINT_KIND, isCheckpointError, newestCheckpoint, retainedRefs,
-  validateCheckpoint, type CheckContext, type CheckpointBody
+  buildCheckpoint, checkCheckpoint, checkpointBody, checkpointSchemas, CHECKPOINT_KIND, isCheckpointError, newestCheckpoint, retainedRefs,
+  validateCheckpoint, type CheckContext
 } from '../../protocols/checkpoint/index.js'
 import { fleet, headsOf, MESH, SignedFeed, T0 } from './helpers.js'
 
@@ -33,13 +33,20 @@ function write (author: SignedFeed, log: StoredEntry[], number: number): { cp: S
 }
 
 describe('checkpoint body', () => {
-  const body: CheckpointBody = { number: 1, cover: new Uint8Array(32), count: 3, retain: new Uint8Array(32).fill(1), retained: 2 }
+  // as written before sealing: no `sealed`
+  const body = { number: 1, cover: new Uint8Array(32), count: 3, retain: new Uint8Array(32).fill(1), retained: 2 }
 
-  it('a valid body passes the registered schema and comes back typed', () => {
+  it('a valid body passes the registered schema and comes back typed; one without `sealed` (written before sealing) seals nothing', () => {
     const kinds = new KindRegistry()
     kinds.registerParsers(checkpointSchemas())
     kinds.validate(CHECKPOINT_KIND, body)
-    assert.deepEqual(validateCheckpoint(body), body)
+    assert.deepEqual(validateCheckpoint(body), { ...body, sealed: 0 })
+    const sealing = { ...body, sealed: 7 }
+    kinds.validate(CHECKPOINT_KIND, sealing)
+    assert.deepEqual(validateCheckpoint(sealing), sealing)
+    // one encoding per body: `sealed` is written only when it seals something
+    assert.deepEqual(checkpointBody({ ...body, sealed: 0 }), body)
+    assert.deepEqual(checkpointBody(sealing), sealing)
   })
 
   it('refuses missing, unknown and malformed fields with a typed error', () => {
@@ -49,7 +56,8 @@ describe('checkpoint body', () => {
       { number: 1, cover: body.cover, count: 3, retain: body.retain },
       { ...body, number: 0 }, { ...body, number: 1.5 }, { ...body, number: 2 ** 53 }, { ...body, number: '1' },
       { ...body, count: -1 }, { ...body, retained: -1 },
-      { ...body, cover: new Uint8Array(31) }, { ...body, retain: new Uint8Array(33) }, { ...body, cover: 'ab'.repeat(16) }
+      { ...body, cover: new Uint8Array(31) }, { ...body, retain: new Uint8Array(33) }, { ...body, cover: 'ab'.repeat(16) },
+      { ...body, sealed: 0 }, { ...body, sealed: -1 }, { ...body, sealed: 1.5 }, { ...body, sealed: '3' }, { ...body, sealed: 2 ** 53 }
     ]
     const kinds = new KindRegistry()
     kinds.registerParsers(checkpointSchemas())
@@ -131,7 +139,7 @@ describe('checkCheckpoint', () => {
     // a signer that signs a ref above its cover: roots consistent with the parts, still refused
     const cover2 = headsOf(log)
     const refs2 = [...retainedRefs(log), { feed: host.id, seq: 99, hash: new Uint8Array(32) }]
-    const body: CheckpointBody = { number: 2, cover: headsRoot(cover2), count: cover2.length, retain: headsRoot(refs2), retained: refs2.length }
+    const body = { number: 2, cover: headsRoot(cover2), count: cover2.length, retain: headsRoot(refs2), retained: refs2.length }
     const cp2 = admin.append(CHECKPOINT_KIND, body)
     assert.equal(checkCheckpoint(cp2, { cover: cover2, refs: refs2 }, c), 'RETAIN_MISMATCH')
     assert.equal(checkCheckpoint(cp2, { cover: cover2, refs: refs2.slice(0, -1) }, c), 'RETAIN_MISMATCH')

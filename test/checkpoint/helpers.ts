@@ -77,9 +77,12 @@ export type Cover = Map<string, number>
 export const covered = (cover: Cover, e: StoredEntry): boolean => e.entry.seq <= (cover.get(e.entry.feed) ?? -1)
 export const refKey = (feed: string, seq: number): string => `${feed}/${seq}`
 
-/** What a host that adopted a checkpoint at `cover` holds: the retained entries below it and everything above, in log order. */
-export function fromCheckpoint (log: StoredEntry[], cover: Cover, retained: StoredEntry[]): StoredEntry[] {
-  const keep = new Set(retainedRefs(retained.filter(e => covered(cover, e))).map(r => refKey(r.feed, r.seq)))
+/**
+ * What a host that adopted a checkpoint at `cover` sealing the releases below `sealed` holds: the
+ * retained entries below it and everything above, in log order.
+ */
+export function fromCheckpoint (log: StoredEntry[], cover: Cover, retained: StoredEntry[], sealed = 0): StoredEntry[] {
+  const keep = new Set(retainedRefs(retained.filter(e => covered(cover, e)), sealed).map(r => refKey(r.feed, r.seq)))
   return log.filter(e => !covered(cover, e) || keep.has(refKey(e.entry.feed, e.entry.seq)))
 }
 

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { StoredEntry } from '../../protocols/audit/types.js'
 import { controlState, emptyState, applyEntry, releaseStatus, type ReleaseBody } from '../../protocols/rollout/index.js'
-import { retainedRefs } from '../../protocols/checkpoint/index.js'
+import { checkpointBody, retainedRefs } from '../../protocols/checkpoint/index.js'
 import { fleet, FoldedMembership, fromCheckpoint, observe, SignedFeed, T0, type Cover, type Fleet } from './helpers.js'
 
 const PATH = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-system-a'
@@ -49,7 +49,7 @@ async function webFleet (): Promise<Fleet & { web2: SignedFeed }> {
 }
 
 describe('retainedRefs', () => {
-  it('keeps membership, rooms, releases and controls, the newest outcome per host and release; never witnesses', async () => {
+  it('keeps membership, rooms, releases and controls, sealing checkpoints, the newest outcome per host and release; never witnesses', async () => {
     const { founder, admin, host, log } = await fleet()
     const room = { room: 'ab'.repeat(16), epoch: 1, kid: new Uint8Array(16), keys: [] }
     const kept = [
@@ -57,14 +57,16 @@ describe('retainedRefs', () => {
       admin.append('release', release('r1', 1)),
       admin.append('release-control', { release: 'r1', action: 'pause' }),
       admin.append('room-rekey', room),
-      host.append('overdue', { release: 'r1', wave: 0, hosts: [host.id], why: 'silent' })
+      host.append('overdue', { release: 'r1', wave: 0, hosts: [host.id], why: 'silent' }),
+      admin.append('checkpoint', checkpointBody({ number: 1, cover: new Uint8Array(32), count: 0, retain: new Uint8Array(32), retained: 0, sealed: 1 }))
     ]
     const start = host.append('apply-start', { release: 'r1', path: PATH, wave: 0 })
     const ok = host.append('apply-ok', { release: 'r1', path: PATH, healthyAt: T0 })
     const okHealth = host.append('health', { release: 'r1', path: PATH, ok: true })
     const noRelease = host.append('health', { path: PATH, ok: false })
     const badHealth = host.append('health', { release: 'r1', path: PATH, ok: false })
-    const dropped = [start, okHealth, noRelease, founder.append('witness', { heads: [] }), host.append('status', { n: 1 }), admin.append('checkpoint', { n: 1 })]
+    const dropped = [start, okHealth, noRelease, founder.append('witness', { heads: [] }), host.append('status', { n: 1 }), admin.append('checkpoint', { n: 1 }),
+      admin.append('checkpoint', checkpointBody({ number: 2, cover: new Uint8Array(32), count: 0, retain: new Uint8Array(32), retained: 0, sealed: 0 }))]
     const all = [...kept, ...dropped, ok, badHealth]
     const refs = retainedRefs(all)
     const key = (h: { feed: string, seq: number }): string => `${h.feed}/${h.seq}`

@@ -20,6 +20,12 @@ describe('nixos/module.nix', () => {
     assert.doesNotMatch(stdout, /ProtectSystem/)
   })
 
+  it('services.fleetmesh.package defaults to the package built from this repository', async () => {
+    const { stdout } = await runNix('nix-instantiate', ['--parse', modulePath])
+    const packageNix = fileURLToPath(new URL('../../nixos/package.nix', import.meta.url))
+    assert.ok(stdout.includes(`package = (mkOption { default = ((pkgs).callPackage ${packageNix} { });`), 'the package option\'s default')
+  })
+
   it('a syntax error is caught by the same check', async () => {
     await assert.rejects(runNix('nix-instantiate', ['--parse', '-E', '{ a = ; }']), { code: 'NIX_COMMAND_FAILED' })
   })

@@ -3,18 +3,19 @@
 // wave's bar is seen to advance through SSE updates alone, without a reload.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import { Fleet } from '../../simulations/harness/fleet.js'
 import { buildGeneration } from '../fixtures/nix/fixtures.js'
+import { runNix } from '../../nixos/nix.js'
 import { ensureDebianTool } from './observe-apt.js'
 
 const WAIT_MS = 120_000
 const SCREENSHOTS = fileURLToPath(new URL('../../out/', import.meta.url))
 
-test('the fleet view shows members, a rollout\'s waves advancing live, and the audit trail', { timeout: 10 * 60_000 }, async (t) => {
+test('the fleet view shows members, a rollout\'s waves advancing live, the audit trail, and a host\'s drift', { timeout: 10 * 60_000 }, async (t) => {
   const executablePath = await ensureDebianTool('/usr/bin/chromium', 'chromium')
   const fleet = await Fleet.create({ hosts: [{ name: 'a', role: 'admin', tags: ['web'] }, { name: 'b', tags: ['web'] }, { name: 'c', tags: ['web'] }], soakMs: 300 })
   const browser = await chromium.launch({ executablePath })
@@ -67,6 +68,21 @@ test('the fleet view shows members, a rollout\'s waves advancing live, and the a
     const kinds = await page.$$eval('#audit tbody tr', (rows) => rows.map((r) => r.getAttribute('data-kind')))
     assert.ok(kinds.filter((k) => k === 'apply-ok').length === 3, `audit rows: ${kinds.join(', ')}`)
     assert.ok(await page.isHidden('#alerts'), 'no equivocation alert in an honest fleet')
+
+    // Drift on another host reaches this host's view as an alert naming what differs, and leaves it once cleared.
+    const c = fleet.host('c')
+    const cProfile = join(c.dataDir, 'nix', 'profiles', 'system')
+    const back = /-(\d+)-link$/.exec(await readlink(cProfile))![1]
+    await runNix('nix-env', ['-p', cProfile, '--set', await buildGeneration(`view-v2-${Date.now()}`, 'good')])
+    assert.equal((await c.cli(['drift'])).code, 1, 'fleetmesh drift exits 1 on drift')
+    const alert = page.locator(`#alerts li.drift[data-peer="${c.peerId}"]`)
+    await alert.waitFor({ timeout: WAIT_MS })
+    assert.equal(await alert.getAttribute('data-what'), 'profile')
+    assert.match(await alert.textContent() ?? '', new RegExp(`profile on /nix/store/\\S+, not ${v1}`))
+    await page.screenshot({ path: join(SCREENSHOTS, 'fleet-view-drift.png'), fullPage: true })
+    await runNix('nix-env', ['-p', cProfile, '--switch-generation', back])
+    assert.equal((await c.cli(['drift'])).code, 0)
+    await page.locator('#alerts').waitFor({ state: 'hidden', timeout: WAIT_MS })
     assert.deepEqual(consoleErrors, [])
 
     // Without the token the page and its stream are refused.

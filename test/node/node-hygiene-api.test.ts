@@ -87,7 +87,7 @@ test('a non-loopback api.host is refused unless the config allows it explicitly'
   const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { api: Record<string, unknown> }
   await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, api: { host: '0.0.0.0', port: 0 } }))
   const refused = await runCli(['--data-dir', dir, 'start'])
-  assert.equal(refused.code, 1)
+  assert.equal(refused.code, 2, 'a config refused is a usage error')
   assert.match(refused.stderr, /api.host 0.0.0.0 is not a loopback address.*allowRemote/)
   await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, api: { host: '0.0.0.0', port: 0, allowRemote: true } }))
   const allowed = await HostProcess.start(dir)

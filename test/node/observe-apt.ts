@@ -36,11 +36,3 @@ export async function promtoolCheck (text: string): Promise<string[]> {
   if (/parsing error|error while linting/.test(output)) throw new Error(`promtool cannot parse the metrics: ${output}`)
   return output.split('\n').map((l) => l.trim()).filter(Boolean)
 }
-
-/**
- * Lint findings about metrics this project names. prom-client's default `nodejs_active_*_total`
- * gauges and libp2p's own names are theirs to fix, so they are left out.
- */
-export function ownLintProblems (findings: string[]): string[] {
-  return findings.filter((f) => !/^(fleetmesh_process_nodejs_active_[a-z]+_total|libp2p_[a-z0-9_]+) /.test(f))
-}

@@ -95,7 +95,8 @@ describe('decide', () => {
   })
 
   it('halts when the failure budget is exceeded; halted releases are never applied', () => {
-    const b = releaseBody({ waves: [{ percent: 50, gate: { healthy: 50, soakMs: 0 } }, { percent: 100, gate: { healthy: 0, soakMs: 0 } }], maxFailures: 1 })
+    // quarantineAfter above the fleet: the failures are judged by the budget alone (holds.test.ts covers quarantine)
+    const b = releaseBody({ waves: [{ percent: 50, gate: { healthy: 50, soakMs: 0 } }, { percent: 100, gate: { healthy: 0, soakMs: 0 } }], maxFailures: 1, quarantineAfter: 20 })
     const p = planRelease(b, m)
     const w = new Writer()
     const es = [w.write(ADMIN, 'release', b, 0), ...p.waves[0].slice(2).flatMap(h => applied(w, h, 'r1', 0))]
@@ -237,14 +238,15 @@ describe('decide', () => {
     const w = new Writer()
     const s = fold([w.write(ADMIN, 'release', b, 0), ...applied(w, p.waves[0][0], 'r1', 0), w.write(p.waves[0][1], 'apply-start', { release: 'r1', path: PATH_A, wave: 0 }, 1)])
     const st = releaseStatus(s, m, 'r1')
-    assert.deepEqual(st?.waves[0], { index: 0, hosts: 2, pending: 0, offline: 0, applying: 1, soaking: 0, healthy: 1, failed: 0, unhealthy: 0, silent: 0, movedOn: 0, accepted: 0, superseded: 0, need: 2, gateMet: false, waits: '1/2 healthy, needs 100 % (2)' })
+    assert.deepEqual(st?.waves[0], { index: 0, hosts: 2, pending: 0, offline: 0, applying: 1, soaking: 0, healthy: 1, failed: 0, unhealthy: 0, silent: 0, movedOn: 0, accepted: 0, superseded: 0, pinned: 0, quarantined: 0, stale: 0, need: 2, gateMet: false, waits: '1/2 healthy, needs 100 % (2)' })
     assert.equal(st?.state, 'rolling')
     for (const h of p.waves.flat()) for (const e of applied(w, h, 'r1', 5)) applyEntry(s, e)
     assert.equal(releaseStatus(s, m, 'r1')?.state, 'done')
   })
 
   it('property: the same entries in 100 random orders give identical decisions for every host', () => {
-    const b = releaseBody({ maxFailures: 3 })
+    // quarantineAfter: the failed host's path stays allowed, so the others still have decisions to take
+    const b = releaseBody({ maxFailures: 3, quarantineAfter: 20 })
     b.waves[1].gate.healthy = 50
     // r2 targets one host and is paused: that host waits while the others follow r1
     const b2 = { ...releaseBody({ id: 'r2', number: 2 }), targets: [{ host: hosts[0], path: PATH_B, sources: ['peers'] }] }

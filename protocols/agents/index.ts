@@ -1,0 +1,3 @@
+// Public surface of the agent entry kind: its body schema, registered with the audit codec.
+export { AgentError, type AgentErrorCode } from './errors.js'
+export { AGENT_KIND, AGENT_EVENTS, RESTART_REASONS, MAX_REASON_CHARS, agentSchemas, parseAgentBody, type AgentBody, type AgentEvent, type RestartReason } from './schema.js'
