@@ -1,8 +1,8 @@
 # NixOS module for the fleetmesh daemon: `services.fleetmesh`.
 #
 # Evaluating it needs nixpkgs (lib, pkgs, the NixOS module system): import it from a
-# NixOS configuration (`imports = [ ./nixos/module.nix ];`). Without nixpkgs it can only
-# be parsed (`nix-instantiate --parse nixos/module.nix`, which the tests do).
+# NixOS configuration (`imports = [ ./nixos/module.nix ];`). Without nixpkgs the tests parse
+# it, and evaluate its agents with the few lib functions they need written out.
 #
 # The health check options mirror the TypeScript config types in nixos/health.ts
 # (kind, name, intervalMs, retries, timeoutMs; units / url, expectStatus / command), so
@@ -43,6 +43,49 @@ let
     soakMs = cfg.soakMs;
     checks = map checkToJSON cfg.healthChecks;
   });
+
+  # The agent options mirror node/agents/types.ts (AgentSpec): nixos/agents.nix turns each
+  # into its unit and its config entry.
+  restartPolicy = types.submodule {
+    options = {
+      backoffInitialMs = mkOption { type = types.ints.between 10 3600000; default = 100; description = "First restart delay (RestartSec=)."; };
+      backoffMaxMs = mkOption { type = types.ints.between 10 3600000; default = 30000; description = "Ceiling the delay doubles to (RestartMaxDelaySec=)."; };
+      maxRestarts = mkOption { type = types.ints.between 1 1000; default = 5; description = "More restarts than this within windowMs is a crash loop (StartLimitBurst=)."; };
+      windowMs = mkOption { type = types.ints.between 1000 86400000; default = 60000; description = "The crash-loop window (StartLimitIntervalSec=)."; };
+    };
+  };
+
+  liveness = types.submodule {
+    options = {
+      kind = mkOption { type = types.enum [ "heartbeat" "http" "command" ]; description = "heartbeat: the agent POSTs /v1/agents/NAME/heartbeat (WatchdogSec=); http, command: probes the daemon runs."; };
+      timeoutMs = mkOption { type = types.ints.between 100 86400000; description = "No heartbeat or passing probe for this long is a hang."; };
+      url = mkOption { type = types.nullOr types.str; default = null; description = "http: URL that must answer 200."; };
+      argv = mkOption { type = types.nullOr (types.listOf types.str); default = null; description = "command: argv that must exit 0."; };
+      intervalMs = mkOption { type = types.ints.between 50 3600000; default = 1000; description = "http, command: pause between probes."; };
+    };
+  };
+
+  agentOptions = {
+    command = mkOption { type = types.str; description = "The program (ExecStart=)."; };
+    args = mkOption { type = types.listOf types.str; default = [ ]; description = "Its arguments."; };
+    env = mkOption { type = types.attrsOf types.str; default = { }; description = "Its environment (FLEETMESH_AGENT, FLEETMESH_API_URL, FLEETMESH_AGENT_TOKEN are the daemon's)."; };
+    cwd = mkOption { type = types.nullOr types.str; default = null; description = "Working directory (absolute)."; };
+    user = mkOption { type = types.nullOr types.str; default = null; description = "Run as this user (User=)."; };
+    restart = mkOption { type = restartPolicy; default = { }; description = "Restart backoff and crash-loop limit."; };
+    memoryMaxBytes = mkOption { type = types.nullOr (types.ints.between 1048576 281474976710656); default = null; description = "Memory ceiling of the unit's cgroup (MemoryMax=)."; };
+    liveness = mkOption { type = types.nullOr liveness; default = null; description = "When the agent counts as alive; without one, while its process runs."; };
+    stopGraceMs = mkOption { type = types.ints.between 0 600000; default = 5000; description = "SIGTERM to SIGKILL (TimeoutStopSec=)."; };
+    escalateWithinMs = mkOption { type = types.ints.between 0 86400000; default = 600000; description = "A crash loop this soon after an apply fails that generation (0: never)."; };
+  };
+
+  agents = lib.mapAttrs (name: agent: import ./agents.nix { inherit name agent; }) cfg.agents;
+
+  # Declared agents make the daemon's config this file (the data dir's config.json is then not
+  # read): the module is where this host's config is declared.
+  configFile = pkgs.writeText "fleetmesh-config.json" (builtins.toJSON {
+    version = 1;
+    agents = lib.mapAttrsToList (_: a: a.spec) agents;
+  });
 in
 {
   options.services.fleetmesh = {
@@ -63,9 +106,14 @@ in
     healthChecks = mkOption { type = types.listOf healthCheck; default = [ ]; description = "Checks a new generation must pass."; };
     soakMs = mkOption { type = types.ints.unsigned; default = 0; description = "How long checks must stay clean before a generation counts as good (the CLI config's default too)."; };
     extraArgs = mkOption { type = types.listOf types.str; default = [ ]; description = "Extra arguments to `fleetmesh start`."; };
+    agents = mkOption {
+      type = types.attrsOf (types.submodule { options = agentOptions; });
+      default = { };
+      description = "Agents the daemon supervises, each the unit fleetmesh-agent-NAME.service (backend \"systemd\"). Declaring any makes the daemon's config the module's.";
+    };
   };
 
-  config = mkIf cfg.enable {
+  config = mkIf cfg.enable (lib.mkMerge [ {
     systemd.tmpfiles.rules = mkIf (!stateUnderVarLib) [ "d ${toString cfg.dataDir} 0700 root root -" ];
     systemd.services.fleetmesh = {
       description = "fleetmesh: mesh member and rollout agent";
@@ -112,5 +160,9 @@ in
         ProtectHostname = false; # activation sets the hostname
       };
     };
-  };
+  } {
+    systemd.services = lib.mapAttrs' (name: a: lib.nameValuePair "fleetmesh-agent-${name}" a.unit) agents;
+  } (mkIf (cfg.agents != { }) {
+    systemd.services.fleetmesh.environment.FLEETMESH_CONFIG = "${configFile}";
+  }) ]);
 }

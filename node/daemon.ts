@@ -14,11 +14,18 @@ export async function runDaemon (opts: MeshNodeOptions, out: (line: string) => v
   // daemon.lock behind). A third signal is an operator who means it: exit at once.
   let node: MeshNode | undefined
   let received = 0
+  // set once the clean stop is done: the process is on its way out, and a late press (a fast
+  // stop finishes before the finger does) must neither kill it nor claim files were left behind
+  let stopped = false
   let stop!: (signal: string) => void
   const signalled = new Promise<string>((resolve) => { stop = resolve })
   const onSignal = (signal: NodeJS.Signals): void => {
     received++
     if (received === 1) return stop(signal)
+    if (stopped) {
+      if (received === 2) process.stderr.write(`fleetmesh: ${signal}: already stopping; the clean stop is done\n`)
+      return
+    }
     if (received === 2) {
       const msg = 'already stopping; send the signal once more to exit at once, without the clean stop'
       if (node !== undefined) node.log.warn({ signal }, msg)
@@ -38,7 +45,9 @@ export async function runDaemon (opts: MeshNodeOptions, out: (line: string) => v
     const signal = await signalled
     node.log.info({ signal }, 'shutting down')
     await node.stop()
+    stopped = true
   } finally {
-    for (const s of STOP_SIGNALS) process.off(s, onSignal)
+    // after a clean stop the listeners stay (they keep nothing alive): see `stopped`
+    if (!stopped) for (const s of STOP_SIGNALS) process.off(s, onSignal)
   }
 }

@@ -8,6 +8,7 @@ import { Fleet, servicePort, type FleetHost } from './harness/fleet.js'
 import { agentServing, buildAgentGeneration, generationAgent } from './harness/agents.js'
 import type { AgentStatus } from '../node/agents/index.js'
 import type { AgentBody } from '../protocols/agents/index.js'
+import type { EntryRow } from '../node/routes.js'
 import { buildGeneration, ensureNix } from '../test/fixtures/nix/fixtures.js'
 import { renderRelease } from '../node/deploy/cli.js'
 import type { ReleaseBody, ReleaseStatus } from '../protocols/rollout/index.js'
@@ -44,26 +45,28 @@ async function watchRelease (host: FleetHost, id: string, until: (s: ReleaseStat
   }
 }
 
-async function agents (host: FleetHost): Promise<AgentStatus[]> {
-  return await host.json<AgentStatus[]>(['agents'])
+/** What an operator would type on `host`, with its output shown. */
+async function show (host: FleetHost, args: string[], only: (line: string) => boolean = () => true): Promise<void> {
+  const r = await host.cli(args)
+  if (r.code !== 0) throw new DemoFailure(`fleetmesh ${args.join(' ')} on ${host.name} exited ${r.code}: ${r.stderr.trim()}`)
+  say(`  ${host.name}$ fleetmesh ${args.join(' ')}`)
+  for (const line of r.stdout.trim().split('\n').filter(only)) say(`    ${line}`)
 }
 
-/** `fleetmesh audit log` as the operator reads it: HOST's `agent` entries since `since` (epoch ms). */
-async function agentLog (host: FleetHost, since: number): Promise<{ lines: string[], bodies: AgentBody[] }> {
-  const args = ['audit', 'log', '--feed', host.peerId, '--kind', 'agent', '--since', String(since)]
-  const [text, json] = await Promise.all([host.cli(args), host.cli([...args, '--json'])])
-  return {
-    lines: text.stdout.trim().split('\n').filter(Boolean),
-    bodies: json.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { body: AgentBody }).body)
-  }
+async function agent (host: FleetHost): Promise<AgentStatus> {
+  return (await host.get<AgentStatus[]>('/v1/agents'))[0]
+}
+
+/** `host`'s own `agent` entries since `since` (epoch ms). */
+async function agentEntries (host: FleetHost, since: number): Promise<AgentBody[]> {
+  return (await host.get<EntryRow[]>(`/v1/audit/log?kind=agent&feed=${host.peerId}&since=${since}`)).map((e) => e.body as AgentBody)
 }
 
 async function agentHeals (host: FleetHost, port: number): Promise<void> {
   step(8, `An agent crash heals itself: the agent on ${host.name} is killed (SIGKILL) and its watchdog restarts it`)
-  const fleet = { waitFor: async (what: string, ok: () => Promise<boolean>): Promise<void> => { await waitUntil(what, ok) } }
-  await fleet.waitFor(`${host.name}'s agent to be running and live`, async () => (await agents(host))[0]?.live === true && await agentServing(port))
-  for (const line of (await host.cli(['agents'])).stdout.trim().split('\n')) say(`  $ fleetmesh agents: ${line}`)
-  const before = (await agents(host))[0]
+  await waitUntil(`${host.name}'s agent to be running and live`, async () => (await agent(host)).live && await agentServing(port))
+  await show(host, ['agents'])
+  const before = await agent(host)
   const killedAt = Date.now()
   process.kill(before.pid as number, 'SIGKILL')
   say(`killed the agent (pid ${before.pid}) with SIGKILL`)
@@ -72,17 +75,16 @@ async function agentHeals (host: FleetHost, port: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   const healedMs = Date.now() - killedAt
-  const after = (await agents(host))[0]
+  const after = await agent(host)
   check(after.pid !== before.pid && after.state === 'running', `a new agent process (pid ${after.pid}) answered its health endpoint ${healedMs} ms after the kill`)
   check((after.restarts.crash ?? 0) === (before.restarts.crash ?? 0) + 1, 'the watchdog restarted it once, for the crash')
-  let log = await agentLog(host, killedAt)
   await waitUntil('the exit and restart entries', async () => {
-    log = await agentLog(host, killedAt)
-    return log.bodies.some((b) => b.event === 'exit' && b.signal === 'SIGKILL' && b.pid === before.pid) &&
-      log.bodies.some((b) => b.event === 'restart' && b.reason === 'crash' && b.pid === after.pid)
+    const log = await agentEntries(host, killedAt)
+    return log.some((b) => b.event === 'exit' && b.signal === 'SIGKILL' && b.pid === before.pid) &&
+      log.some((b) => b.event === 'restart' && b.reason === 'crash' && b.pid === after.pid)
   })
-  for (const line of log.lines) say(`  $ fleetmesh audit log --kind agent: ${line}`)
-  check(true, `${host.name}'s signed feed records the exit (SIGKILL) and the restart (crash)`)
+  say(`ok: ${host.name}'s signed feed records the exit (SIGKILL) and the restart (crash)`)
+  await show(host, ['audit', 'log', '--kind', 'agent', '--feed', host.peerId, '--since', String(killedAt)])
 }
 
 async function agentCrashLoopRollsBack (fleet: Fleet, canary: FleetHost, port: number, plan: string[], v4: string, v3version: string): Promise<void> {
@@ -94,24 +96,23 @@ async function agentCrashLoopRollsBack (fleet: Fleet, canary: FleetHost, port: n
   const since = Date.now()
   const r4 = await fleet.founder.json<ReleaseBody>(['release', 'publish', ...waves, '--path', v4])
   await watchRelease(fleet.founder, r4.id, (s) => s.state === 'halted')
-  const r4log = (await fleet.founder.cli(['audit', 'log', '--json', '--since', String(since)])).stdout.trim().split('\n').filter(Boolean)
-    .map((l) => JSON.parse(l) as { kind: string, feed: string, body: { release?: string, reason?: string } })
-    .filter((e) => e.body.release === r4.id)
+  const r4log = (await fleet.founder.get<EntryRow[]>(`/v1/audit/log?since=${since}`))
+    .filter((e) => (e.body as { release?: string }).release === r4.id)
   const failed = r4log.find((e) => e.kind === 'apply-failed')
-  say(`  apply failed on ${canary.name}: ${failed?.body.reason ?? '(none)'}`)
-  check(failed?.feed === canary.peerId && /agent assistant crash-looped/.test(failed.body.reason ?? ''), `${canary.name}'s apply-failed names the agent that crash-looped`)
+  const reason = (failed?.body as { reason?: string } | undefined)?.reason ?? ''
+  say(`  apply failed on ${canary.name}: ${reason}`)
+  check(failed?.feed === canary.peerId && /agent assistant crash-looped/.test(reason), `${canary.name}'s apply-failed names the agent that crash-looped`)
   check(r4log.some((e) => e.kind === 'rollback' && e.feed === canary.peerId), `${canary.name} rolled itself back (a signed rollback entry)`)
   const applied = new Set(r4log.filter((e) => e.kind === 'apply-start').map((e) => e.feed))
   check(applied.size === 1 && applied.has(canary.peerId), 'only the canary ever applied v4: the later waves never did')
-  const log = await agentLog(canary, since)
-  for (const line of log.lines.filter((l) => /"event":"(escalate|crash-loop)"/.test(l))) say(`  $ fleetmesh audit log --kind agent: ${line}`)
-  check(log.bodies.some((b) => b.event === 'escalate' && b.release === r4.id), `${canary.name}'s watchdog escalated the crash loop to the release (a signed agent entry)`)
-  await waitUntil('every host to see the release halted', async () => (await Promise.all(fleet.hosts.map(async (h) => (await h.json<ReleaseStatus>(['release', 'status', r4.id])).state))).every((s) => s === 'halted'))
-  check(true, `all ${fleet.hosts.length} hosts see release ${r4.id.slice(0, 12)} halted`)
+  check((await agentEntries(canary, since)).some((b) => b.event === 'escalate' && b.release === r4.id), `${canary.name}'s watchdog escalated the crash loop to the release (a signed agent entry)`)
+  await show(canary, ['audit', 'log', '--kind', 'agent', '--feed', canary.peerId, '--since', String(since)], (l) => l.includes('"escalate"'))
+  await waitUntil('every host to see the release halted', async () => (await Promise.all(fleet.hosts.map(async (h) => (await h.get<ReleaseStatus>(`/v1/releases/${r4.id}`)).state))).every((s) => s === 'halted'))
+  say(`ok: all ${fleet.hosts.length} hosts see release ${r4.id} halted`)
   for (const h of fleet.hosts) check(await h.activeVersion() === v3version, `${h.name} is on v3`)
-  await waitUntil(`${canary.name}'s agent to serve again on v3`, async () => (await agents(canary))[0]?.live === true && await agentServing(port))
-  for (const line of (await canary.cli(['agents'])).stdout.trim().split('\n')) say(`  $ fleetmesh agents: ${line}`)
-  check(true, `${canary.name}'s agent is back up on v3`)
+  await waitUntil(`${canary.name}'s agent to serve again on v3`, async () => (await agent(canary)).live && await agentServing(port))
+  say(`ok: ${canary.name}'s agent is back up on v3`)
+  await show(canary, ['agents'])
 }
 
 async function waitUntil (what: string, ok: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
@@ -173,7 +174,10 @@ async function main (): Promise<void> {
     say('echo stopped')
 
     step(4, 'Release v2 is broken: the canary fails its health check, rolls back by itself, and the release halts fleet-wide')
-    const r2 = await fleet.host('bravo').json<ReleaseBody>(['release', 'publish', ...plan, '--path', v2bad])
+    // the canary is named: a canary drawn from all five could be echo, offline, whose wave then
+    // passes by --wait-offline and lets the broken path reach the next wave
+    const canaryPlan = plan.map((a, i) => plan[i - 1] === '--waves' ? `host:${fleet.host('bravo').peerId},50%,100%` : a)
+    const r2 = await fleet.host('bravo').json<ReleaseBody>(['release', 'publish', ...canaryPlan, '--path', v2bad])
     await watchRelease(fleet.founder, r2.id, (s) => s.state === 'halted')
     const r2log = (await fleet.founder.cli(['audit', 'log', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string, feed: string, body: { release?: string } })
       .filter((e) => e.body.release === r2.id)

@@ -22,8 +22,8 @@ export interface SupervisorComponents {
   dir: string
   /** runs the agents of no `backend` */
   backend: AgentBackend
-  /** runs the agents of `backend: "systemd"`; by default systemctl on this host (systemd.ts) */
-  systemd?: AgentBackend
+  /** makes the backend of the agents of `backend: "systemd"`, handed what records their entries; by default systemctl on this host (systemd.ts) */
+  systemd?: (record: (body: AgentBody) => void) => AgentBackend
   append: (kind: string, body: AgentBody) => Promise<unknown>
   metrics: AgentMetrics
   logger: UnitComponents['logger']
@@ -86,7 +86,8 @@ export class Supervisor {
 
   private backendOf (spec: AgentSpec): AgentBackend {
     if (spec.backend !== 'systemd') return this.c.backend
-    this.systemd ??= this.c.systemd ?? new SystemdBackend({ record: (body) => { this.recorder.record(body) } })
+    const make = this.c.systemd ?? ((record) => new SystemdBackend({ record }))
+    this.systemd ??= make((body) => { this.recorder.record(body) })
     return this.systemd
   }
 

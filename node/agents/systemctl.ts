@@ -63,7 +63,9 @@ const CLD_EXITED = 1
 const CLD_KILLED = 2
 const CLD_DUMPED = 3
 const NAME_RE = /^[a-z-]{1,32}$/
-const SIGNALS = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]))
+// a number has aliases (SIGIOT is SIGABRT): the first name the table gives is the one kill(1) prints
+const SIGNALS = new Map<number, string>()
+for (const [name, n] of Object.entries(constants.signals)) if (!SIGNALS.has(n)) SIGNALS.set(n, name)
 
 function num (props: Map<string, string>, key: string, max = 2 ** 53 - 1): number {
   const v = props.get(key)

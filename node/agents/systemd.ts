@@ -61,8 +61,8 @@ export class SystemdBackend implements AgentBackend {
   private readonly run: SystemctlRunner
   private readonly runtimeDir: string
   private readonly pollMs: number
-  /** each agent's current main pid, for heartbeats */
-  private readonly mainPids = new Map<string, number>()
+  /** the current main pid of each agent whose liveness is a heartbeat: the watchdog's */
+  private readonly watchdogPids = new Map<string, number>()
 
   constructor (private readonly o: SystemdBackendOptions) {
     this.run = o.run ?? execSystemctl
@@ -114,7 +114,7 @@ export class SystemdBackend implements AgentBackend {
   private watch (spec: AgentSpec, first: UnitState, log: RotatingLog): AgentRun {
     const unit = unitName(spec.name)
     const pid = first.mainPid
-    this.mainPids.set(spec.name, pid)
+    if (spec.liveness?.kind === 'heartbeat') this.watchdogPids.set(spec.name, pid)
     let last: UnitState = first
     let wake: (() => void) | undefined
     let stopping: Promise<AgentExit> | undefined
@@ -135,7 +135,7 @@ export class SystemdBackend implements AgentBackend {
         }
         last = s
         if (s.mainPid === pid) continue
-        if (this.mainPids.get(spec.name) === pid) this.mainPids.delete(spec.name)
+        if (this.watchdogPids.get(spec.name) === pid) this.watchdogPids.delete(spec.name)
         log.write(Buffer.from(`--- fleetmesh: ${unit} pid ${pid} ${describeEnd(s, first.nRestarts)}\n`))
         const event = systemdEvent(spec, pid, s)
         if (event !== undefined) this.o.record(event)
@@ -164,7 +164,7 @@ export class SystemdBackend implements AgentBackend {
    * NotifyAccess=all): systemd-notify, as root, speaks for the main process.
    */
   async heartbeat (name: string): Promise<void> {
-    const pid = this.mainPids.get(name)
+    const pid = this.watchdogPids.get(name)
     if (pid === undefined) return
     await this.run(['systemd-notify', `--pid=${pid}`, 'WATCHDOG=1'])
   }

@@ -28,13 +28,18 @@
 //   its `sealed`; no fold reads their outcomes any more (but the failures holds.ts pairs), so of
 //   a release id that every covered release entry of it numbers below `sealed` nothing else is
 //   kept, and every checkpoint entry that seals is (which seal counts is a membership question,
-//   judged at query time). An id reused above the floor after the cover would reopen what was
-//   dropped: the fold seals by the effective entry's number, which an admin's later duplicate
-//   with a lower (feed, seq) could change (release publish never reuses an id).
+//   judged at query time). An id is sealed as a whole: once a counted entry of it numbers below
+//   the floor, that entry is the one the id means (authority.ts effectiveRelease), so a later
+//   duplicate numbered above the floor reopens nothing on any host. Every release entry is kept,
+//   so a joiner judges the id as a replayer does. An id reused above the floor between two
+//   covers keeps, from the second, only what the first left: less than a checkpoint over
+//   everything keeps, and the same decisions. Left open: an id whose covered entries all stop
+//   counting later (a revoke cutting below them, a back-dated demotion) and that a counted entry
+//   reuses above the floor (release publish never reuses an id; only a hand-made entry can).
 // - witnesses, checkpoints that seal nothing, health without a release, anything else: nothing
 //   reads them.
-// The rule composes: retaining from (retained ∪ later entries) keeps what retaining from
-// everything keeps, so successive checkpoints need only what the previous one kept, as long as
+// The rule composes: retaining from (retained ∪ later entries) decides as retaining from
+// everything does, so successive checkpoints need only what the previous one kept, as long as
 // `sealed` never goes down.
 import type { Head, StoredEntry } from '../audit/index.js'
 import { sortHeads } from '../audit/heads-root.js'

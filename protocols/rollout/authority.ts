@@ -20,14 +20,27 @@ function counts (membership: MembershipView, e: { feed: string, seq: number, ts:
   return membership.standingAt(e.feed, e.seq, e.ts).admin
 }
 
-/** The release entry that `id` means: the counted candidate with the lowest (feed, seq). */
-export function effectiveRelease (state: RolloutState, membership: MembershipView, id: string): ReleaseCandidate | undefined {
+/**
+ * The release entry that `id` means: the counted candidate with the lowest (feed, seq) — among
+ * those numbered below the seal's floor when there is one, so an id is sealed as a whole. A
+ * checkpoint drops the outcomes of an id every covered entry of which numbers below its floor
+ * (protocols/checkpoint/retain.ts); were a later entry of the id numbered above the floor to
+ * win, it would reopen the id on the hosts that replayed everything and not on those that
+ * joined from the checkpoint. Every caller compares the number it gets with the floor.
+ */
+export function effectiveRelease (state: RolloutState, membership: MembershipView, id: string, floor = sealedBelow(state, membership)): ReleaseCandidate | undefined {
   let best: ReleaseCandidate | undefined
   for (const c of state.releases.get(id) ?? []) {
-    if (best !== undefined && (c.feed > best.feed || (c.feed === best.feed && c.seq > best.seq))) continue
+    if (best !== undefined && !means(c, best, floor)) continue
     if (counts(membership, c)) best = c
   }
   return best
+}
+
+/** True when an id means candidate a rather than b: below the floor first, then the lower (feed, seq). */
+function means (a: ReleaseCandidate, b: ReleaseCandidate, floor: number): boolean {
+  if ((a.body.number < floor) !== (b.body.number < floor)) return a.body.number < floor
+  return a.feed !== b.feed ? a.feed < b.feed : a.seq < b.seq
 }
 
 /**
@@ -43,20 +56,22 @@ export function sealedBelow (state: RolloutState, membership: MembershipView): n
 /** The effective entry of every release id. */
 export function validReleases (state: RolloutState, membership: MembershipView): ReleaseCandidate[] {
   const out: ReleaseCandidate[] = []
+  const floor = sealedBelow(state, membership)
   for (const id of state.releases.keys()) {
-    const c = effectiveRelease(state, membership, id)
+    const c = effectiveRelease(state, membership, id, floor)
     if (c !== undefined) out.push(c)
   }
   return out
 }
 
 /**
- * The number a new release takes: one above every counted (admin-signed) release, so a member
- * writing a non-admin release numbered 2^53−1 changes nothing.
+ * The number a new release takes: one above every counted (admin-signed) release entry, the
+ * ignored duplicates of an id included, so a member writing a non-admin release numbered 2^53−1
+ * changes nothing.
  */
 export function nextReleaseNumber (state: RolloutState, membership: MembershipView): number {
   let n = 0
-  for (const c of validReleases(state, membership)) n = Math.max(n, c.body.number)
+  for (const list of state.releases.values()) for (const c of list) if (c.body.number > n && counts(membership, c)) n = c.body.number
   return n + 1
 }
 
@@ -91,12 +106,13 @@ export function controlState (state: RolloutState, membership: MembershipView, i
 /**
  * Entries the decisions refuse, sorted by (feed, seq): bodies that broke their schema,
  * releases and controls whose signer was not an admin at that entry, and release ids used by
- * more than one counted entry (the one with the lowest (feed, seq) counts; the others are flagged).
+ * more than one counted entry (the one effectiveRelease means counts; the others are flagged).
  */
 export function flagged (state: RolloutState, membership: MembershipView): Flag[] {
   const out: Flag[] = [...state.flagged]
+  const floor = sealedBelow(state, membership)
   for (const [id, list] of state.releases) {
-    const winner = effectiveRelease(state, membership, id)
+    const winner = effectiveRelease(state, membership, id, floor)
     for (const c of list) {
       if (!counts(membership, c)) out.push({ feed: c.feed, seq: c.seq, kind: 'release', reason: `release ${id} not signed by an admin: ignored` })
       else if (c !== winner) out.push({ feed: c.feed, seq: c.seq, kind: 'release', reason: `release id ${id} already used by ${winner?.feed}#${winner?.seq}: ignored` })

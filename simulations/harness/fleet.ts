@@ -8,6 +8,7 @@ import { HostProcess, runCli, tempDir, type CliResult } from './processes.js'
 import { readConfig, writeConfig } from '../../node/config-file.js'
 import { createServer } from 'node:net'
 import type { AgentSpec } from '../../node/agents/spec.js'
+import { ControlClient } from '../../node/client.js'
 
 export interface HostSpec {
   name: string
@@ -75,6 +76,11 @@ export class FleetHost {
     const r = await this.cli([...args, '--json'])
     if (r.code !== 0) throw new Error(`${this.name}: fleetmesh ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`)
     return JSON.parse(r.stdout) as T
+  }
+
+  /** GET on this host's control API with the operator token: a quick query where no CLI output is shown. */
+  async get<T> (path: string): Promise<T> {
+    return await (await ControlClient.forDataDir(this.dataDir)).get<T>(path)
   }
 
   /** The version string the fixture service of the active generation reports, if any. */

@@ -119,7 +119,8 @@ test('a release health check of kind "agent" fails a generation whose agent does
     // the rollback's activation brought the failed agent back on the good generation
     await waitFor('the agent to serve again', async () => await serving(port))
     const agentLog = await agentEntries(host.node, 'web')
-    assert.ok(agentLog.some((e) => e.event === 'crash-loop'), 'with no escalation the crash loop failed the agent')
+    // whether the health check or the agent's crash-loop limit came first depends on scheduling:
+    // the verdict is the check's either way, and the rollback's activation restarted the agent
     assert.equal(agentLog.at(-1)?.event, 'restart')
     assert.equal(agentLog.at(-1)?.reason, 'activation')
   } finally {

@@ -98,7 +98,7 @@ class World {
   }
 
   private release (w: number, op: Op): void {
-    const reuse = this.releases.length > 0 && op.d % 7 === 0
+    const reuse = this.releases.length > 0 && op.d % 3 === 0
     const id = reuse ? this.releases[op.c % this.releases.length] : `r${this.releases.length}`
     if (!reuse) this.releases.push(id)
     this.number = op.d % 5 === 0 ? Math.max(1, this.number) : this.number + 1
@@ -256,10 +256,13 @@ describe('checkpoint retention', () => {
       const whole = observe(log, held, ids, w.releases, roomIds)
       assert.deepStrictEqual(observe(joined, held, ids, w.releases, roomIds), whole)
 
-      // a second checkpoint computed from what the first left kept exactly what one over everything keeps
+      // a second checkpoint computed from what the first left keeps no more than one over
+      // everything (less when an id sealed at the first cover is used again above the floor
+      // before the second: the outcomes the first dropped stay dropped) and decides the same
       const c2 = coverAt(cut2, c1)
       const again = fromCheckpoint(log, c2, joined, sealed)
-      assert.deepStrictEqual(again.map(e => refKey(e.entry.feed, e.entry.seq)), fromCheckpoint(log, c2, log, sealed).map(e => refKey(e.entry.feed, e.entry.seq)))
+      const full = new Set(fromCheckpoint(log, c2, log, sealed).map(e => refKey(e.entry.feed, e.entry.seq)))
+      assert.ok(again.every(e => full.has(refKey(e.entry.feed, e.entry.seq))))
       assert.deepStrictEqual(observe(again, held, ids, w.releases, roomIds), whole)
     }), { seed: SEED, numRuns: RUNS })
     // the rule keeps less than everything, or this property would prove nothing about pruning

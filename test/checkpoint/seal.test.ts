@@ -121,6 +121,23 @@ describe('sealing releases', () => {
     sameDecisions([...log, cp], [revoke], 2, [host.id], ['r1', 'r2'])
   })
 
+  it('an id reused above the floor after the cover stays sealed as a whole, and the joiner agrees', async () => {
+    const { founder, admin, host, log } = await fleet()
+    // the reuse wins as the lower (feed, seq), the rule for an id used twice
+    const [lo, hi] = founder.id < admin.id ? [founder, admin] : [admin, founder]
+    log.push(hi.append('release', release('r1', 1)), host.append('apply-start', { release: 'r1', path: PATH, wave: 0 }), host.append('apply-ok', { release: 'r1', path: PATH, healthyAt: 0 }))
+    log.push(hi.append('release', release('r2', 2, { targets: [{ tag: 'web', path: PATH_B, sources: ['peers'] }] })), host.append('apply-start', { release: 'r2', path: PATH_B, wave: 0 }), host.append('apply-ok', { release: 'r2', path: PATH_B, healthyAt: 0 }))
+    log.push(hi.append('checkpoint', seal(2)))
+    // a hand-made entry after the cover: r1 again, numbered above the floor
+    const reuse = lo.append('release', release('r1', 3))
+    const { state, m } = fold([...log, reuse])
+    assert.equal(releaseStatus(state, m, 'r1')?.reason, 'sealed by a checkpoint: final')
+    assert.equal(releaseStatus(state, m, 'r1')?.number, 1, 'the id means its entry below the floor')
+    assert.equal(decide(state, m, host.id, NOW).action, 'none')
+    const joined = sameDecisions(log, [reuse], 2, [host.id], ['r1', 'r2'])
+    assert.ok(joined.includes(reuse) && joined.includes(log[3]), 'both entries of r1 are kept')
+  })
+
   it('a checkpoint by a non-admin seals nothing, and its floor drops nothing from what the folds read', async () => {
     const { admin, host, log } = await fleet()
     log.push(admin.append('release', release('r1', 1)), host.append('apply-start', { release: 'r1', path: PATH, wave: 0 }), host.append('checkpoint', seal(9)))

@@ -43,7 +43,8 @@ test('fetch failures with the publisher offline are retried and never halt a --m
   const status = async (h: FleetHost, id: string): Promise<ReleaseStatus> => h.json<ReleaseStatus>(['release', 'status', id])
   try {
     const [path] = await Promise.all([futurePath(version), fleet.pairAll()])
-    const r = await fleet.founder.json<ReleaseBody>(['release', 'publish', '--tag', 'web', '--path', path, '--waves', '1,100%', '--max-failures', '0', '--source', 'peers', '--apply-deadline', '20m'])
+    // --force: nobody holds the path yet (it is built later), which publish's own check refuses
+    const r = await fleet.founder.json<ReleaseBody>(['release', 'publish', '--force', '--tag', 'web', '--path', path, '--waves', '1,100%', '--max-failures', '0', '--source', 'peers', '--apply-deadline', '20m'])
     assert.equal(r.applyDeadlineMs, 20 * 60_000, 'release publish --apply-deadline sets the release\'s apply deadline')
     const b = fleet.host('b')
     const c = fleet.host('c')
