@@ -54,8 +54,7 @@ export class AgentRecorder {
     const limit = CRITICAL.has(body.event) ? this.budget : this.budget - RESERVED
     if (w.used >= limit) {
       w.suppressed++
-      w.flush ??= setTimeout(() => { this.flush(body.agent) }, Math.max(0, this.windowMs - (this.now() - w.start)))
-      w.flush.unref()
+      if (w.flush === undefined) this.armFlush(body.agent, w)
       return
     }
     w.used++
@@ -64,11 +63,19 @@ export class AgentRecorder {
     this.o.append('agent', out).catch(this.o.onError)
   }
 
+  private armFlush (agent: string, w: Window): void {
+    w.flush = setTimeout(() => { this.flush(agent) }, Math.max(1, Math.ceil(this.windowMs - (this.now() - w.start))))
+    w.flush.unref()
+  }
+
   private flush (agent: string): void {
     const w = this.windows.get(agent)
     if (w === undefined) return
     w.flush = undefined
     if (w.suppressed === 0 || this.closed) return
+    // a timer may fire a little before performance.now() says the window ended (libuv reads its
+    // clock once per loop turn): the count would then find the old, spent window and be lost
+    if (this.now() - w.start < this.windowMs) { this.armFlush(agent, w); return }
     const next = this.window(agent)
     if (next.used >= this.budget - RESERVED) return
     next.used++
