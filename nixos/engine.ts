@@ -4,7 +4,8 @@
 // kill -9 knows what to finish, and nothing is reported `ok` that was not verified.
 import { NixosError, type NixosErrorCode } from './errors.js'
 import { DEFAULT_START_PERIOD_MS, checkName, validatePolicy, verify, type CheckFailure, type HealthCheck, type HealthPolicy, type ProbeReport } from './health.js'
-import { TERMINAL_PHASES, newApplyId, type ApplyPhase, type ApplyRecord, type Journal } from './journal.js'
+import { bootChanges, monotonicMs, type BootInfo } from './boot.js'
+import { TERMINAL_PHASES, newApplyId, type ApplyHold, type ApplyPhase, type ApplyRecord, type Journal } from './journal.js'
 import { assertStorePath } from './nix.js'
 import type { ApplyOutcome, Backend, Generation } from './types.js'
 
@@ -25,6 +26,7 @@ export type DeployEvent = EventBase & (
   | { kind: 'health-failed', generation: Generation | null, check: string, checkKind: HealthCheck['kind'], failures: number, output: string }
   | { kind: 'rollback', from: Generation | null, to: Generation, reason: string }
   | { kind: 'apply-ok', generation: Generation }
+  | { kind: 'staged', generation: Generation, changes: string[] }
   | { kind: 'apply-failed', code: NixosErrorCode, reason: string, rollbackAttempted: boolean }
   | { kind: 'pruned', deleted: number[] }
   | { kind: 'prune-failed', reason: string }
@@ -47,6 +49,8 @@ export interface ApplyRequest {
   health?: HealthPolicy
   /** The caller's description of the apply: with one, its outcome stays unreported until markReported(). */
   tag?: string
+  /** replaces an apply staged in this boot (a newer release's); without it the apply is refused while one is staged */
+  supersede?: boolean
 }
 
 export interface RevertRequest {
@@ -74,6 +78,11 @@ export interface EngineOptions {
   /** generations kept after each apply; older ones are deleted (default: none deleted) */
   keep?: number
   now?: () => number
+  /**
+   * With it, a generation that changes the kernel, initrd or systemd of the running system is
+   * staged for the next boot (`switch-to-configuration boot`) and verified after it.
+   */
+  boot?: BootInfo
 }
 
 export class DeployEngine {
@@ -91,6 +100,7 @@ export class DeployEngine {
     assertStorePath(req.path)
     const policy = validatePolicy(req.health ?? this.opts.health)
     return await this.exclusive(async () => {
+      if (req.supersede === true) await this.unstage(req.id ?? req.path)
       const rec = await this.begin(req.id, req.path, req.tag)
       return await this.pruneAfter(rec, await this.applyFrom(rec, req.sources ?? [], policy))
     })
@@ -143,8 +153,33 @@ export class DeployEngine {
     const out: Array<{ record: ApplyRecord, outcome: ApplyOutcome }> = []
     for (const record of await this.opts.journal.unreported()) {
       if (record.outcome !== null) out.push({ record, outcome: record.outcome })
+      else if (record.phase === 'staged') out.push({ record, outcome: stagedOutcome(record) })
     }
     return out
+  }
+
+  /**
+   * Apply `id` ended ok and now waits for its host to confirm it still belongs to the mesh:
+   * the window opens now, on this boot, and survives a restart of the caller (the journal).
+   */
+  async holdConfirm (id: string, windowMs: number): Promise<ApplyHold> {
+    const rec = await this.opts.journal.get(id)
+    if (rec?.phase !== 'ok' || rec.reported) throw new NixosError('INVALID_CONFIG', `apply ${id} did not end ok unreported: nothing to confirm`)
+    if (rec.hold != null) return rec.hold
+    const hold: ApplyHold = { kind: 'confirm', bootId: await this.bootId(), windowMs, sinceMs: monotonicMs() }
+    await this.opts.journal.write({ ...rec, hold, updatedAt: this.now() })
+    return hold
+  }
+
+  /** The running boot's id (the journal binds holds to it). */
+  async bootId (): Promise<string> {
+    if (this.opts.boot === undefined) throw new NixosError('INVALID_CONFIG', 'this engine knows no boot id')
+    return await this.opts.boot.id()
+  }
+
+  /** The store path of the running system, when the host has one. */
+  async running (): Promise<string | null> {
+    return await this.opts.boot?.running() ?? null
   }
 
   /** The caller durably reported apply `id`'s outcome; unknown ids were never journalled. */
@@ -152,7 +187,7 @@ export class DeployEngine {
     const rec = await this.opts.journal.get(id)
     if (rec === null || rec.reported) return
     if (rec.outcome === null) throw new NixosError('INVALID_CONFIG', `apply ${id} has not ended (${rec.phase}): its outcome cannot have been reported`)
-    await this.opts.journal.write({ ...rec, reported: true })
+    await this.opts.journal.write({ ...rec, reported: true, hold: null })
   }
 
   /**
@@ -202,8 +237,29 @@ export class DeployEngine {
     return rec
   }
 
+  /**
+   * An apply that supersedes (the deploy agent's, for a newer release) replaces one staged in this
+   * boot (a staged one from an earlier boot is judged by recover() first): the profile and the next boot go back to the generation recorded before
+   * it, so the new apply records that one as its previous, and the staged one ends as a failure
+   * that changed nothing (transient), reported at once: its caller moved on to the newer apply.
+   */
+  private async unstage (by: string): Promise<void> {
+    const rec = await this.opts.journal.active()
+    if (rec?.phase !== 'staged' || rec.hold?.bootId !== await this.bootId()) return
+    const to = rec.previous
+    if (to !== null) {
+      await this.opts.backend.rollback(to)
+      await this.opts.backend.activate(`${rec.id}.unstage`, 'boot')
+    }
+    const reason = `superseded by apply ${by} before the reboot: nothing was activated`
+    const outcome: ApplyOutcome = { status: 'failed', id: rec.id, code: 'APPLY_SUPERSEDED', reason, transient: true }
+    await this.opts.journal.write({ ...rec, hold: null, phase: 'failed', reason, outcome, reported: true, updatedAt: this.now() })
+    this.emit(rec, { kind: 'apply-failed', code: 'APPLY_SUPERSEDED', reason, rollbackAttempted: false })
+  }
+
   private async requireIdle (): Promise<void> {
     const pending = await this.opts.journal.active()
+    if (pending?.phase === 'staged') throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} is staged for the next boot: it ends after a reboot`)
     if (pending !== null) throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} (${pending.phase}) is unfinished; run recover() first`)
   }
 
@@ -221,7 +277,45 @@ export class DeployEngine {
       return await this.rollBack(rec, `switch failed: ${(err as Error).message}`, null, policy)
     }
     this.emit(rec, { kind: 'switched', generation: rec.switched as Generation })
+    const changes = await this.bootChangesOf(rec)
+    if (changes.length > 0) return await this.stage(await this.advance(rec, 'activating', {}), changes, policy)
     return await this.activateAndVerify(await this.advance(rec, 'activating', {}), policy)
+  }
+
+  /** What of the running system (or the recorded previous one) only a reboot would change. */
+  private async bootChangesOf (rec: ApplyRecord): Promise<string[]> {
+    if (this.opts.boot === undefined) return []
+    const from = await this.opts.boot.running() ?? rec.previous?.path
+    return from === undefined ? [] : await bootChanges(from, rec.target)
+  }
+
+  /**
+   * Makes the generation the next boot's without activating it now. A crash while this runs
+   * recovers as an interrupted activation (the activation is waited for under the same id).
+   */
+  private async stage (rec: ApplyRecord, changes: string[], policy: HealthPolicy): Promise<ApplyOutcome> {
+    try {
+      await this.opts.backend.activate(rec.id, 'boot')
+    } catch (err) {
+      return await this.rollBack(rec, (err as Error).message, null, policy)
+    }
+    rec = await this.advance(rec, 'staged', { hold: { kind: 'reboot', bootId: await this.bootId(), windowMs: 0, sinceMs: 0 } })
+    const generation = rec.switched as Generation
+    this.emit(rec, { kind: 'staged', generation, changes })
+    return { status: 'staged', id: rec.id, generation, changes }
+  }
+
+  /**
+   * A staged apply after a boot: the new generation running is verified like any activation;
+   * a host that came back on another system (the old generation chosen, or fallen back to) has
+   * its profile rolled back to it: reverted by the reboot. In the boot it was staged in, it stays.
+   */
+  private async afterBoot (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
+    const hold = rec.hold as ApplyHold
+    if (await this.bootId() === hold.bootId) return stagedOutcome(rec)
+    const running = await this.running()
+    if (running === null || running === rec.target) return await this.verifyAndFinish(rec, policy)
+    return await this.rollBack(rec, `reverted-by-reboot: the host booted ${running}, not ${rec.target}`, null, policy)
   }
 
   private async activateAndVerify (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
@@ -254,10 +348,14 @@ export class DeployEngine {
         case 'switched':
           // A version-1 record may have been activating: only a full rollback is safe then.
           return rec.v === 1 ? await this.rollBack(rec, reason, null, policy) : await this.undoSwitch(rec, reason)
-        case 'activating':
-          return await this.activateAndVerify(rec, policy)
+        case 'activating': {
+          const changes = await this.bootChangesOf(rec)
+          return changes.length > 0 ? await this.stage(rec, changes, policy) : await this.activateAndVerify(rec, policy)
+        }
         case 'verifying':
           return await this.verifyAndFinish(rec, policy)
+        case 'staged':
+          return await this.afterBoot(rec, policy)
         default:
           return await this.rollBack(rec, rec.reason ?? reason, null, policy)
       }
@@ -349,8 +447,9 @@ export class DeployEngine {
     }
   }
 
-  private async advance (rec: ApplyRecord, phase: ApplyPhase, patch: Partial<Pick<ApplyRecord, 'previous' | 'switched' | 'reason' | 'outcome'>>): Promise<ApplyRecord> {
-    const next: ApplyRecord = { ...rec, ...patch, phase, updatedAt: this.now() }
+  /** A hold lasts one phase: the next phase drops it unless it brings its own. */
+  private async advance (rec: ApplyRecord, phase: ApplyPhase, patch: Partial<Pick<ApplyRecord, 'previous' | 'switched' | 'reason' | 'outcome' | 'hold'>>): Promise<ApplyRecord> {
+    const next: ApplyRecord = { ...rec, hold: null, ...patch, phase, updatedAt: this.now() }
     await this.opts.journal.write(next)
     return next
   }
@@ -383,6 +482,10 @@ export class DeployEngine {
       this.busy = false
     }
   }
+}
+
+function stagedOutcome (rec: ApplyRecord): ApplyOutcome {
+  return { status: 'staged', id: rec.id, generation: rec.switched as Generation, changes: [] }
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never

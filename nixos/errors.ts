@@ -15,6 +15,8 @@ export type NixosErrorCode =
   | 'APPLY_IN_PROGRESS'
   | 'ROLLBACK_FAILED'
   | 'APPLY_INTERRUPTED'
+  /** a staged apply a newer one replaced before the reboot */
+  | 'APPLY_SUPERSEDED'
   | 'CLOSURE_MALFORMED'
   | 'CLOSURE_TOO_LARGE'
   | 'CLOSURE_HASH_MISMATCH'

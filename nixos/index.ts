@@ -8,7 +8,8 @@ export {
   type HealthCheck, type AgentCheck, type SystemdCheck, type HttpCheck, type CommandCheck, type HealthPolicy,
   type HealthVerdict, type CheckFailure, type ProbeResult, type ProbeReport, type VerifyOptions
 } from './health.js'
-export { Journal, APPLY_ID_RE, newApplyId, encodeRecord, decodeRecord, type ApplyRecord, type ApplyPhase, type JournalDb } from './journal.js'
+export { Journal, APPLY_ID_RE, newApplyId, encodeRecord, decodeRecord, type ApplyRecord, type ApplyPhase, type ApplyHold, type JournalDb } from './journal.js'
+export { bootInfo, bootChanges, monotonicMs, BOOT_ID_PATH, BOOT_LINKS, type BootInfo, type BootInfoOptions } from './boot.js'
 export { DeployEngine, type DeployEvent, type EngineProbe, type ApplyRequest, type RevertRequest, type EngineOptions } from './engine.js'
 export {
   closureInfo, exportClosure, importClosure, fingerprint, nixBase32, parsePathInfos, NixClosureStore,

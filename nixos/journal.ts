@@ -9,10 +9,24 @@ import type { ApplyOutcome, Generation } from './types.js'
 
 export type ApplyPhase =
   | 'started' | 'previous-recorded' | 'switched' | 'activating' | 'verifying' | 'rolling-back'
-  | 'ok' | 'rolled-back' | 'failed'
+  | 'staged' | 'ok' | 'rolled-back' | 'failed'
 
 export const TERMINAL_PHASES: ReadonlySet<ApplyPhase> = new Set(['ok', 'rolled-back', 'failed'])
-const PHASES: ReadonlySet<string> = new Set<ApplyPhase>(['started', 'previous-recorded', 'switched', 'activating', 'verifying', 'rolling-back', 'ok', 'rolled-back', 'failed'])
+const PHASES: ReadonlySet<string> = new Set<ApplyPhase>(['started', 'previous-recorded', 'switched', 'activating', 'verifying', 'rolling-back', 'staged', 'ok', 'rolled-back', 'failed'])
+
+/**
+ * What an apply waits for after its activation, bound to the boot it began in (the kernel's
+ * boot id), so a restart of the daemon resumes it and a reboot is told apart from one:
+ * `confirm`: it ended ok and the host must see a member hold its outcome within `windowMs`,
+ * counted from `sinceMs` on that boot's monotonic clock; `reboot`: staged with
+ * `switch-to-configuration boot` (phase `staged`), it waits for the next boot.
+ */
+export interface ApplyHold {
+  kind: 'confirm' | 'reboot'
+  bootId: string
+  windowMs: number
+  sinceMs: number
+}
 
 export interface ApplyRecord {
   /**
@@ -36,6 +50,8 @@ export interface ApplyRecord {
   outcome: ApplyOutcome | null
   /** False while the caller has not yet reported the outcome; untagged applies start true. */
   reported: boolean
+  /** Absent or null: nothing is awaited. */
+  hold?: ApplyHold | null
 }
 
 export type JournalOp = { type: 'put', key: string, value: string } | { type: 'del', key: string }
@@ -118,7 +134,7 @@ export function encodeRecord (rec: ApplyRecord): string {
   return JSON.stringify({
     v: rec.v, id: rec.id, target: rec.target, phase: rec.phase, previous: rec.previous,
     switched: rec.switched, startedAt: rec.startedAt, updatedAt: rec.updatedAt, reason: rec.reason,
-    tag: rec.tag, outcome: rec.outcome, reported: rec.reported
+    tag: rec.tag, outcome: rec.outcome, reported: rec.reported, ...(rec.hold != null ? { hold: { kind: rec.hold.kind, bootId: rec.hold.bootId, windowMs: rec.hold.windowMs, sinceMs: rec.hold.sinceMs } } : {})
   })
 }
 
@@ -141,8 +157,11 @@ function validateRecord (v: unknown): ApplyRecord {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not an object')
   const r = v as Record<string, unknown>
   const allowed = ['v', 'id', 'target', 'phase', 'previous', 'switched', 'startedAt', 'updatedAt', 'reason', 'tag', 'outcome', 'reported']
-  for (const k of Object.keys(r)) if (!allowed.includes(k)) bad(`unknown field ${k}`)
+  for (const k of Object.keys(r)) if (!allowed.includes(k) && k !== 'hold') bad(`unknown field ${k}`)
   for (const k of allowed) if (!(k in r)) bad(`missing ${k}`)
+  if (r.hold != null) validateHold(r.hold)
+  if ((r.phase === 'staged') !== (r.hold != null && (r.hold as ApplyHold).kind === 'reboot')) bad('a staged apply and only it waits for a reboot')
+  if (r.hold != null && (r.hold as ApplyHold).kind === 'confirm' && r.phase !== 'ok') bad('only an apply that ended ok awaits its confirmation')
   if (r.v !== 1 && r.v !== 2) bad('unsupported version')
   if (typeof r.id !== 'string' || !APPLY_ID_RE.test(r.id)) bad('bad id')
   if (!isText(r.target, 512) || r.target === '') bad('bad target')
@@ -157,7 +176,8 @@ function validateRecord (v: unknown): ApplyRecord {
   return r as unknown as ApplyRecord
 }
 
-const OUTCOME_FIELDS: Record<ApplyOutcome['status'], string[]> = {
+// A staged apply has no outcome yet: it waits for the next boot (phase `staged`).
+const OUTCOME_FIELDS: Record<Exclude<ApplyOutcome['status'], 'staged'>, string[]> = {
   ok: ['status', 'id', 'generation'],
   'rolled-back': ['status', 'id', 'generation', 'reason', 'failedCheck'],
   failed: ['status', 'id', 'code', 'reason', 'transient']
@@ -166,7 +186,7 @@ const OUTCOME_FIELDS: Record<ApplyOutcome['status'], string[]> = {
 function validateOutcome (v: unknown, id: string): void {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('outcome is not an object')
   const o = v as Record<string, unknown>
-  const fields = OUTCOME_FIELDS[o.status as ApplyOutcome['status']]
+  const fields = Object.hasOwn(OUTCOME_FIELDS, o.status as string) ? OUTCOME_FIELDS[o.status as keyof typeof OUTCOME_FIELDS] : undefined
   if (fields === undefined) return bad('bad outcome status')
   for (const k of Object.keys(o)) if (!fields.includes(k)) bad(`unknown outcome field ${k}`)
   if (o.id !== id) bad('outcome of another apply')
@@ -177,6 +197,15 @@ function validateOutcome (v: unknown, id: string): void {
     const f = o.failedCheck as Record<string, unknown>
     if (typeof f !== 'object' || f === null || !isText(f.check, 1024) || !isText(f.kind, 16) || !Number.isInteger(f.failures) || !isText(f.output, 16 * 1024)) bad('bad outcome check')
   }
+}
+
+function validateHold (v: unknown): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('hold is not an object')
+  const h = v as Record<string, unknown>
+  for (const k of Object.keys(h)) if (!['kind', 'bootId', 'windowMs', 'sinceMs'].includes(k)) bad(`unknown hold field ${k}`)
+  if (h.kind !== 'confirm' && h.kind !== 'reboot') bad('bad hold kind')
+  if (!isText(h.bootId, 64) || h.bootId === '') bad('bad hold boot id')
+  for (const k of ['windowMs', 'sinceMs'] as const) if (typeof h[k] !== 'number' || !Number.isFinite(h[k]) || (h[k] as number) < 0) bad(`bad hold ${k}`)
 }
 
 function isText (v: unknown, max: number): v is string {

@@ -14,6 +14,8 @@ export const DEFAULT_KEEP = 20
 export interface ActivationOptions {
   /** argv to activate a generation; default `PATH/bin/switch-to-configuration switch`. */
   command?: (path: string) => string[]
+  /** argv to make a generation the next boot's without activating it; default `PATH/bin/switch-to-configuration boot`. */
+  bootCommand?: (path: string) => string[]
   /** Extra environment for the activation command. */
   env?: Record<string, string>
   /** Default 5 minutes: a stuck activation must not hold the host forever. */
@@ -68,13 +70,14 @@ export class NixProfileBackend implements Backend {
     return await this.requireCurrent()
   }
 
-  async activate (id: string): Promise<void> {
+  async activate (id: string, mode: 'switch' | 'boot' = 'switch'): Promise<void> {
     const gen = await this.requireCurrent()
     const activation = this.opts.activation ?? {}
+    const command = mode === 'boot' ? activation.bootCommand ?? defaultBoot : activation.command ?? defaultActivation
     await activateDetached({
       dir: activation.dir ?? join(dirname(this.profile), `.${basename(this.profile)}-activations`),
       id,
-      argv: (activation.command ?? defaultActivation)(gen.path),
+      argv: command(gen.path),
       env: activation.env ?? {},
       timeoutMs: activation.timeoutMs ?? ACTIVATION_TIMEOUT_MS,
       what: `generation ${gen.number} (${gen.path})`
@@ -188,4 +191,8 @@ export class NixProfileBackend implements Backend {
 
 function defaultActivation (path: string): string[] {
   return [join(path, 'bin', 'switch-to-configuration'), 'switch']
+}
+
+function defaultBoot (path: string): string[] {
+  return [join(path, 'bin', 'switch-to-configuration'), 'boot']
 }

@@ -18,6 +18,8 @@ export type ApplyOutcome =
   | { status: 'ok', id: string, generation: Generation }
   | { status: 'rolled-back', id: string, generation: Generation, reason: string, failedCheck: CheckFailure | null }
   | { status: 'failed', id: string, code: NixosErrorCode, reason: string, transient?: boolean }
+  /** made the next boot's generation (`switch-to-configuration boot`): it changes what only a reboot brings up; not yet an outcome */
+  | { status: 'staged', id: string, generation: Generation, changes: string[] }
 
 /** What the engine needs from a system: the Nix profile backend implements it. */
 export interface Backend {
@@ -29,9 +31,9 @@ export interface Backend {
    * Runs the activation command of the profile's current generation for apply `id`, detached
    * from this process so that an activation which restarts this process still completes. Called
    * again with the same id (after a restart) it waits for that activation's result instead of
-   * starting another one.
+   * starting another one. `boot` makes it the next boot's generation without activating it now.
    */
-  activate: (id: string) => Promise<void>
+  activate: (id: string, mode?: 'switch' | 'boot') => Promise<void>
   current: () => Promise<Generation | null>
   list: () => Promise<Generation[]>
   /** Points the profile back at exactly generation `to` (no activation). */

@@ -7,14 +7,12 @@ import { NodeError } from './errors.js'
 import { parseCount, parseSince, readableFile, usage } from './cli-parse.js'
 import { runningDaemon, type ControlClient } from './client.js'
 import type { OfflineStore } from './offline.js'
-import type { EntryRow } from './routes.js'
+import { hostLabels, resolveHost, rowHosts, shortId as short, type NamedHost } from './host-names.js'
+import type { EntryRow, MemberRow } from './routes.js'
 import type { VerifyAllResult } from '../protocols/audit/index.js'
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 
-export function short (id: string): string {
-  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
-}
 
 function printVerify (r: VerifyAllResult | { ok: false, entries: number, feed: string, seq: number, code: string, reason: string }, json: boolean): void {
   if (json) out(JSON.stringify(r.ok ? r : { ok: false, entries: r.entries, feed: r.feed, seq: r.seq, code: 'error' in r ? r.error.code : r.code, reason: 'error' in r ? r.error.message : r.reason }))
@@ -48,7 +46,7 @@ export function registerAuditCommands (program: Command, dataDir: () => string, 
   const audit = program.command('audit').description('the signed, replicated audit trail')
   audit.command('log')
     .description('entries, oldest first')
-    .option('--feed <peer>', 'only this author\'s feed')
+    .option('--feed <host>', 'only this author\'s feed: its name, peer id or a unique id prefix')
     .option('--kind <kind>', 'only this kind')
     .option('--since <time>', 'ISO time, epoch ms, or a duration back (2h)')
     .option('--limit <n>', 'at most this many')
@@ -56,26 +54,32 @@ export function registerAuditCommands (program: Command, dataDir: () => string, 
     .action(async (o: { feed?: string, kind?: string, since?: string, limit?: string, json?: boolean }) => {
       const since = o.since !== undefined ? parseSince('--since', o.since) : undefined
       const limit = o.limit !== undefined ? parseCount('--limit', o.limit, 1) : undefined
-      const query = async (kind: string | undefined, max: number | undefined): Promise<EntryRow[]> => viaDaemonOrStore<EntryRow[]>(dataDir(), async (c) => {
+      // The daemon resolves --feed against its members; without one, the store's own fold does.
+      const query = async (kind: string | undefined, max: number | undefined): Promise<{ rows: EntryRow[], hosts: NamedHost[] }> => viaDaemonOrStore(dataDir(), async (c) => {
         const q = new URLSearchParams()
         if (o.feed !== undefined) q.set('feed', o.feed)
         if (kind !== undefined) q.set('kind', kind)
         if (since !== undefined) q.set('since', String(since))
         if (max !== undefined) q.set('limit', String(max))
-        return c.get<EntryRow[]>(`/v1/audit/log?${q.toString()}`)
-      }, async ({ store }) => {
-        const { entryRow } = await import('./routes.js')
+        const rows = await c.get<EntryRow[]>(`/v1/audit/log?${q.toString()}`)
+        const members = o.json === true ? [] : await c.get<MemberRow[]>('/v1/members')
+        return { rows, hosts: rowHosts(members) }
+      }, async ({ store, meta }) => {
+        const [{ entryRow }, { storedHosts }] = await Promise.all([import('./routes.js'), import('./membership.js')])
+        const hosts = o.json === true && o.feed === undefined ? [] : await storedHosts(store, await meta.mesh())
+        const feed = o.feed === undefined ? undefined : resolveHost(hosts, o.feed)
         const rows: EntryRow[] = []
         for await (const s of store.log({ kind, since, limit: max })) {
-          if (o.feed === undefined || s.entry.feed === o.feed) rows.push(entryRow(s))
+          if (feed === undefined || s.entry.feed === feed) rows.push(entryRow(s))
         }
-        return rows
+        return { rows, hosts }
       })
-      const rows = await query(o.kind, limit)
-      if (rows.length === 0 && o.kind !== undefined) await checkKind(o.kind, async () => (await query(undefined, undefined)).map((r) => r.kind))
+      const { rows, hosts } = await query(o.kind, limit)
+      if (rows.length === 0 && o.kind !== undefined) await checkKind(o.kind, async () => (await query(undefined, undefined)).rows.map((r) => r.kind))
+      const labels = hostLabels(hosts)
       for (const r of rows) {
         if (o.json === true) out(JSON.stringify(r))
-        else out(`${new Date(r.ts).toISOString()}  ${short(r.feed)}#${String(r.seq).padEnd(5)} ${r.kind.padEnd(15)} ${JSON.stringify(r.body).slice(0, 120)}`)
+        else out(`${new Date(r.ts).toISOString()}  ${(labels.get(r.feed) ?? '-').padEnd(12)} ${short(r.feed)}#${String(r.seq).padEnd(5)} ${r.kind.padEnd(15)} ${JSON.stringify(r.body).slice(0, 120)}`)
       }
     })
 

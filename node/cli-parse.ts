@@ -2,21 +2,18 @@
 // read with a usage error (exit 2) that says which flag, what was given and how to write it.
 import { CommanderError } from 'commander'
 import { TAG_RE } from '../crypto/ids.js'
+import { durationMs } from './duration.js'
 import { fileErrorLine } from './errors.js'
 
 export function usage (message: string): never {
   throw new CommanderError(2, 'fleetmesh.usage', message)
 }
 
-const UNIT_MS = { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 } as const
-
 /** A duration in milliseconds: 500ms, 90s, 30m, 2h, 7d (plain digits are milliseconds). */
 export function parseDuration (flag: string, text: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim())
-  if (m === null) usage(`${flag}: "${text}" is not a duration; write a number with a unit: 500ms, 90s, 30m, 2h or 7d`)
-  const ms = Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS]
-  if (!Number.isSafeInteger(ms)) usage(`${flag}: "${text}" is too long a duration`)
-  return ms
+  const ms = durationMs(text, 'ms')
+  if (ms !== undefined) return ms
+  usage(/^\s*\d+(ms|s|m|h|d)?\s*$/.test(text) ? `${flag}: "${text}" is too long a duration` : `${flag}: "${text}" is not a duration; write a number with a unit: 500ms, 90s, 30m, 2h or 7d`)
 }
 
 /** A whole number no smaller than `min`. */

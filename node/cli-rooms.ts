@@ -3,8 +3,11 @@
 import type { Command } from 'commander'
 import type { RoomInfo, RoomMember, RoomMessageOut, RoomStats } from '../protocols/rooms/index.js'
 import type { ControlClient } from './client.js'
+import { durationSeconds } from './duration.js'
 import { NodeError } from './errors.js'
 import { collect, parseChoice, parseCount } from './cli-parse.js'
+import { rowLabels } from './host-names.js'
+import type { MemberRow } from './routes.js'
 
 /** The agent a member names when HOST has no `:AGENT`, and `send` uses without --agent. */
 export const DEFAULT_AGENT = 'default'
@@ -21,22 +24,31 @@ export function parseMember (spec: string): RoomMember {
   return { host, agent }
 }
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
-
 /** `90`, `90s`, `15m`, `12h`, `30d` → seconds. */
 export function parseDuration (spec: string): number {
-  const m = /^([1-9][0-9]{0,9})([smhd]?)$/.exec(spec)
-  if (m === null) throw new NodeError('API_BAD_REQUEST', `--ttl: "${spec}" is not a duration; write N[s|m|h|d] (e.g. 12h)`)
-  return Number(m[1]) * UNIT_SECONDS[m[2] === '' ? 's' : m[2]!]!
+  const seconds = durationSeconds(spec, 's')
+  if (seconds === undefined) throw new NodeError('API_BAD_REQUEST', `--ttl: "${spec}" is not a duration; write N[s|m|h|d] (e.g. 12h)`)
+  return seconds
 }
 
-function describe (r: RoomInfo): string {
+type Labels = Map<string, string>
+
+/** Hosts' names as the members route gives them, to print hosts the way `fleetmesh members` does. */
+async function labelsOf (api: ControlClient): Promise<Labels> {
+  const rows = await api.get<MemberRow[]>('/v1/members')
+  return rowLabels(rows)
+}
+
+const label = (labels: Labels, peer: string): string => labels.get(peer) ?? peer.slice(-8)
+
+function describe (r: RoomInfo, labels: Labels): string {
   const flags = [r.member ? 'member' : '', r.manager ? 'manager' : '', r.stale ? 'rekey-due' : ''].filter(f => f !== '').join(',')
-  return `${r.id}  ${r.name}  epoch ${r.epoch}  ${r.members.length} member(s)${flags !== '' ? `  [${flags}]` : ''}`
+  const members = r.members.map((m) => `${m.agent}@${label(labels, m.host)}`).join(' ')
+  return `${r.id}  ${r.name}  epoch ${r.epoch}  ${r.members.length} member(s): ${members}${flags !== '' ? `  [${flags}]` : ''}`
 }
 
-function line (m: RoomMessageOut): string {
-  return `${new Date(m.ts).toISOString()} ${m.agent}@${m.sender.slice(-8)}: ${m.text}`
+function line (m: RoomMessageOut, labels: Labels): string {
+  return `${new Date(m.ts).toISOString()} ${m.agent}@${label(labels, m.sender)}: ${m.text}`
 }
 
 function messagesPath (room: string, since: number, wait: number): string {
@@ -44,7 +56,7 @@ function messagesPath (room: string, since: number, wait: number): string {
 }
 
 export function registerRoomCommands (program: Command, client: () => Promise<ControlClient>): void {
-  const room = program.command('room').description('end-to-end encrypted rooms for agents')
+  const room = program.command('room').description('end-to-end encrypted rooms for agents; ROOM is a room\'s id or its name, HOST a host\'s name or peer id')
 
   room.command('create <name>')
     .description('create a room; this host must be a mesh member, members are HOST[:AGENT]')
@@ -54,16 +66,18 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     .action(async (name: string, o: { member: string[], history?: string, json?: boolean }) => {
       const history = o.history === undefined ? undefined : parseChoice('--history', o.history, ['joined', 'shared'], 'a history mode')
       const members = o.member.map(parseMember)
-      const r = await (await client()).post<RoomInfo>('/v1/rooms', { name, members, history })
-      out(o.json === true ? JSON.stringify(r) : `created ${describe(r)}`)
+      const api = await client()
+      const r = await api.post<RoomInfo>('/v1/rooms', { name, members, history })
+      out(o.json === true ? JSON.stringify(r) : `created ${describe(r, await labelsOf(api))}`)
     })
 
   room.command('add <room> <member>')
     .description('add HOST[:AGENT] to a room (creator or mesh admin)')
     .option('--json', 'machine-readable output')
     .action(async (id: string, spec: string, o: { json?: boolean }) => {
-      const r = await (await client()).post<RoomInfo>(`/v1/rooms/${encodeURIComponent(id)}/members`, parseMember(spec))
-      out(o.json === true ? JSON.stringify(r) : `added; ${describe(r)}`)
+      const api = await client()
+      const r = await api.post<RoomInfo>(`/v1/rooms/${encodeURIComponent(id)}/members`, parseMember(spec))
+      out(o.json === true ? JSON.stringify(r) : `added; ${describe(r, await labelsOf(api))}`)
     })
 
   room.command('remove <room> <member>')
@@ -71,8 +85,9 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     .option('--json', 'machine-readable output')
     .action(async (id: string, spec: string, o: { json?: boolean }) => {
       const m = parseMember(spec)
-      const r = await (await client()).request<RoomInfo>('DELETE', `/v1/rooms/${encodeURIComponent(id)}/members/${encodeURIComponent(m.host)}/${encodeURIComponent(m.agent)}`)
-      out(o.json === true ? JSON.stringify(r) : `removed; ${describe(r)}`)
+      const api = await client()
+      const r = await api.request<RoomInfo>('DELETE', `/v1/rooms/${encodeURIComponent(id)}/members/${encodeURIComponent(m.host)}/${encodeURIComponent(m.agent)}`)
+      out(o.json === true ? JSON.stringify(r) : `removed; ${describe(r, await labelsOf(api))}`)
     })
 
   room.command('send <room> <text>')
@@ -92,9 +107,12 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     .action(async (id: string, o: { follow?: boolean, since: string, json?: boolean }) => {
       let since = parseCount('--since', o.since, 0)
       const api = await client()
+      let labels: Labels = new Map()
       for (;;) {
         const page = await api.get<{ messages: RoomMessageOut[], cursor: number }>(messagesPath(id, since, o.follow === true ? FOLLOW_WAIT_MS : 0))
-        for (const m of page.messages) out(o.json === true ? JSON.stringify(m) : line(m))
+        // a sender admitted since the last look: read the names again
+        if (o.json !== true && page.messages.some((m) => !labels.has(m.sender))) labels = await labelsOf(api)
+        for (const m of page.messages) out(o.json === true ? JSON.stringify(m) : line(m, labels))
         since = page.cursor
         // a full page means more is kept: keep reading before waiting or stopping
         if (page.messages.length < PAGE && o.follow !== true) break
@@ -105,10 +123,12 @@ export function registerRoomCommands (program: Command, client: () => Promise<Co
     .description('rooms this host knows of')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => {
-      const rooms = await (await client()).get<RoomInfo[]>('/v1/rooms')
+      const api = await client()
+      const rooms = await api.get<RoomInfo[]>('/v1/rooms')
       if (o.json === true) return out(JSON.stringify(rooms))
       if (rooms.length === 0) return out('no rooms')
-      for (const r of rooms) out(describe(r))
+      const labels = await labelsOf(api)
+      for (const r of rooms) out(describe(r, labels))
     })
 
   room.command('stats <room>')

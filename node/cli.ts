@@ -12,7 +12,9 @@ import { VERSION } from './version.js'
 import { SHELLS, completionScript } from './cli-completion.js'
 import { NodeError, fileErrorLine } from './errors.js'
 import { collect, parseChoice, parseCount, parseDuration, parseMultiaddrs, parseTag, readableFile, usage } from './cli-parse.js'
-import { registerAuditCommands, short } from './cli-audit.js'
+import { registerAuditCommands } from './cli-audit.js'
+import { rowLabels, shortId } from './host-names.js'
+import { HOST_NAME_RULE, isHostName } from '../protocols/membership/host-name.js'
 import { ControlClient, runningDaemon } from './client.js'
 import { registerRoomCommands } from './cli-rooms.js'
 import { registerUiCommand } from './cli-ui.js'
@@ -25,7 +27,7 @@ import type { InviteRow, IssuedInvite, JoinResult } from './pairing.js'
 
 // Refusals of what the operator wrote (a config, a flag the daemon checks) are usage errors too.
 const EXIT: Record<string, number> = { CONFIG_INVALID: 2, API_BAD_REQUEST: 2, DAEMON_NOT_RUNNING: 3, DATA_DIR_LOCKED: 4, REFUSED: 5 }
-const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_REVOKED', 'WELCOME_MISMATCH', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
+const PAIRING_CODES = new Set(['INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_REVOKED', 'WELCOME_MISMATCH', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH', 'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'INVITER_UNREACHABLE', 'NAME_INVALID', 'INVITE_TYPO', 'INVITE_MALFORMED', 'INVITE_VERSION', 'INVITE_TOO_LARGE'])
 
 const out = (line: string): void => { process.stdout.write(line + '\n') }
 
@@ -33,6 +35,11 @@ interface GlobalOpts { dataDir: string, config?: string }
 
 const ROLES = ['host', 'admin'] as const
 const MESH_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/** `--name` of init and join: refused before anything is written or sent. */
+function hostName (name: string | undefined): void {
+  if (name !== undefined && !isHostName(name)) usage(`--name: "${name}" is not a host name; write ${HOST_NAME_RULE}`)
+}
 
 /** A data dir that is a file fails every command in its own errno: say it once, plainly. */
 function checkDataDir (dataDir: string): void {
@@ -56,11 +63,11 @@ function listenFailure (err: unknown): NodeError | undefined {
 }
 
 /** With no daemon running, `join` runs the node just long enough to pair and catch up. */
-async function joinWithoutDaemon (dataDir: string, code: string): Promise<JoinResult> {
+async function joinWithoutDaemon (dataDir: string, code: string, name: string | undefined): Promise<JoinResult> {
   const [{ MeshNode }, { pino }] = await Promise.all([import('./mesh.js'), import('pino')])
   const node = await MeshNode.start({ dataDir, logger: pino({ level: 'warn' }, pino.destination(2)) })
   try {
-    return await node.join(code)
+    return await node.join(code, name)
   } finally {
     await node.stop()
   }
@@ -96,6 +103,7 @@ else ${SYSTEM_CONFIG}. "fleetmesh config check" validates it without starting an
     .description('create the data dir, the host identity and a default config')
     .option('--mesh <name>', 'found a new mesh with this host as its first admin')
     .option('--tag <tag>', 'with --mesh: a tag of the founding host (repeatable)', collect)
+    .option('--name <name>', 'this host\'s name, carried in its admission and accepted by every command that names a host (default: the hostname)')
     .option('--listen <multiaddr>', 'listen address (repeatable)', collect)
     .option('--json', 'machine-readable output')
     .addHelpText('after', `
@@ -103,15 +111,16 @@ Examples:
   fleetmesh init --mesh prod --tag web      the first host: founds mesh "prod" and is its admin
   fleetmesh init                            any other host, then "fleetmesh join CODE"
   fleetmesh -d /srv/fm init --listen /ip4/0.0.0.0/tcp/4001`)
-    .action(async (o: { mesh?: string, tag?: string[], listen?: string[], json?: boolean }) => {
+    .action(async (o: { mesh?: string, tag?: string[], name?: string, listen?: string[], json?: boolean }) => {
+      hostName(o.name)
       if (o.tag !== undefined && o.mesh === undefined) usage('--tag needs --mesh (other hosts get their tags from their invite): fleetmesh init --mesh NAME --tag T')
       if (o.mesh !== undefined && !MESH_NAME_RE.test(o.mesh)) usage(`--mesh: "${o.mesh}" is not a mesh name; write 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`)
       const tags = o.tag?.map(parseTag)
       const listen = await parseMultiaddrs('--listen', o.listen)
       const { initHost } = await import('./init.js')
-      const r = await initHost(globals().dataDir, { listen, mesh: o.mesh, tags })
+      const r = await initHost(globals().dataDir, { listen, mesh: o.mesh, tags, name: o.name })
       if (o.json === true) return out(JSON.stringify(r))
-      out(`initialised ${r.dataDir}\npeer id: ${r.peerId}\nconfig:  ${r.config}`)
+      out(`initialised ${r.dataDir}\nname:    ${r.name}\npeer id: ${r.peerId}\nconfig:  ${r.config}`)
       if (r.mesh !== null) out(`founded mesh ${r.mesh.name} (${r.mesh.id}); this host is its admin`)
     })
 
@@ -145,6 +154,7 @@ Examples:
     .action(async (o: { json?: boolean }) => {
       const s = await (await client()).get<NodeStatus>('/v1/status')
       if (o.json === true) return out(JSON.stringify(s))
+      out(`name:      ${s.name ?? '-'}`)
       out(`peer id:   ${s.peerId}`)
       out(`mesh:      ${s.mesh === null ? '(none: join one with "fleetmesh join CODE")' : `${s.mesh.name} (${s.mesh.id})`}`)
       out(`role:      ${s.role ?? '-'}`)
@@ -171,8 +181,9 @@ Examples:
       const peers = await (await client()).get<PeerInfo[]>('/v1/peers')
       if (o.json === true) return out(JSON.stringify(peers))
       if (peers.length === 0) return out('no connected peers')
+      const labels = rowLabels(peers)
       for (const p of peers) {
-        out(`${p.peerId}  ${p.member ? 'member  ' : 'stranger'} ${p.direction.padEnd(8)} ${(p.encryption ?? '?').padEnd(26)} ${p.rttMs != null ? `${p.rttMs} ms` : ''}  ${p.addresses.join(' ')}`)
+        out(`${(p.name !== null ? labels.get(p.peerId)! : '-').padEnd(16)} ${shortId(p.peerId)}  ${p.member ? 'member  ' : 'stranger'} ${p.direction.padEnd(8)} ${(p.encryption ?? '?').padEnd(26)} ${p.rttMs != null ? `${p.rttMs} ms` : ''}  ${p.addresses.join(' ')}`)
       }
     })
 
@@ -183,9 +194,11 @@ Examples:
       const rows = await (await client()).get<MemberRow[]>('/v1/members')
       if (o.json === true) return out(JSON.stringify(rows))
       if (rows.length === 0) return out('no members (this host is not in a mesh yet)')
+      const labels = rowLabels(rows)
+      out(`${'NAME'.padEnd(16)} ${'ID'.padEnd(15)}  ${'ROLE'.padEnd(7)} ${'TAGS'.padEnd(16)} ${'ADMITTED BY'.padEnd(16)} ${'AT'.padEnd(24)}  SEEN`)
       for (const m of rows) {
         const seen = m.online ? 'online' : m.lastSeen !== null ? `seen ${new Date(m.lastSeen).toISOString()}` : 'offline'
-        out(`${m.peerId}  ${m.role.padEnd(7)} ${(m.tags.join(',') || '-').padEnd(16)} by ${short(m.admittedBy)} ${new Date(m.admittedAt).toISOString()}  ${seen}`)
+        out(`${(m.name !== null ? labels.get(m.peerId)! : '-').padEnd(16)} ${shortId(m.peerId)}  ${m.role.padEnd(7)} ${(m.tags.join(',') || '-').padEnd(16)} ${(labels.get(m.admittedBy) ?? shortId(m.admittedBy)).padEnd(16)} ${new Date(m.admittedAt).toISOString()}  ${seen}`)
       }
     })
 
@@ -231,6 +244,7 @@ Examples:
   program.command('join')
     .description('join a mesh with an invite code (after "fleetmesh init")')
     .argument('<code>', 'the invite code printed by "fleetmesh invite"')
+    .option('--name <name>', 'the name to be admitted under (default: the one "init" gave this host)')
     .option('--json', 'machine-readable output')
     .addHelpText('after', `
 Examples:
@@ -238,25 +252,26 @@ Examples:
   fleetmesh init && fleetmesh join fm2-…    on the new host, with or without its daemon running
 
 A refused code exits 5 with its reason (expired, used up, revoked, a typo).`)
-    .action(async (code: string, o: { json?: boolean }) => {
+    .action(async (code: string, o: { name?: string, json?: boolean }) => {
       const dataDir = globals().dataDir
+      hostName(o.name)
       let r: JoinResult
       try {
         const daemon = await runningDaemon(dataDir)
-        r = daemon !== undefined ? await daemon.post<JoinResult>('/v1/join', { code }) : await joinWithoutDaemon(dataDir, code)
+        r = daemon !== undefined ? await daemon.post<JoinResult>('/v1/join', { code, name: o.name }) : await joinWithoutDaemon(dataDir, code, o.name)
       } catch (err) {
         const c = (err as { code?: string }).code ?? ''
         if (PAIRING_CODES.has(c)) throw new NodeError('REFUSED', `join refused (${c}): ${(err as Error).message}`)
         throw err
       }
       if (o.json === true) return out(JSON.stringify(r))
-      out(`joined mesh ${r.name} (${r.meshId}) through ${r.inviter}`)
+      out(`joined mesh ${r.name} (${r.meshId}) as ${r.host} through ${r.inviter}`)
       out(r.admitted ? 'admitted: this host is a member' : 'paired; the admit entry has not reached this host yet (it will on the next sync)')
     })
 
   program.command('grant')
     .description('change a member\'s role or tags (admins only)')
-    .argument('<peer>', 'the member\'s peer id')
+    .argument('<host>', 'the member: its name, peer id or a unique id prefix')
     .option('--role <role>', 'admin or host')
     .option('--tag <tag>', 'the member\'s tags from now on (repeatable)', collect)
     .option('--json', 'machine-readable output')
@@ -269,7 +284,7 @@ A refused code exits 5 with its reason (expired, used up, revoked, a typo).`)
 
   program.command('revoke')
     .description('revoke a member (admins only); every host disconnects it')
-    .argument('<peer>', 'the member\'s peer id')
+    .argument('<host>', 'the member: its name, peer id or a unique id prefix')
     .option('--reason <text>', 'why, for the audit trail')
     .option('--json', 'machine-readable output')
     .action(async (peer: string, o: { reason?: string, json?: boolean }) => {

@@ -108,12 +108,14 @@ function parseDeploy (path: string, raw: unknown): DeployConfig {
   if (typeof d.profile !== 'string' || !d.profile.startsWith('/')) fail(path, '"deploy.profile" must be an absolute path')
   if (!strings(d.activation) || d.activation.length === 0) fail(path, '"deploy.activation" must be a non-empty argv list')
   if (d.activationEnv === null || typeof d.activationEnv !== 'object' || !Object.values(d.activationEnv).every((v) => typeof v === 'string')) fail(path, '"deploy.activationEnv" must map names to strings')
-  for (const k of ['activationTimeoutMs', 'soakMs', 'keep'] as const) {
+  for (const k of ['activationTimeoutMs', 'soakMs', 'keep', 'confirmWindowMs'] as const) {
     if (!Number.isSafeInteger(d[k]) || d[k] < 0) fail(path, `"deploy.${k}" must be a non-negative integer`)
   }
   if (!strings(d.trustedPublicKeys)) fail(path, '"deploy.trustedPublicKeys" must be a list of strings')
   if (typeof d.repairDrift !== 'boolean') fail(path, '"deploy.repairDrift" must be true or false')
   if (typeof d.currentSystem !== 'string' || !d.currentSystem.startsWith('/')) fail(path, '"deploy.currentSystem" must be an absolute path')
+  for (const k of ['bootActivation', 'rebootCommand'] as const) if (!strings(d[k]) || d[k].length === 0) fail(path, `"deploy.${k}" must be a non-empty argv list`)
+  if (typeof d.bootIdPath !== 'string' || !d.bootIdPath.startsWith('/')) fail(path, '"deploy.bootIdPath" must be an absolute path')
   if (!Array.isArray(d.healthChecks)) fail(path, '"deploy.healthChecks" must be a list')
   d.healthChecks.forEach((c: unknown, i: number) => {
     const check = c as Record<string, unknown>

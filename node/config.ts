@@ -30,6 +30,14 @@ export interface DeployConfig {
   repairDrift: boolean
   /** the link to the activated system, compared with the profile and the log (node/drift/) */
   currentSystem: string
+  /** after an activation, a member must hold this host's outcome within this window or it rolls back (0: off); a release may set its own */
+  confirmWindowMs: number
+  /** argv that makes a generation the next boot's (kernel, initrd or systemd changed); "{path}" as in activation */
+  bootActivation: string[]
+  /** argv a release with `reboot` runs to reboot into a staged generation */
+  rebootCommand: string[]
+  /** the kernel's boot id, which binds the journal's confirm windows and staged boots to one boot */
+  bootIdPath: string
 }
 
 export const DEFAULT_DEPLOY: DeployConfig = {
@@ -42,7 +50,11 @@ export const DEFAULT_DEPLOY: DeployConfig = {
   keep: 20,
   trustedPublicKeys: [],
   repairDrift: false,
-  currentSystem: '/run/current-system'
+  currentSystem: '/run/current-system',
+  confirmWindowMs: 2 * 60_000,
+  bootActivation: ['{path}/bin/switch-to-configuration', 'boot'],
+  rebootCommand: ['systemctl', 'reboot'],
+  bootIdPath: '/proc/sys/kernel/random/boot_id'
 }
 
 /** How often this host looks for drift (node/drift/). */

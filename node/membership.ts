@@ -10,6 +10,7 @@ import type { AuditStore, StoredEntry } from '../protocols/audit/index.js'
 import { applyEntry, createMembershipState, isAdmin, isMember, standingAt, viewAsOf, viewOf, type MemberView, type MembershipState, type Role, type Standing } from '../protocols/membership/index.js'
 import { PeerBudget } from '../protocols/budget.js'
 import { NodeError } from './errors.js'
+import { resolveHost, type NamedHost } from './host-names.js'
 import type { MeshMeta, MetaStore, Revocation } from './meta.js'
 
 export const MEMBERSHIP_KINDS = ['genesis', 'admit', 'grant', 'revoke'] as const
@@ -23,6 +24,24 @@ export const STRANGER_DEADLINE_MS = 15_000
  * connection. What it publishes is dropped by the topics' own membership validators.
  */
 const NON_MEMBER_SCORE = -6
+
+/** The membership entries `store` holds, folded for the mesh `meta` names. */
+async function foldLog (store: Pick<AuditStore, 'log'>, meta: MeshMeta): Promise<MembershipState> {
+  const state = createMembershipState({ meshId: meta.meshId, founder: meta.founder })
+  for (const kind of MEMBERSHIP_KINDS) {
+    for await (const s of store.log({ kind })) applyEntry(state, s.entry)
+  }
+  return state
+}
+
+/** Members and revoked hosts with their names, from a store no daemon runs on (`audit log` offline). */
+export async function storedHosts (store: Pick<AuditStore, 'log'>, meta: MeshMeta | undefined): Promise<NamedHost[]> {
+  return meta === undefined ? [] : namedHosts(viewOf(await foldLog(store, meta)))
+}
+
+function namedHosts (view: MemberView): NamedHost[] {
+  return [...view.members, ...view.revoked].map(([peer, m]) => m.name !== undefined ? { peer, name: m.name } : { peer })
+}
 
 interface MembershipEvents {
   changed: [MemberView]
@@ -64,10 +83,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   async adopt (meta: MeshMeta): Promise<void> {
     await this.metaStore.setMesh(meta)
     this.meta = meta
-    this.state = createMembershipState({ meshId: meta.meshId, founder: meta.founder })
-    for (const kind of MEMBERSHIP_KINDS) {
-      for await (const s of this.store.log({ kind })) applyEntry(this.state, s.entry)
-    }
+    this.state = await foldLog(this.store, meta)
     this.revokedSeen = new Set(viewOf(this.state).revoked.keys())
     this.emit('changed', viewOf(this.state))
   }
@@ -86,6 +102,27 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   mesh (): MeshMeta | undefined { return this.meta }
+
+  /** This host's own name, as `init --name` or `join --name` stored it. */
+  async hostName (): Promise<string | undefined> { return this.metaStore.hostName() }
+  async setHostName (name: string): Promise<void> { await this.metaStore.setHostName(name) }
+
+  /** Members and revoked hosts with their names: what a command naming a host chooses among. */
+  hosts (): NamedHost[] {
+    const view = this.view()
+    return view === undefined ? [] : namedHosts(view)
+  }
+
+  /**
+   * The peer id a command's host argument means (node/host-names.ts resolveHost). A name a
+   * member holds means that member: a revoked host that held it too is then named by its id.
+   */
+  resolveHost (text: string): string {
+    const view = this.view()
+    if (view === undefined) return resolveHost([], text)
+    const held = new Set([...view.members.values()].flatMap((m) => m.name !== undefined ? [m.name] : []))
+    return resolveHost(this.hosts().map((h) => h.name !== undefined && held.has(h.name) && !view.members.has(h.peer) ? { peer: h.peer } : h), text)
+  }
 
   view (): MemberView | undefined {
     return this.state === undefined ? undefined : viewOf(this.state)

@@ -211,7 +211,7 @@ export class MeshNode {
       store: this.store,
       pairing: this.pairing,
       checkpoints: this.checkpoints,
-      join: async (code) => this.join(code),
+      join: async (code, name) => this.join(code, name),
       deployStatus: async () => this.deploy === undefined ? null : this.deploy.status(),
       meshUnreachable: () => this.redialer.meshUnreachable()
     })
@@ -225,6 +225,7 @@ export class MeshNode {
         standingAt: (feed, seq, ts) => this.membership.standingAt(feed, seq, ts),
         xwingOf: (peer) => this.membership.view()?.members.get(peer)?.xwing
       },
+      resolveHost: (text) => this.membership.resolveHost(text),
       db: this.db,
       api: this.api,
       log: this.log
@@ -240,7 +241,7 @@ export class MeshNode {
     } else {
       this.log.warn('Nix is not installed: this host will not apply releases (apt-get install nix-bin)')
     }
-    registerDeployRoutes({ api: this.api, self: this.peerId, libp2p, deploy })
+    registerDeployRoutes({ api: this.api, self: this.peerId, libp2p, deploy, resolveHost: (text) => this.membership.resolveHost(text) })
     const agents = this.agents = startAgents({
       specs: this.config.agents, dataDir: this.dataDir, store: this.store, metrics: this.metrics, log: this.log, api: this.api, apiUrl: this.apiUrl,
       otherTokens: async (token) => await this.rooms.agents.resolve(token),
@@ -308,7 +309,7 @@ export class MeshNode {
   }
 
   /** `fleetmesh join`: pair through an invite code, adopt its mesh, catch up its log. */
-  async join (code: string): Promise<JoinResult> {
+  async join (code: string, name?: string): Promise<JoinResult> {
     return this.pairing.join(code, async (addrs) => {
       for (const a of addrs) this.bootstrap.add(a)
       // Kept at once: a join run without a daemon stops the node soon after.
@@ -317,7 +318,7 @@ export class MeshNode {
       void this.redialer.redial().then(async () => {
         for (const p of this.libp2p.getPeers()) await this.sync.syncWith(p).catch(() => {})
       })
-    })
+    }, name)
   }
 
   async stop (): Promise<void> {

@@ -37,6 +37,15 @@ export class MetaStore {
     await this.db.put('mesh', JSON.stringify(meta))
   }
 
+  /** This host's name (`init --name`, `join --name`): what its pairing request asks to be admitted under. */
+  async hostName (): Promise<string | undefined> {
+    return await this.db.get('host-name') ?? undefined
+  }
+
+  async setHostName (name: string): Promise<void> {
+    await this.db.put('host-name', name)
+  }
+
   /** A revoke of this host a member showed it (signed, checked) that its log could not take in. */
   async revocation (): Promise<Revocation | undefined> {
     const text = await this.db.get('revocation')

@@ -13,11 +13,11 @@ import type { MeshLibp2p } from './libp2p.js'
 import type { Membership } from './membership.js'
 import type { NodeMetrics } from './metrics.js'
 import { entryRow, type EntryRow } from './routes.js'
+import { hostLabels } from './host-names.js'
+import { deployView, FleetFolds, FOLDED_KINDS, type DeployView, type FleetSnapshot } from './fleet-snapshot.js'
 import { checkName, type HealthCheck } from '../nixos/index.js'
-import { HEADS_TOPIC, type AuditStore, type AuditSync, type StoredEntry } from '../protocols/audit/index.js'
+import { HEADS_TOPIC, type AuditStore, type AuditSync } from '../protocols/audit/index.js'
 import { decodeAnnouncement } from '../protocols/audit/wire.js'
-import type { Flag, ReleaseStatus } from '../protocols/rollout/index.js'
-import { DRIFT_KIND, type DriftBody, type DriftWhat } from '../protocols/drift/index.js'
 import type { RoomService } from '../protocols/rooms/index.js'
 
 /** How often a connected fleet view gets a snapshot when nothing changed. */
@@ -25,41 +25,7 @@ export const SNAPSHOT_INTERVAL_MS = 1_000
 /** Changes arriving together (a sync batch) are sent as one snapshot. */
 const CHANGE_DEBOUNCE_MS = 100
 const RECENT_ENTRIES = 40
-const OUTCOME_KINDS = new Set(['apply-start', 'apply-ok', 'apply-failed', 'rollback'])
 const MAX_VIEWERS = 32
-
-export interface MemberState { peerId: string, role: string, tags: string[], online: boolean, self: boolean }
-/** The last signed step a host took for a release (apply-start, apply-ok, apply-failed, rollback). */
-export interface HostState { peer: string, state: string, wave: number | null, ts: number }
-export interface ReleaseView extends ReleaseStatus { hosts: HostState[] }
-export interface EquivocationAlert { feed: string, seq: number, detectedAt: number }
-/** A host whose newest drift entry reports drift it has not reported cleared: what differs. */
-export interface DriftAlert {
-  peer: string
-  seq: number
-  ts: number
-  state: 'detected' | 'repair'
-  what: DriftWhat[]
-  activated?: string
-  profile?: string
-  desired?: string
-  modifiedCount?: number
-  /** the repair's outcome, when the newest entry is one */
-  outcome?: string
-}
-
-/** One frame of the fleet view, as this host sees the fleet. */
-export interface FleetSnapshot {
-  at: number
-  self: string
-  mesh: { id: string, name: string } | null
-  members: MemberState[]
-  releases: ReleaseView[]
-  flagged: Flag[]
-  audit: EntryRow[]
-  equivocations: EquivocationAlert[]
-  drift: DriftAlert[]
-}
 
 const WEB_DIR = new URL('./web/', import.meta.url)
 const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' }
@@ -87,7 +53,7 @@ export interface ObservabilityComponents {
   /** the configured checks: a host signs apply-ok only once every one of them stayed clean */
   healthChecks: HealthCheck[]
   /** absent where deploys are disabled */
-  deploy?: { releases: (online: (peer: string) => boolean) => ReleaseStatus[], flags: () => Flag[] }
+  deploy?: DeployView
   /** where to serve /metrics without the API token as well (FLEETMESH_METRICS_LISTEN) */
   metricsListen?: ListenAddress
 }
@@ -103,67 +69,15 @@ function loadAssets (): Map<string, Asset> {
   return out
 }
 
-/** Per release, per host: the newest outcome entry, folded from the log as it grows. */
-class HostStates {
-  private readonly byRelease = new Map<string, Map<string, HostState>>()
-
-  add (s: StoredEntry): void {
-    const e = s.entry
-    if (!OUTCOME_KINDS.has(e.kind)) return
-    const body = e.body as { release?: unknown, wave?: unknown }
-    if (typeof body.release !== 'string') return
-    const hosts = this.byRelease.get(body.release) ?? new Map<string, HostState>()
-    const prev = hosts.get(e.feed)
-    if (prev !== undefined && prev.ts > e.ts) return
-    const wave = typeof body.wave === 'number' ? body.wave : (prev?.wave ?? null)
-    hosts.set(e.feed, { peer: e.feed, state: e.kind, wave, ts: e.ts })
-    this.byRelease.set(body.release, hosts)
-  }
-
-  of (release: string): HostState[] {
-    return [...(this.byRelease.get(release)?.values() ?? [])].sort((a, b) => (a.wave ?? 1e9) - (b.wave ?? 1e9) || a.peer.localeCompare(b.peer))
-  }
-}
-
-/** Per host, its newest drift entry (by seq: order within a feed); an open one is an alert. */
-class DriftStates {
-  private readonly byHost = new Map<string, { seq: number, ts: number, body: DriftBody }>()
-
-  add (s: StoredEntry): void {
-    const e = s.entry
-    if (e.kind !== DRIFT_KIND) return
-    const prev = this.byHost.get(e.feed)
-    if (prev === undefined || e.seq > prev.seq) this.byHost.set(e.feed, { seq: e.seq, ts: e.ts, body: e.body as DriftBody })
-  }
-
-  alerts (): DriftAlert[] {
-    const out: DriftAlert[] = []
-    for (const [peer, { seq, ts, body: b }] of this.byHost) {
-      if (b.state === 'cleared') continue
-      out.push({
-        peer, seq, ts, state: b.state, what: b.what,
-        ...(b.activated !== undefined ? { activated: b.activated } : {}),
-        ...(b.profile !== undefined ? { profile: b.profile } : {}),
-        ...(b.desired !== undefined ? { desired: b.desired } : {}),
-        ...(b.modifiedCount !== undefined ? { modifiedCount: b.modifiedCount } : {}),
-        ...(b.outcome !== undefined ? { outcome: b.outcome } : {})
-      })
-    }
-    return out.sort((x, y) => x.peer.localeCompare(y.peer))
-  }
-}
-
 /** Wires the counters to the node's events and serves /metrics, the fleet view and its stream; returns the closer. */
 export function attachObservability (c: ObservabilityComponents): () => void {
   const { self, metrics: m, log, api, libp2p, store, sync, membership, rooms } = c
   /** newest seq any peer announced per feed: the reference the lag is measured against */
   const newestKnown = new Map<string, number>()
-  const hostStates = new HostStates()
-  const driftStates = new DriftStates()
-  // Entries arriving during the scan are folded twice: add() keeps the newest, so that is harmless.
+  const folds = new FleetFolds()
+  // Entries arriving during the scan are folded twice: the folds keep the newest, so that is harmless.
   const scanned = (async () => {
-    for (const kind of OUTCOME_KINDS) for await (const s of store.log({ kind })) hostStates.add(s)
-    for await (const s of store.log({ kind: DRIFT_KIND })) driftStates.add(s)
+    for (const kind of FOLDED_KINDS) for await (const s of store.log({ kind })) folds.add(s)
   })()
 
   const refresh = (): void => {
@@ -184,8 +98,7 @@ export function attachObservability (c: ObservabilityComponents): () => void {
     const e = s.entry
     const own = e.feed === self
     m.logEntries.inc({ event: own ? 'appended' : 'received', reason: '' })
-    hostStates.add(s)
-    driftStates.add(s)
+    folds.add(s)
     if (!own) log.debug({ feed: e.feed, seq: e.seq, kind: e.kind }, 'audit: entry received')
     else if (e.kind === 'apply-ok') {
       // apply-ok is signed only once every configured check stayed clean through the soak
@@ -248,16 +161,24 @@ export function attachObservability (c: ObservabilityComponents): () => void {
     const mesh = membership.mesh()
     const audit: EntryRow[] = []
     for await (const s of store.log({ reverse: true, limit: RECENT_ENTRIES })) audit.push(entryRow(s))
+    const members = view?.members ?? new Map()
+    const labels = hostLabels([...members].map(([peer, mm]) => ({ peer, ...(mm.name !== undefined ? { name: mm.name } : {}) })))
     return {
       at: Date.now(),
       self: self,
       mesh: mesh === undefined ? null : { id: mesh.meshId, name: mesh.name },
-      members: [...(view?.members ?? [])].map(([peerId, mm]) => ({ peerId, role: mm.role, tags: mm.tags, online: isOnline(peerId), self: peerId === self })),
-      releases: (c.deploy?.releases(isOnline) ?? []).map((r) => ({ ...r, hosts: hostStates.of(r.id) })),
-      flagged: c.deploy?.flags() ?? [],
+      members: [...members].map(([peerId, mm]) => {
+        const generation = folds.generation(peerId)
+        return {
+          peerId, ...(mm.name !== undefined ? { name: mm.name } : {}), label: labels.get(peerId) ?? peerId,
+          role: mm.role, tags: mm.tags, online: isOnline(peerId), self: peerId === self, ...(generation !== undefined ? { generation } : {})
+        }
+      }),
+      ...deployView(c.deploy, isOnline),
       audit,
       equivocations: (await store.equivocations()).map((p) => ({ feed: p.feed, seq: p.seq, detectedAt: p.detectedAt })),
-      drift: driftStates.alerts()
+      drift: folds.driftAlerts(),
+      agents: folds.agents((peer) => members.has(peer))
     }
   }
 

@@ -8,13 +8,16 @@ import type { HostIdentity } from '../crypto/identity.js'
 import type { AuditStore } from '../protocols/audit/index.js'
 import { InviteBook, PairingBudget, PAIRING_PROTOCOL, requestPairing, servePairing, type InviteDb, type InviteRecord } from '../protocols/pairing/index.js'
 import { NodeError } from './errors.js'
+import { defaultHostName } from './host-names.js'
+import { HOST_NAME_RULE, isHostName } from '../protocols/membership/index.js'
 import type { MeshLibp2p } from './libp2p.js'
 import type { Membership } from './membership.js'
 import { withPeerId } from './redial.js'
 
 export interface InviteOptions { ttlSeconds: number, uses: number, role: InviteRole, tags: string[] }
 export interface IssuedInvite { code: string, inviteId: string, expiresAt: number, uses: number, role: InviteRole, tags: string[] }
-export interface JoinResult { meshId: string, name: string, inviter: string, admitted: boolean }
+/** `name`: the mesh's; `host`: the name this host asked to be admitted under. */
+export interface JoinResult { meshId: string, name: string, host: string, inviter: string, admitted: boolean }
 /** `unusable`: issued by an earlier version whose proof this one cannot check; refused, revocable. */
 export type InviteState = 'open' | 'expired' | 'used-up' | 'revoked' | 'unusable'
 export interface InviteRow { inviteId: string, state: InviteState, role: InviteRole, tags: string[], usesLeft: number, createdAt: number, expiresAt: number, revokedAt: number | null }
@@ -62,7 +65,7 @@ export class Pairing {
         },
         isAdmin: () => this.membership.isAdmin(this.self),
         isMember: (peer) => this.membership.isMember(peer),
-        admit: async (req) => { await this.store.append('admit', { peer: req.peer, role: req.role, tags: req.tags, invite: req.invite, xwing: req.xwing }) },
+        admit: async (req) => { await this.store.append('admit', { peer: req.peer, role: req.role, tags: req.tags, invite: req.invite, xwing: req.xwing, ...(req.name !== undefined ? { name: req.name } : {}) }) },
         bootstrap: () => this.memberAddrs().slice(0, 16),
         nowMs: Date.now,
         log: (event, msg) => { this.log.info(event, msg) }
@@ -102,25 +105,32 @@ export class Pairing {
     return inviteRow(r, now)
   }
 
-  /** Pairs with the inviter named in `code`, adopts the mesh, and waits for the admit entry. */
-  async join (code: string, onAdopted: (bootstrap: string[]) => Promise<void>): Promise<JoinResult> {
+  /**
+   * Pairs with the inviter named in `code` under this host's name (`name`, else the one init
+   * stored, else the hostname), adopts the mesh, and waits for the admit entry.
+   */
+  async join (code: string, onAdopted: (bootstrap: string[]) => Promise<void>, name?: string): Promise<JoinResult> {
     if (this.membership.mesh() !== undefined) throw new NodeError('ALREADY_INITIALISED', `this host is already in mesh ${this.membership.mesh()!.meshId}`)
+    if (name !== undefined && !isHostName(name)) throw new NodeError('API_BAD_REQUEST', `"${name}" is not a host name: write ${HOST_NAME_RULE}`)
+    const hostName = name ?? await this.membership.hostName() ?? defaultHostName()
     // Expiry is left to the inviter: its clock is the one that counts, and it logs the refusal.
     const invite = decodeInvite(code)
     const welcome = await requestPairing(invite, {
       selfPeerId: this.self,
       xwingPublicKey: this.identity.xwingPublicKey,
+      name: hostName,
       dial: async (peer, addrs, signal) => {
         const targets = addrs.map((a) => multiaddr(`${a}/p2p/${peer}`))
         return this.libp2p.dialProtocol(targets, PAIRING_PROTOCOL, { signal })
       }
     }).finally(() => { invite.secret.fill(0) })
+    await this.membership.setHostName(hostName)
     await this.membership.adopt({ meshId: welcome.mesh, name: welcome.name, founder: welcome.founder, trusted: [invite.inviterPeerId] })
     // The inviter's own addresses from the code come first: they are what a restart redials.
     await onAdopted([...withPeerId(invite.inviterPeerId, invite.addrs), ...welcome.addrs])
     const admitted = await this.waitForAdmission(ADMIT_WAIT_MS)
     this.log.info({ mesh: welcome.mesh, inviter: invite.inviterPeerId, admitted }, 'joined mesh')
-    return { meshId: welcome.mesh, name: welcome.name, inviter: invite.inviterPeerId, admitted }
+    return { meshId: welcome.mesh, name: welcome.name, host: hostName, inviter: invite.inviterPeerId, admitted }
   }
 
   private async waitForAdmission (timeoutMs: number): Promise<boolean> {

@@ -37,6 +37,8 @@ export interface AttachRoomsDeps {
   store: AuditStore
   identity: HostIdentity
   membership: RoomMembershipView
+  /** the peer id a request's host names: an id, a host name or a unique id prefix (node/host-names.ts) */
+  resolveHost: (text: string) => string
   /** the host's root level db: rooms take the sublevels "rooms" and "room-agents" */
   db: AbstractLevel<any, any, any>
   api: ApiServer
@@ -72,11 +74,13 @@ function objectBody (body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>
 }
 
-function member (v: unknown): RoomMember {
+function member (v: unknown, resolveHost: (text: string) => string): RoomMember {
   const m = objectBody(v)
-  if (!isPeerId(m.host)) bad('host must be a host\'s peer id')
+  if (typeof m.host !== 'string') bad('host must be a host\'s name or peer id')
+  const host = resolveHost(m.host)
+  if (!isPeerId(host)) bad('host must be a host\'s name or peer id')
   if (!isAgentName(m.agent)) bad('agent must be a name of 1..32 letters, digits, ".", "_" or "-"')
-  return { host: m.host, agent: m.agent }
+  return { host, agent: m.agent }
 }
 
 function cursorParam (v: string | null): number {
@@ -131,6 +135,25 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
   api.setAuthenticator(async (token) => agents.resolve(token))
   const route = (method: string, path: string, handler: ApiHandler, agentsToo = false): void => { api.route(method, path, guarded(handler), { agents: agentsToo }) }
 
+  /** The rooms a principal may see: an agent, those it is in; the operator, every room. */
+  const visible = (req: ApiRequest): RoomInfo[] => {
+    const p = req.principal
+    return p.kind === 'agent' ? service.rooms().filter(r => service.isLocalMember(r.id, p.agent)) : service.rooms()
+  }
+
+  /**
+   * The room a request's `:id` names: its id, or the name of exactly one room the principal may
+   * see. Room names are not unique (any member may create one): an ambiguous name lists the ids.
+   */
+  const roomOf = (req: ApiRequest): string => {
+    const text = req.params.id!
+    if (service.room(text) !== undefined) return text
+    const named = visible(req).filter(r => r.name === text)
+    if (named.length > 1) throw new NodeError('API_BAD_REQUEST', `"${text}" names ${named.length} rooms: ${named.map(r => r.id).join(', ')}; name one by its id`)
+    if (named.length === 0) throw new RoomError('ROOM_UNKNOWN', `no room ${text} (a room id or the name of one room this host knows; see "fleetmesh room list")`)
+    return named[0]!.id
+  }
+
   /** An agent principal reads and writes only rooms it is in; the operator, every room. */
   const mayUse = (req: ApiRequest, id: string): void => {
     const p = req.principal
@@ -156,30 +179,28 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
     if (typeof b.name !== 'string' || b.name.length === 0 || b.name.length > 128) bad('name must be 1..128 characters')
     if (!Array.isArray(b.members) || b.members.length === 0) bad('members must be a non-empty list of {host, agent}')
     if (b.history !== undefined && b.history !== 'joined' && b.history !== 'shared') bad('history must be "joined" or "shared"')
-    return service.create({ name: b.name, members: b.members.map(member), history: b.history })
+    return service.create({ name: b.name, members: b.members.map((m) => member(m, deps.resolveHost)), history: b.history })
   })
 
-  route('GET', '/v1/rooms', async (req): Promise<RoomInfo[]> => {
-    const p = req.principal
-    return p.kind === 'agent' ? service.rooms().filter(r => service.isLocalMember(r.id, p.agent)) : service.rooms()
-  }, true)
+  route('GET', '/v1/rooms', async (req): Promise<RoomInfo[]> => visible(req), true)
 
-  route('POST', '/v1/rooms/:id/members', async (req) => service.addMember(req.params.id!, member(req.body)))
+  route('POST', '/v1/rooms/:id/members', async (req) => service.addMember(roomOf(req), member(req.body, deps.resolveHost)))
 
   route('DELETE', '/v1/rooms/:id/members/:host/:agent', async (req) =>
-    service.removeMember(req.params.id!, member({ host: req.params.host, agent: req.params.agent })))
+    service.removeMember(roomOf(req), member({ host: req.params.host, agent: req.params.agent }, deps.resolveHost)))
 
-  route('GET', '/v1/rooms/:id/stats', async (req): Promise<RoomStats> => service.stats(req.params.id!))
+  route('GET', '/v1/rooms/:id/stats', async (req): Promise<RoomStats> => service.stats(roomOf(req)))
 
   route('POST', '/v1/rooms/:id/messages', async (req) => {
     const b = objectBody(req.body)
     if (typeof b.text !== 'string' || b.text.length > MAX_TEXT_CHARS) bad(`text must be a string of at most ${MAX_TEXT_CHARS} characters`)
-    mayUse(req, req.params.id!)
-    return service.send(req.params.id!, actingAgent(req, b.agent), b.text)
+    const id = roomOf(req)
+    mayUse(req, id)
+    return service.send(id, actingAgent(req, b.agent), b.text)
   }, true)
 
   route('GET', '/v1/rooms/:id/messages', async (req) => {
-    const id = req.params.id!
+    const id = roomOf(req)
     mayUse(req, id)
     const since = cursorParam(req.query.get('since'))
     const limit = Math.min(1000, Math.max(1, Number(req.query.get('limit') ?? 1000) || 1000))
@@ -208,7 +229,7 @@ export async function attachRooms (deps: AttachRoomsDeps): Promise<Rooms> {
   }, true)
 
   route('GET', '/v1/rooms/:id/stream', async (req, res) => {
-    const id = req.params.id!
+    const id = roomOf(req)
     mayUse(req, id)
     const lastEventId = req.raw.headers['last-event-id']
     let cursor = cursorParam(req.query.get('since') ?? (typeof lastEventId === 'string' ? lastEventId : null))

@@ -2,6 +2,7 @@
 // the audit trail. Each maps one CLI command onto the node's own objects.
 import { PassThrough } from 'node:stream'
 import type { ApiServer } from './api.js'
+import { durationSeconds } from './duration.js'
 import { NodeError } from './errors.js'
 import { toJson } from './json.js'
 import type { MeshLibp2p } from './libp2p.js'
@@ -24,11 +25,12 @@ export interface CoreRouteComponents {
   /** this host's listen addresses, with /p2p/ID */
   addresses: () => string[]
   libp2p: Pick<MeshLibp2p, 'getPeers' | 'getConnections'>
-  membership: Pick<Membership, 'mesh' | 'view' | 'isMember' | 'lastSeen' | 'grant' | 'revoke' | 'revocation'>
+  membership: Pick<Membership, 'mesh' | 'view' | 'isMember' | 'lastSeen' | 'grant' | 'revoke' | 'revocation' | 'hosts' | 'resolveHost' | 'hostName'>
   store: AuditStore
   pairing: Pick<Pairing, 'createInvite' | 'listInvites' | 'revokeInvite'>
   checkpoints: Pick<Checkpoints, 'write'>
-  join: (code: string) => Promise<JoinResult>
+  /** `name`: the host name to be admitted under (else the one init stored) */
+  join: (code: string, name?: string) => Promise<JoinResult>
   /** null where deploys are disabled */
   deployStatus: () => Promise<DeployStatus | null>
   /** set while this host knows other members and reaches none (node/redial.ts) */
@@ -38,6 +40,8 @@ export interface CoreRouteComponents {
 export interface NodeStatus {
   version: string
   peerId: string
+  /** this host's name: as its admission gave it, else as init or join stored it */
+  name: string | null
   addresses: string[]
   dataDir: string
   startedAt: number
@@ -57,6 +61,8 @@ export interface NodeStatus {
 
 export interface PeerInfo {
   peerId: string
+  /** the host's name as its admission gave it (null: none, or not a member) */
+  name: string | null
   addresses: string[]
   direction: string
   encryption: string | null
@@ -66,6 +72,8 @@ export interface PeerInfo {
 
 export interface MemberRow {
   peerId: string
+  /** the host's name as its admission gave it; null for hosts admitted before names */
+  name: string | null
   role: string
   tags: string[]
   admittedBy: string
@@ -91,6 +99,7 @@ async function status (node: CoreRouteComponents): Promise<NodeStatus> {
   return {
     version: VERSION,
     peerId: node.peerId,
+    name: view?.members.get(node.peerId)?.name ?? await node.membership.hostName() ?? null,
     addresses: node.addresses(),
     dataDir: node.dataDir,
     startedAt: node.startedAt,
@@ -109,9 +118,10 @@ async function status (node: CoreRouteComponents): Promise<NodeStatus> {
 
 function peers (node: CoreRouteComponents): PeerInfo[] {
   const byPeer = new Map<string, PeerInfo>()
+  const names = new Map(node.membership.hosts().map((h) => [h.peer, h.name ?? null]))
   for (const c of node.libp2p.getConnections()) {
     const id = c.remotePeer.toString()
-    const info = byPeer.get(id) ?? { peerId: id, addresses: [], direction: c.direction, encryption: c.encryption ?? null, rttMs: c.rtt ?? null, member: node.membership.isMember(id) }
+    const info = byPeer.get(id) ?? { peerId: id, name: names.get(id) ?? null, addresses: [], direction: c.direction, encryption: c.encryption ?? null, rttMs: c.rtt ?? null, member: node.membership.isMember(id) }
     info.addresses.push(c.remoteAddr.toString())
     byPeer.set(id, info)
   }
@@ -124,6 +134,7 @@ function members (node: CoreRouteComponents): MemberRow[] {
   const online = new Set(node.libp2p.getPeers().map(String))
   const rows: MemberRow[] = [...view.members].map(([peerId, m]) => ({
     peerId,
+    name: m.name ?? null,
     role: m.role,
     tags: m.tags,
     admittedBy: m.admittedBy,
@@ -133,16 +144,18 @@ function members (node: CoreRouteComponents): MemberRow[] {
     revoked: false
   }))
   for (const [peerId, r] of view.revoked) {
-    rows.push({ peerId, role: 'revoked', tags: [], admittedBy: r.by, admittedAt: r.at, online: online.has(peerId), lastSeen: node.membership.lastSeen.get(peerId) ?? null, revoked: true })
+    rows.push({ peerId, name: r.name ?? null, role: 'revoked', tags: [], admittedBy: r.by, admittedAt: r.at, online: online.has(peerId), lastSeen: node.membership.lastSeen.get(peerId) ?? null, revoked: true })
   }
   return rows.sort((a, b) => a.admittedAt - b.admittedAt || a.peerId.localeCompare(b.peerId))
 }
 
 function parseDuration (text: unknown, field: string): number {
   if (typeof text === 'number' && Number.isSafeInteger(text) && text > 0) return text
-  const m = typeof text === 'string' ? /^(\d+)(s|m|h|d)$/.exec(text) : null
-  if (m === null) throw new NodeError('API_BAD_REQUEST', `${field} must be a duration like 90s, 30m, 1h or 7d`)
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd']
+  return (typeof text === 'string' ? durationSeconds(text) : undefined) ?? badRequest(`${field} must be a duration like 90s, 30m, 1h or 7d`)
+}
+
+function badRequest (message: string): never {
+  throw new NodeError('API_BAD_REQUEST', message)
 }
 
 export function registerCoreRoutes (node: CoreRouteComponents): void {
@@ -166,9 +179,10 @@ export function registerCoreRoutes (node: CoreRouteComponents): void {
   api.route('POST', '/v1/invites/:id/revoke', async (req) => node.pairing.revokeInvite(req.params.id))
 
   api.route('POST', '/v1/join', async (req) => {
-    const code = (req.body as { code?: unknown } | undefined)?.code
+    const { code, name } = (req.body ?? {}) as { code?: unknown, name?: unknown }
     if (typeof code !== 'string') throw new NodeError('API_BAD_REQUEST', 'code is required')
-    return node.join(code)
+    if (name !== undefined && typeof name !== 'string') throw new NodeError('API_BAD_REQUEST', 'name must be a host name')
+    return node.join(code, name)
   })
 
   api.route('POST', '/v1/grant', async (req) => {
@@ -176,22 +190,24 @@ export function registerCoreRoutes (node: CoreRouteComponents): void {
     if (typeof b.peer !== 'string') throw new NodeError('API_BAD_REQUEST', 'peer is required')
     if (b.role !== undefined && b.role !== 'admin' && b.role !== 'host') throw new NodeError('API_BAD_REQUEST', 'role must be admin or host')
     if (b.tags !== undefined && (!Array.isArray(b.tags) || !b.tags.every((t) => typeof t === 'string'))) throw new NodeError('API_BAD_REQUEST', 'tags must be a list of strings')
-    return node.membership.grant(b.peer, { role: b.role as 'admin' | 'host' | undefined, tags: b.tags as string[] | undefined })
+    return node.membership.grant(node.membership.resolveHost(b.peer), { role: b.role as 'admin' | 'host' | undefined, tags: b.tags as string[] | undefined })
   })
 
   api.route('POST', '/v1/revoke', async (req) => {
     const b = (req.body ?? {}) as { peer?: unknown, reason?: unknown }
     if (typeof b.peer !== 'string') throw new NodeError('API_BAD_REQUEST', 'peer is required')
-    return node.membership.revoke(b.peer, typeof b.reason === 'string' ? b.reason : undefined)
+    return node.membership.revoke(node.membership.resolveHost(b.peer), typeof b.reason === 'string' ? b.reason : undefined)
   })
 
   api.route('GET', '/v1/audit/log', async (req) => {
     const q = req.query
     const since = q.get('since')
     const limit = q.get('limit')
+    const feedParam = q.get('feed')
+    const feed = feedParam === null ? undefined : node.membership.resolveHost(feedParam)
     const rows: EntryRow[] = []
     for await (const s of node.store.log({ kind: q.get('kind') ?? undefined, since: since === null ? undefined : Number(since), limit: limit === null ? undefined : Number(limit), reverse: q.get('reverse') === '1' })) {
-      if (q.get('feed') !== null && s.entry.feed !== q.get('feed')) continue
+      if (feed !== undefined && s.entry.feed !== feed) continue
       rows.push(entryRow(s))
     }
     return rows

@@ -5,7 +5,8 @@ import type { HostIdentity } from '../crypto/identity.js'
 import { AuditStore, auditSublevel, createKindRegistry, type KindRegistry } from '../protocols/audit/index.js'
 import type { Membership } from './membership.js'
 import { membershipSchemas } from '../protocols/membership/index.js'
-import { rolloutSchemas } from '../protocols/rollout/index.js'
+import { localDeploySchemas, rolloutSchemas } from '../protocols/rollout/index.js'
+import { inviteEntrySchemas } from '../protocols/pairing/index.js'
 import { roomSchemas } from '../protocols/rooms/index.js'
 import { checkpointSchemas } from '../protocols/checkpoint/index.js'
 import { driftSchemas } from '../protocols/drift/index.js'
@@ -20,6 +21,8 @@ export function createNodeKindRegistry (): KindRegistry {
   kinds.registerParsers(checkpointSchemas())
   kinds.registerParsers(driftSchemas)
   kinds.registerParsers(agentSchemas)
+  kinds.registerParsers(localDeploySchemas)
+  kinds.registerParsers(inviteEntrySchemas)
   return kinds
 }
 

@@ -10,7 +10,7 @@ import type { AgentStatus } from '../node/agents/index.js'
 import type { AgentBody } from '../protocols/agents/index.js'
 import type { EntryRow } from '../node/routes.js'
 import { buildGeneration, ensureNix } from '../test/fixtures/nix/fixtures.js'
-import { renderRelease } from '../node/deploy/cli.js'
+import { renderRelease } from '../node/deploy/cli-status.js'
 import type { ReleaseBody, ReleaseStatus } from '../protocols/rollout/index.js'
 
 const t0 = Date.now()
@@ -19,6 +19,10 @@ const say = (line: string): void => { console.log(`${clock()}  ${line}`) }
 const step = (n: number, title: string): void => { console.log(`\n=== ${n}. ${title}`) }
 
 class DemoFailure extends Error {}
+
+/** peer id → the demo host's name, as every host's views show it (hosts are named at init) */
+const names = new Map<string, string>()
+const hostName = (peer: string): string => names.get(peer) ?? `${peer.slice(0, 8)}…${peer.slice(-6)}`
 function check (ok: boolean, what: string): void {
   if (!ok) throw new DemoFailure(what)
   say(`ok: ${what}`)
@@ -29,7 +33,7 @@ async function watchRelease (host: FleetHost, id: string, until: (s: ReleaseStat
   let last = ''
   for (;;) {
     const s = await host.json<ReleaseStatus>(['release', 'status', id])
-    const text = renderRelease(s).join('\n')
+    const text = renderRelease(s, { label: hostName }).join('\n')
     if (text !== last) {
       console.log(text.split('\n').map((l) => `${clock()}  ${l}`).join('\n'))
       last = text
@@ -38,7 +42,7 @@ async function watchRelease (host: FleetHost, id: string, until: (s: ReleaseStat
     if (Date.now() > deadline || ['halted', 'aborted', 'superseded', 'done'].includes(s.state)) {
       const failures = (await host.cli(['audit', 'log', '--kind', 'apply-failed', '--json'])).stdout.trim().split('\n').filter(Boolean)
         .map((l) => JSON.parse(l) as { feed: string, body: { release: string, reason: string } }).filter((e) => e.body.release === id)
-      for (const f of failures) say(`  apply failed on ${f.feed}: ${f.body.reason}`)
+      for (const f of failures) say(`  apply failed on ${hostName(f.feed)}: ${f.body.reason}`)
       throw new DemoFailure(`release ${id} did not reach the expected state (it is ${s.state})`)
     }
     await new Promise((resolve) => setTimeout(resolve, 500))
@@ -92,7 +96,7 @@ async function agentCrashLoopRollsBack (fleet: Fleet, canary: FleetHost, port: n
   say(`v4 ${v4} (its service is fine; its agent exits at start)`)
   // charlie is the canary; the canary soaks 30 s before the next wave may start, time enough
   // for a crash loop to show
-  const waves = ['--tag', 'web', '--waves', `host:${canary.peerId},50%,100%`, '--gate', 'healthy=100%,soak=30s', ...plan.slice(plan.indexOf('--wait-offline'))]
+  const waves = ['--tag', 'web', '--waves', `host:${canary.name},50%,100%`, '--gate', 'healthy=100%,soak=30s', ...plan.slice(plan.indexOf('--wait-offline'))]
   const since = Date.now()
   const r4 = await fleet.founder.json<ReleaseBody>(['release', 'publish', ...waves, '--path', v4])
   await watchRelease(fleet.founder, r4.id, (s) => s.state === 'halted')
@@ -155,11 +159,13 @@ async function main (): Promise<void> {
     soakMs: 300,
     onProgress: say
   })
+  for (const h of fleet.hosts) names.set(h.peerId, h.name)
   try {
     step(1, 'Pairing: alpha founds the mesh; every other host joins with an invite code (post-quantum hybrid Noise on every link)')
     await fleet.pairAll()
-    const members = await fleet.host('echo').json<Array<{ peerId: string, role: string }>>(['members'])
+    const members = await fleet.host('echo').json<Array<{ peerId: string, name: string | null, role: string }>>(['members'])
     check(members.length === 5, `echo sees all 5 members (${members.filter((m) => m.role === 'admin').length} admins)`)
+    check(members.every((m) => m.name === names.get(m.peerId)), `each by the name it chose at init, carried in its admission: ${members.map((m) => m.name).join(', ')}`)
     const peers = await fleet.founder.json<Array<{ encryption: string }>>(['peers'])
     check(peers.length > 0 && peers.every((p) => p.encryption === '/noise-mlkem768-hfs/0.2.0'), `alpha's ${peers.length} connections all use /noise-mlkem768-hfs/0.2.0`)
 
@@ -176,7 +182,7 @@ async function main (): Promise<void> {
     step(4, 'Release v2 is broken: the canary fails its health check, rolls back by itself, and the release halts fleet-wide')
     // the canary is named: a canary drawn from all five could be echo, offline, whose wave then
     // passes by --wait-offline and lets the broken path reach the next wave
-    const canaryPlan = plan.map((a, i) => plan[i - 1] === '--waves' ? `host:${fleet.host('bravo').peerId},50%,100%` : a)
+    const canaryPlan = plan.map((a, i) => plan[i - 1] === '--waves' ? `host:${fleet.host('bravo').name},50%,100%` : a)
     const r2 = await fleet.host('bravo').json<ReleaseBody>(['release', 'publish', ...canaryPlan, '--path', v2bad])
     await watchRelease(fleet.founder, r2.id, (s) => s.state === 'halted')
     const r2log = (await fleet.founder.cli(['audit', 'log', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string, feed: string, body: { release?: string } })

@@ -203,13 +203,17 @@ export class AgentUnit {
     const memory = async (): Promise<void> => {
       while (!ac.signal.aborted) {
         const rss = await run.rssBytes()
-        if (ac.signal.aborted || rss === undefined) return
-        this.rss = rss
-        this.c.metrics.rss(this.spec.name, rss)
-        const max = this.spec.memoryMaxBytes
-        if (max !== undefined && rss > max) {
-          this.stopFor('leak', { event: 'leak', pid: run.pid, rssBytes: rss, limitBytes: max })
-          return
+        if (ac.signal.aborted) return
+        // undefined: no process of the group seen (yet: a /proc scan shared with another agent
+        // may predate this run); the run's end aborts the loop, not a missed sample
+        if (rss !== undefined) {
+          this.rss = rss
+          this.c.metrics.rss(this.spec.name, rss)
+          const max = this.spec.memoryMaxBytes
+          if (max !== undefined && rss > max) {
+            this.stopFor('leak', { event: 'leak', pid: run.pid, rssBytes: rss, limitBytes: max })
+            return
+          }
         }
         await sleepUnlessAborted(this.spec.memoryIntervalMs, ac.signal)
       }

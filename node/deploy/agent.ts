@@ -4,14 +4,18 @@
 // ask for (`attest`), and writes every outcome back into its own feed, exactly once per attempt,
 // for the rest of the fleet to decide on. No coordinator anywhere.
 import type { Logger } from 'pino'
-import { newApplyId, type ApplyOutcome, type Generation } from '../../nixos/index.js'
+import { newApplyId, type ApplyOutcome } from '../../nixos/index.js'
 import type { AuditStore, StoredEntry } from '../../protocols/audit/index.js'
 import { applyEntry, decide, effectiveRelease, emptyState, flagged, planOf, foldsIntoRollout, releaseStatus, soakWatchOf, type Decision, type SoakWatch, type ReleaseBody, type ReleaseStatus, type RolloutState } from '../../protocols/rollout/index.js'
 import { CatchUpGate, type CatchUp, type Peers } from './catch-up.js'
+import { ConfirmFlow, type ConfirmComponents } from './confirm.js'
 import type { Executor, Intent, Unreported } from './executor.js'
 import { RolloutMembership, type MembershipSource } from './membership.js'
 import { noteCurrent, type DeployMetrics } from './metrics.js'
 import { controlRelease, publishRelease, rollbackRelease, type PublishParams, type ReleaseDesk } from './releases.js'
+import { RecentApply } from './recent.js'
+import { RETRY, retryAfter, type Pending, type RetryPolicy } from './retry.js'
+import { attestFields, decisionChange, deployStatus, releaseList, type DeployStatus } from './status.js'
 import { OwnAttempts, reportOutcome } from './report.js'
 import { SoakWatcher } from './soak.js'
 import { LocalTimers } from './timers.js'
@@ -19,6 +23,8 @@ import { sleepUnlessAborted } from '../sleep.js'
 
 export type { CatchUp, Peers } from './catch-up.js'
 export type { PublishParams } from './releases.js'
+export type { RetryPolicy } from './retry.js'
+export type { DeployStatus } from './status.js'
 
 /** Re-evaluates at least this often, so a peer that goes quiet or a basis that arrives is noticed. */
 const TICK_MS = 1_000
@@ -30,26 +36,9 @@ const CATCH_UP_GRACE_MS = 15_000
 /** Decisions that only append an entry (`attest`), in a row, before the agent yields. */
 const MAX_ATTESTS = 64
 
-/**
- * Retries of an attempt whose failure is transient (nothing was activated: a fetch failure, an
- * apply interrupted before activation, another apply holding the lock): up to `tries` tries in
- * all, `backoffMs` doubling to `maxBackoffMs` between them. Only a failure after activation, or
- * the last try's, is written as apply-failed and counts against the release's failure budget.
- */
-export interface RetryPolicy { tries: number, backoffMs: number, maxBackoffMs: number }
-const RETRY: RetryPolicy = { tries: 5, backoffMs: 5_000, maxBackoffMs: 5 * 60_000 }
-
-export interface DeployStatus {
-  enabled: boolean
-  current: Generation | null
-  desired: { release: string, path: string } | null
-  applying: Intent | null
-  decision: Decision | null
-}
-
 export interface DeployAgentComponents {
   self: string
-  store: Pick<AuditStore, 'log' | 'on' | 'off' | 'append'>
+  store: Pick<AuditStore, 'log' | 'on' | 'off' | 'append' | 'get'>
   catchUp: CatchUp
   /** the connected peers: losing every member peer restarts the catch-up wait */
   peers: Peers
@@ -57,6 +46,8 @@ export interface DeployAgentComponents {
   executor: Executor
   log: Pick<Logger, 'info' | 'warn' | 'error'>
   metrics?: DeployMetrics
+  /** confirm-or-revert and reboots into staged generations; absent: neither (the executor must know boots too) */
+  confirm?: ConfirmComponents
 }
 
 export interface DeployAgentOptions {
@@ -66,24 +57,6 @@ export interface DeployAgentOptions {
   catchUpGraceMs?: number
   /** default RETRY */
   retry?: Partial<RetryPolicy>
-}
-
-/**
- * A try of an attempt still to run (the executor runs an attempt whose last try changed nothing
- * again under the same id): resumed after a restart, or the next after a transient failure.
- * Tries are counted per daemon run: a restart starts the count again.
- */
-interface Pending {
-  intent: Intent
-  sources: string[]
-  tryNo: number
-  afterMs: number
-  /** the last try's outcome is in the journal, unreported until this try begins */
-  inJournal: boolean
-}
-
-function transient (o: ApplyOutcome): boolean {
-  return o.status === 'failed' && (o as { transient?: boolean }).transient === true
 }
 
 export class DeployAgent {
@@ -113,8 +86,12 @@ export class DeployAgent {
   private readonly pending: Pending[] = []
   /** soaks that failed: rolled back by the next evaluation, which owns the executor */
   private readonly soakFailures: Array<{ watch: SoakWatch, reason: string, done?: (rolledBack: boolean) => void }> = []
-  /** this host's newest apply-ok written by this process (monotonic ms): a crash-looping agent may fail it (node/agents) */
-  private recentOk: { watch: SoakWatch, at: number } | undefined
+  /** applies that ended ok and wait for a member to hold their outcome, oldest first */
+  private readonly confirms: Unreported[] = []
+  /** confirm-or-revert and staged boots: with an executor that knows boots */
+  private readonly confirm: ConfirmFlow | undefined
+  /** the apply-ok a crash-looping agent may fail (node/agents) */
+  private readonly recent: RecentApply
   /** nothing is decided before start() has folded the whole log and settled the journal */
   private started = false
   private stopped = false
@@ -131,6 +108,21 @@ export class DeployAgent {
     this.tickMs = opts.tickMs ?? TICK_MS
     this.retry = { ...RETRY, ...opts.retry }
     this.own = new OwnAttempts(c.self)
+    this.recent = new RecentApply(c.self, this.own)
+    const boots = c.executor.boots
+    this.confirm = boots !== undefined && c.confirm !== undefined
+      ? new ConfirmFlow(c.confirm, {
+        self: c.self,
+        boots,
+        own: this.own,
+        store: c.store,
+        append: async (kind, body) => { await this.append(kind, body) },
+        release: (id) => effectiveRelease(this.state, this.view, id)?.body as { confirmWindowMs?: number, reboot?: boolean } | undefined,
+        members: () => this.view.members(),
+        log: c.log,
+        signal: this.stopping.signal
+      })
+      : undefined
     this.gate = new CatchUpGate({ self: c.self, catchUp: c.catchUp, peers: c.peers, members: () => this.view.members(), log: c.log, graceMs: opts.catchUpGraceMs ?? CATCH_UP_GRACE_MS })
     this.timers = new LocalTimers(() => { this.schedule() })
     this.soak = new SoakWatcher({
@@ -153,8 +145,12 @@ export class DeployAgent {
     this.store.on('entry', this.onEntry)
     this.unwatch = this.view.watch(() => { this.schedule() })
     this.catchUp.on('caught-up', this.onCaughtUp)
-    for await (const s of this.store.log()) this.fold(s)
+    for await (const s of this.store.log()) {
+      this.fold(s)
+      this.recent.note(s.entry)
+    }
     this.gate.start()
+    this.recent.resume(await this.executor.current().catch(() => null))
     await this.settleJournal()
     await noteCurrent(this.metrics, this.executor)
     this.tick = setInterval(() => { this.schedule() }, this.tickMs)
@@ -213,19 +209,51 @@ export class DeployAgent {
   }
 
   /** Decides what to log for one journal outcome: a retry while tries remain, else the outcome itself. */
-  private async settle (u: Unreported, tryNo: number): Promise<void> {
+  private async settle (u: Unreported, tryNo: number, confirmed = false): Promise<void> {
     const attempt = u.intent.applyId
-    if (!u.intent.revert && transient(u.outcome) && tryNo < this.retry.tries) {
-      const afterMs = Math.min(this.retry.maxBackoffMs, this.retry.backoffMs * 2 ** (tryNo - 1))
+    const afterMs = retryAfter(this.retry, u.intent, u.outcome, tryNo)
+    if (afterMs !== undefined) {
       this.log.warn({ release: u.intent.release, attempt, try: tryNo, retryInMs: afterMs, reason: (u.outcome as { reason: string }).reason }, 'deploy: transient apply failure: trying again')
       // Not reported yet: a restart during the backoff finds the outcome in the journal and tries again.
       this.pending.push({ intent: u.intent, sources: this.sourcesOf(u.intent.release), tryNo: tryNo + 1, afterMs, inJournal: true })
       return
     }
+    // staged for the next boot: unreported until the boot brings its outcome (an executor that stages knows boots)
+    if (u.outcome.status === 'staged') { await this.confirm?.staged(u, u.outcome.changes); return }
+    if (!u.intent.revert && u.outcome.status === 'ok' && !confirmed && !this.own.has('apply-ok', attempt) && (this.confirm?.windowOf(u.intent.release) ?? 0) > 0) {
+      // applied, not yet confirmed: the next evaluation waits for a member to hold it
+      this.confirms.push(u)
+      this.schedule()
+      return
+    }
     if (await reportOutcome(this.store, this.own, u.intent, u.outcome)) {
       this.log.info({ release: u.intent.release, attempt, outcome: u.outcome.status }, 'deploy: outcome written')
     }
+    if (!u.intent.revert && u.outcome.status === 'ok') this.okWritten(u.intent)
     await this.executor.reported(u.intent.applyId)
+  }
+
+  /** Its apply-ok is in the log: the gate soak counts from now. */
+  private okWritten (intent: Intent): void {
+    this.soak.started(intent.applyId)
+    this.recent.written({ release: intent.release, path: intent.path, attempt: intent.applyId })
+  }
+
+  /** Waits for a member to hold the attempt's outcome: confirmed, it is written; not, the generation is rolled back. */
+  private async confirmOrRevert (u: Unreported): Promise<void> {
+    const verdict = await (this.confirm as ConfirmFlow).confirm(u)
+    if (verdict === 'confirmed') await this.settle({ intent: u.intent, outcome: u.outcome }, this.retry.tries, true)
+    else if (verdict !== 'stopped') await this.rollbackAttempt(u.intent, verdict.rollback)
+  }
+
+  /** Rolls an apply that ended ok back to the generation recorded before it, and writes that outcome. */
+  private async rollbackAttempt (intent: Intent, reason: string): Promise<boolean> {
+    this.intent = intent
+    const outcome = await this.executor.rollbackSoak(intent, reason)
+    this.intent = null
+    await this.settle({ intent, outcome }, this.retry.tries)
+    await noteCurrent(this.metrics, this.executor)
+    return outcome.status === 'rolled-back'
   }
 
   private sourcesOf (release: string): string[] {
@@ -255,6 +283,8 @@ export class DeployAgent {
     }
     const next = this.pending.shift()
     if (next !== undefined) { await this.tryAgain(next); this.again = true; return }
+    const confirm = this.confirms.shift()
+    if (confirm !== undefined) { await this.confirmOrRevert(confirm); this.again = true; return }
     if (!this.view.adopted() || !this.gate.ready()) return
     let d = this.decide()
     for (let i = 0; d.action === 'attest' && i < MAX_ATTESTS; i++) {
@@ -264,7 +294,9 @@ export class DeployAgent {
     }
     if (d.action === 'attest') { this.again = true; return }
     this.timers.follow(d.action === 'wait' || d.action === 'none' ? d.timer : undefined)
-    this.note(d)
+    const change = decisionChange(this.lastDecision, d)
+    if (change !== undefined) this.log.info(change, 'deploy: decision')
+    this.lastDecision = d
     if (d.action !== 'apply' && d.action !== 'revert') this.soak.follow(soakWatchOf(this.state, this.view, this.self))
     if (d.action === 'apply') {
       this.metrics?.generation('desired', d.path, d.release)
@@ -282,25 +314,11 @@ export class DeployAgent {
     return decide(this.state, this.view, this.self, Date.now(), { expired: this.timers.expired() })
   }
 
-  private note (d: Decision): void {
-    const reasonOf = (x: Decision | null): string | undefined => x !== null && 'reason' in x ? x.reason : undefined
-    const last = this.lastDecision
-    if (d.action !== last?.action || reasonOf(d) !== reasonOf(last) || d.release !== last?.release) {
-      this.log.info({ release: d.release, action: d.action, reason: reasonOf(d), wave: 'wave' in d ? d.wave : undefined }, 'deploy: decision')
-    }
-    this.lastDecision = d
-  }
-
   /** The next try of an attempt, after its backoff; a stop during the wait leaves the journal's outcome for the restart. */
   private async tryAgain (p: Pending): Promise<void> {
-    if (p.afterMs > 0 && !await this.sleep(p.afterMs)) return
+    if (p.afterMs > 0 && (this.stopped || !await sleepUnlessAborted(p.afterMs, this.stopping.signal))) return
     if (p.inJournal) await this.executor.reported(p.intent.applyId)
     await this.run(p.intent, p.sources, p.tryNo)
-  }
-
-  private async sleep (ms: number): Promise<boolean> {
-    if (this.stopped) return false
-    return await sleepUnlessAborted(ms, this.stopping.signal)
   }
 
   /** Runs one try and settles its outcome: written, or another try queued. */
@@ -316,10 +334,6 @@ export class DeployAgent {
     }
     this.metrics?.applied(outcome.status, (Date.now() - started) / 1000)
     this.intent = null
-    if (!intent.revert && outcome.status === 'ok') {
-      this.soak.started(intent.applyId)
-      this.recentOk = { watch: { release: intent.release, path: intent.path, attempt: intent.applyId, soakMs: 0 }, at: performance.now() }
-    }
     if (!this.stopped) await this.settle({ intent, outcome }, tryNo)
     await noteCurrent(this.metrics, this.executor)
   }
@@ -333,23 +347,15 @@ export class DeployAgent {
   /** A failed gate soak fails the apply: the executor goes back to the generation it recorded before it. */
   private async rollbackSoak (w: SoakWatch, reason: string): Promise<boolean> {
     if (this.own.has('apply-failed', w.attempt)) return false
-    const intent: Intent = { applyId: w.attempt, release: w.release, path: w.path, revert: false }
-    this.intent = intent
-    const outcome = await this.executor.rollbackSoak(intent, reason)
-    this.intent = null
-    await this.settle({ intent, outcome }, this.retry.tries)
-    await noteCurrent(this.metrics, this.executor)
-    return outcome.status === 'rolled-back'
+    return await this.rollbackAttempt({ applyId: w.attempt, release: w.release, path: w.path, revert: false }, reason)
   }
 
   /**
-   * An agent's escalation (node/agents): the apply-ok this process wrote last, if it came within
-   * `withinMs` on this host's monotonic clock and nothing has failed that attempt since.
+   * An agent's escalation (node/agents): this host's newest apply-ok (recent.ts), if it came
+   * within `withinMs` and nothing has failed that attempt since.
    */
   recentApply (withinMs: number): { release: string, attempt: string } | undefined {
-    const r = this.recentOk
-    if (r === undefined || performance.now() - r.at > withinMs || this.own.has('apply-failed', r.watch.attempt) || this.own.has('rollback', r.watch.attempt)) return undefined
-    return { release: r.watch.release, attempt: r.watch.attempt }
+    return this.recent.within(withinMs)
   }
 
   /**
@@ -357,11 +363,11 @@ export class DeployAgent {
    * `reason` is written, so it counts against the release's failure budget. True once rolled back.
    */
   async failApply (attempt: string, reason: string): Promise<boolean> {
-    const r = this.recentOk
-    if (r?.watch.attempt !== attempt || this.stopped) return false
-    this.log.warn({ release: r.watch.release, attempt, reason }, 'deploy: an agent crash-loops after this apply: rolling back')
+    const watch = this.recent.of(attempt)
+    if (watch === undefined || this.stopped) return false
+    this.log.warn({ release: watch.release, attempt, reason }, 'deploy: an agent crash-loops after this apply: rolling back')
     return await new Promise<boolean>((resolve) => {
-      this.soakFailures.push({ watch: r.watch, reason, done: resolve })
+      this.soakFailures.push({ watch, reason, done: resolve })
       this.schedule()
     })
   }
@@ -375,33 +381,16 @@ export class DeployAgent {
   }
 
   async status (): Promise<DeployStatus> {
-    const current = await this.executor.current().catch(() => null)
-    const d = this.lastDecision
-    let desired: DeployStatus['desired'] = null
-    if (d?.action === 'apply') desired = { release: d.release, path: d.path }
-    else if (d?.release !== undefined) {
-      const body = effectiveRelease(this.state, this.view, d.release)?.body
-      const target = body !== undefined ? planOf(this.state, body, this.view)?.targetOf.get(this.self) : undefined
-      if (target !== undefined) desired = { release: d.release, path: target.path }
-    }
-    return { enabled: true, current, desired, applying: this.intent, decision: d }
+    return deployStatus(this.state, this.view, this.self, { current: await this.executor.current().catch(() => null), applying: this.intent, decision: this.lastDecision })
   }
 
   /** Every release this host knows, newest first, with its fleet-wide status. */
   releases (online: (peer: string) => boolean): ReleaseStatus[] {
-    return [...this.state.releases.keys()]
-      .map((id) => releaseStatus(this.state, this.view, id, online))
-      .filter((s): s is ReleaseStatus => s !== undefined)
-      .sort((a, b) => b.number - a.number)
+    return releaseList(this.state, this.view, online)
   }
 
-  release (id: string, online: (peer: string) => boolean): ReleaseStatus | undefined {
-    return releaseStatus(this.state, this.view, id, online)
-  }
-
-  flags (): ReturnType<typeof flagged> {
-    return flagged(this.state, this.view)
-  }
+  release (id: string, online: (peer: string) => boolean): ReleaseStatus | undefined { return releaseStatus(this.state, this.view, id, online) }
+  flags (): ReturnType<typeof flagged> { return flagged(this.state, this.view) }
 
   /** What the release and hold commands (releases.ts) read and sign into this host's feed. */
   desk (): ReleaseDesk {
@@ -411,11 +400,4 @@ export class DeployAgent {
   async publish (p: PublishParams): Promise<ReleaseBody> { return await publishRelease(this.desk(), p) }
   async rollbackRelease (id: string): Promise<ReleaseBody> { return await rollbackRelease(this.desk(), id) }
   async control (release: string, action: 'pause' | 'resume' | 'abort'): Promise<void> { await controlRelease(this.desk(), release, action) }
-}
-
-/** What an attest's log line says of its body (overdue hosts, lifted pins, the freshness verdict). */
-function attestFields (d: Decision & { action: 'attest' }): Record<string, unknown> {
-  if (d.kind === 'overdue') return { why: d.body.why, hosts: d.body.hosts.length }
-  if (d.kind === 'unpin') return { lifts: d.body.lifts }
-  return { stale: d.body.stale }
 }

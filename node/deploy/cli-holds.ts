@@ -3,6 +3,8 @@
 // running daemon, which signs the entry into its own feed.
 import type { Command } from 'commander'
 import type { ControlClient } from '../client.js'
+import { rowLabels } from '../host-names.js'
+import type { MemberRow } from '../routes.js'
 import { parseCount, parseDuration, usage } from '../cli-parse.js'
 import { STORE_PATH_RE } from '../../crypto/ids.js'
 import type { PinBody, PinStatus, QuarantineBody, QuarantineStatus, ReleaseFloorBody } from '../../protocols/rollout/index.js'
@@ -22,7 +24,7 @@ function ago (ms: number): string {
 export function registerHoldCommands (program: Command, client: () => Promise<ControlClient>): void {
   program.command('pin')
     .description('hold a host on its generation: every release skips it and counts it "pinned" (admins only)')
-    .argument('<host>', 'peer id of the host')
+    .argument('<host>', 'the host: its name, peer id or a unique id prefix')
     .requiredOption('--path <storePath>', 'the generation it holds (releases to this same path still apply)')
     .requiredOption('--reason <text>', 'why, shown in status')
     .option('--expires <duration>', 'the host lifts the pin itself after this long on its own clock (e.g. 7d)')
@@ -37,7 +39,7 @@ export function registerHoldCommands (program: Command, client: () => Promise<Co
 
   program.command('unpin')
     .description('lift every pin of a host (admins only)')
-    .argument('<host>', 'peer id of the host')
+    .argument('<host>', 'the host: its name, peer id or a unique id prefix')
     .option('--json', 'machine-readable output')
     .action(async (host: string, o: { json?: boolean }) => {
       const r = await (await client()).delete<{ host: string, lifts: string[] }>(`/v1/pins/${encodeURIComponent(host)}`)
@@ -49,10 +51,12 @@ export function registerHoldCommands (program: Command, client: () => Promise<Co
     .description('hosts pinned now')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => {
-      const r = await (await client()).get<{ pins: PinStatus[] }>('/v1/pins')
+      const c = await client()
+      const r = await c.get<{ pins: PinStatus[] }>('/v1/pins')
       if (o.json === true) return out(JSON.stringify(r))
       if (r.pins.length === 0) return out('no pins')
-      for (const p of r.pins) out(`${p.host}  ${p.path}  by ${p.by}${p.expiresMs !== undefined ? `  expires ${ago(p.expiresMs)} after the host saw it` : ''}  ${p.reason}`)
+      const labels = rowLabels(await c.get<MemberRow[]>('/v1/members'))
+      for (const p of r.pins) out(`${labels.get(p.host) ?? p.host}  ${p.host}  ${p.path}  by ${labels.get(p.by) ?? p.by}${p.expiresMs !== undefined ? `  expires ${ago(p.expiresMs)} after the host saw it` : ''}  ${p.reason}`)
     })
 
   const quarantine = program.command('quarantine')

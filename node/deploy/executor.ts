@@ -2,7 +2,7 @@
 // how it went, keep every outcome until the agent has written it into the log, and keep probing
 // health through a gate's soak. The daemon's executor is Nix (nix.ts); the simulator's applies
 // in zero time.
-import type { ApplyOutcome, Generation, HealthVerdict } from '../../nixos/index.js'
+import type { ApplyHold, ApplyOutcome, Generation, HealthVerdict } from '../../nixos/index.js'
 
 /**
  * One attempt of this host for a release, kept across a crash with its outcome. `applyId` is the
@@ -12,7 +12,8 @@ import type { ApplyOutcome, Generation, HealthVerdict } from '../../nixos/index.
  */
 export interface Intent { applyId: string, release: string, path: string, revert: boolean }
 
-export interface Unreported { intent: Intent, outcome: ApplyOutcome }
+/** `hold`: what the attempt waits for, as the journal keeps it (confirm-or-revert, a staged boot). */
+export interface Unreported { intent: Intent, outcome: ApplyOutcome, hold?: ApplyHold | null }
 
 export interface Executor {
   /** Runs the intent to its outcome. The outcome stays in the journal, unreported, until reported(). */
@@ -32,4 +33,14 @@ export interface Executor {
   current: () => Promise<Generation | null>
   /** Probes this host's health for `soakMs`, settling early on the first failure. */
   watchHealth: (soakMs: number, signal: AbortSignal) => Promise<HealthVerdict>
+  /** Where the executor knows boots (the Nix one): confirm-or-revert and staged boots are journalled. */
+  boots?: Boots
+}
+
+export interface Boots {
+  /** Opens the confirm window of apply `applyId` (ended ok, unreported) in the journal, now, on this boot. */
+  holdConfirm: (applyId: string, windowMs: number) => Promise<ApplyHold>
+  bootId: () => Promise<string>
+  /** the running system's store path, when the host has one */
+  running: () => Promise<string | null>
 }

@@ -67,6 +67,11 @@ export class LocalDeploy {
     return { from, to, diff: await profile.diff(from, to) }
   }
 
+  /** `nix store diff-closures` between two store paths (`release plan`, `release diff`); throws when this store lacks one. */
+  async diffPaths (from: string, to: string): Promise<string> {
+    return await this.c.nix.profile.diff(from, to)
+  }
+
   /** `fleetmesh apply PATH`: one host, through the same engine, outside any release. */
   async applyLocal (path: string, sources: string[], dryRun: boolean): Promise<{ preview: string, outcome: ApplyOutcome | null }> {
     const { profile } = this.c.nix

@@ -4,11 +4,11 @@
 // unreported) is reported for the release it was for, exactly once.
 import type { AbstractLevel } from 'abstract-level'
 import type { Logger } from 'pino'
-import { APPLY_ID_RE, DeployEngine, Journal, NixClosureStore, NixosError, NixProfileBackend, verify, type ApplyOutcome, type Backend, type DeployEvent, type Generation, type HealthPolicy, type HealthVerdict, type JournalDb, type NixosErrorCode } from '../../nixos/index.js'
+import { APPLY_ID_RE, DeployEngine, Journal, NixClosureStore, NixosError, NixProfileBackend, bootInfo, verify, type ApplyOutcome, type Backend, type DeployEvent, type Generation, type HealthPolicy, type HealthVerdict, type JournalDb, type NixosErrorCode } from '../../nixos/index.js'
 import { ClosureService } from '../../protocols/closures/index.js'
 import type { DeployConfig } from '../config.js'
 import type { MeshLibp2p } from '../libp2p.js'
-import type { Executor, Intent, Unreported } from './executor.js'
+import type { Boots, Executor, Intent, Unreported } from './executor.js'
 import type { DeployMetrics } from './metrics.js'
 import { reportHealthFailure, type Appender } from './report.js'
 import { sourcesFetcher } from './sources.js'
@@ -47,9 +47,9 @@ function meshBackend (profile: NixProfileBackend, fetch: Backend['fetch'], activ
   return {
     fetch,
     switch: async (p) => profile.switch(p),
-    activate: async (id) => {
-      await profile.activate(id)
-      activated?.()
+    activate: async (id, mode) => {
+      await profile.activate(id, mode)
+      if (mode !== 'boot') activated?.()
     },
     current: async () => profile.current(),
     list: async () => profile.list(),
@@ -77,6 +77,7 @@ export class NixExecutor implements Executor {
       trustedPublicKeys,
       activation: {
         command: (path) => config.activation.map((a) => a.replaceAll('{path}', path)),
+        bootCommand: (path) => config.bootActivation.map((a) => a.replaceAll('{path}', path)),
         env: config.activationEnv,
         timeoutMs: config.activationTimeoutMs
       }
@@ -99,9 +100,17 @@ export class NixExecutor implements Executor {
       journal: this.journal,
       health: this.policy,
       keep: config.keep,
-      onEvent: (ev) => { this.onEngineEvent(ev) }
+      onEvent: (ev) => { this.onEngineEvent(ev) },
+      boot: bootInfo({ bootIdPath: config.bootIdPath, currentSystem: config.currentSystem })
     })
+    this.boots = {
+      holdConfirm: async (id, windowMs) => await this.engine.holdConfirm(id, windowMs),
+      bootId: async () => await this.engine.bootId(),
+      running: async () => await this.engine.running()
+    }
   }
+
+  readonly boots: Boots
 
   /** Serves this host's closures to members, and fetches from them. */
   async start (): Promise<void> {
@@ -116,7 +125,8 @@ export class NixExecutor implements Executor {
     const tag = encodeIntent(intent)
     return await this.outcomeOf(intent, async () => intent.revert
       ? await this.engine.revert({ id: intent.applyId, leaving: intent.path, tag })
-      : await this.engine.apply({ id: intent.applyId, path: intent.path, sources, tag }))
+      // the deploy agent applies a newer release than one it staged: that one is replaced
+      : await this.engine.apply({ id: intent.applyId, path: intent.path, sources, tag, supersede: true }))
   }
 
   async rollbackSoak (intent: Intent, reason: string): Promise<ApplyOutcome> {
@@ -129,7 +139,7 @@ export class NixExecutor implements Executor {
     if (active?.tag != null) this.releases.set(active.id, decodeIntent(active.tag).release)
     const out: Unreported[] = []
     for (const { record, outcome } of await this.engine.unreported()) {
-      if (record.tag !== null) out.push({ intent: decodeIntent(record.tag), outcome })
+      if (record.tag !== null) out.push({ intent: decodeIntent(record.tag), outcome, hold: record.hold })
     }
     return out
   }

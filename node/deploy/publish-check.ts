@@ -4,7 +4,7 @@
 import type { PublishParams } from './releases.js'
 
 /** What the check reads of a member row (node/routes.ts MemberRow). */
-export interface MemberLike { peerId: string, tags: string[], revoked: boolean, name?: string }
+export interface MemberLike { peerId: string, tags: string[], revoked: boolean, name?: string | null }
 
 export function unmatchedSelectors (p: Pick<PublishParams, 'targets' | 'waves'>, members: MemberLike[]): string[] {
   const live = members.filter((m) => !m.revoked)
@@ -16,8 +16,8 @@ export function unmatchedSelectors (p: Pick<PublishParams, 'targets' | 'waves'>,
     if (t.host !== undefined && !host(t.host)) problems.push(`target host:${t.host}: no member is "${t.host}"`)
   }
   p.waves.forEach((w, i) => {
-    if (w.tag !== undefined && !tagged(w.tag)) problems.push(`wave ${i} tag:${w.tag}: no member has tag "${w.tag}"`)
-    for (const h of w.hosts ?? []) if (!host(h)) problems.push(`wave ${i} host:${h}: no member is "${h}"`)
+    if (w.tag !== undefined && !tagged(w.tag)) problems.push(`wave ${i + 1} tag:${w.tag}: no member has tag "${w.tag}"`)
+    for (const h of w.hosts ?? []) if (!host(h)) problems.push(`wave ${i + 1} host:${h}: no member is "${h}"`)
   })
   return problems
 }

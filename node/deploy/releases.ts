@@ -2,8 +2,8 @@
 // fleet-wide rollback. What each entry must say is decided by protocols/rollout (numbering,
 // which pauses a resume lifts, what a rollback returns to); this module only fills the bodies
 // from this host's fold and signs them into its own feed.
-import { randomBytes } from 'node:crypto'
-import { controlState, edgeDeadlock, effectiveRelease, holdsStatus, nextReleaseNumber, parsePin, parseQuarantine, parseReleaseFloor, pinsOf, planRelease, refOf, releaseFloor, rollbackTargets, type Basis, type Budget, type MembershipView, type PinBody, type QuarantineBody, type ReleaseBody, type ReleaseFloorBody, type RolloutState } from '../../protocols/rollout/index.js'
+import { createHash } from 'node:crypto'
+import { budgetLifts, controlState, edgeDeadlock, parseBudget, tagBudgets, effectiveRelease, holdsStatus, nextReleaseNumber, parsePin, parseQuarantine, parseReleaseFloor, pinsOf, planRelease, refOf, releaseFloor, rollbackTargets, type Basis, type Budget, type MembershipView, type PinBody, type QuarantineBody, type ReleaseBody, type ReleaseFloorBody, type RolloutState } from '../../protocols/rollout/index.js'
 import { NodeError } from '../errors.js'
 import type { RolloutMembership } from './membership.js'
 
@@ -22,6 +22,10 @@ export interface PublishParams {
   after?: string
   /** at most this many (or this percentage) of its hosts in flight at once */
   budget?: Budget
+  /** hosts reboot into a generation staged for the next boot (confirm.ts in protocols/rollout) */
+  reboot?: boolean
+  /** the confirm-or-revert window of its hosts (0: off); default each host's own */
+  confirmWindowMs?: number
 }
 
 /** The optional release fields a publish carries over from its parameters, as the schema names them. */
@@ -32,7 +36,9 @@ export function optionalFields (p: Partial<PublishParams>): Partial<ReleaseBody>
     ...(p.quarantineAfter !== undefined ? { quarantineAfter: p.quarantineAfter } : {}),
     ...(p.freshForMs !== undefined ? { freshForMs: p.freshForMs } : {}),
     ...(p.after !== undefined ? { after: p.after } : {}),
-    ...(p.budget !== undefined ? { budget: p.budget } : {})
+    ...(p.budget !== undefined ? { budget: p.budget } : {}),
+    ...(p.reboot === true ? { reboot: true } : {}),
+    ...(p.confirmWindowMs !== undefined ? { confirmWindowMs: p.confirmWindowMs } : {})
   }
 }
 
@@ -50,23 +56,26 @@ function admin (d: ReleaseDesk, what: string): void {
 }
 
 /**
- * Signs a release into this admin's feed: numbered one above every admin release seen, with the
- * membership it is planned against (its basis) frozen in.
+ * The release this admin would sign now: numbered one above every admin release seen, with the
+ * membership it is planned against (its basis) frozen in, and an id derived from the signer and
+ * all of that — so `release plan` shows the very waves a publish made next gives (count and
+ * percent waves are assigned by the id), as long as no release or membership entry arrives in
+ * between; two admins never derive the same id.
  */
-export async function publishRelease (d: ReleaseDesk, p: PublishParams): Promise<ReleaseBody> {
-  admin(d, 'publish releases')
+export function draftRelease (d: Pick<ReleaseDesk, 'self' | 'state' | 'view'>, p: PublishParams): ReleaseBody {
   // at the floor at least: a release numbered below it would be refused by every host
   const number = Math.max(nextReleaseNumber(d.state, d.view), releaseFloor(d.state.holds.fresh, d.view)?.body.number ?? 0)
   const basis: Basis = d.view.basis()
-  const body: ReleaseBody = {
-    id: `r${number}-${randomBytes(3).toString('hex')}`,
-    number,
-    targets: p.targets,
-    waves: p.waves,
-    maxFailures: p.maxFailures,
-    ...optionalFields(p),
-    basis
-  }
+  const fields = { targets: p.targets, waves: p.waves, maxFailures: p.maxFailures, ...optionalFields(p), basis }
+  const id = `r${number}-${createHash('sha256').update(JSON.stringify([d.self, number, fields])).digest('hex').slice(0, 6)}`
+  return { id, number, ...fields }
+}
+
+/** Signs the draft release (draftRelease) into this admin's feed. */
+export async function publishRelease (d: ReleaseDesk, p: PublishParams): Promise<ReleaseBody> {
+  admin(d, 'publish releases')
+  const body = draftRelease(d, p)
+  const { number, basis } = body as ReleaseBody & { basis: Basis }
   if (p.after !== undefined && effectiveRelease(d.state, d.view, p.after) === undefined) throw new NodeError('API_NOT_FOUND', `after: no release ${p.after}`)
   const deadlock = edgeDeadlock(planRelease(body, d.view.asOf(basis) ?? d.view), body)
   if (deadlock !== undefined) throw new NodeError('API_BAD_REQUEST', `after: ${deadlock}`)
@@ -170,4 +179,20 @@ export async function setReleaseFloor (d: ReleaseDesk, f: ReleaseFloorBody): Pro
 export function releaseFloorStatus (d: Pick<ReleaseDesk, 'state' | 'view'>): { number: number, reason: string, by: string, ref: string } | null {
   const f = releaseFloor(d.state.holds.fresh, d.view)
   return f === undefined ? null : { number: f.body.number, reason: f.body.reason, by: f.feed, ref: refOf(f) }
+}
+
+/** `fleetmesh budget set SELECTOR N` / `budget clear SELECTOR`: replaces (or lifts) every budget of SELECTOR this host sees, by naming each. */
+export async function setBudget (d: ReleaseDesk, selector: string, max: number | undefined): Promise<{ selector: string, max?: number, lifts: string[] }> {
+  admin(d, max === undefined ? 'clear budgets' : 'set budgets')
+  const lifts = budgetLifts(d.state.budgets, d.view, selector)
+  if (max === undefined && lifts.length === 0) throw new NodeError('API_NOT_FOUND', `no budget for ${selector}`)
+  const body = checked(parseBudget, { selector, ...(max !== undefined ? { max } : {}), ...(lifts.length > 0 ? { lifts } : {}) })
+  await d.append('budget', body)
+  d.log.info({ selector, max }, max === undefined ? 'budget cleared' : 'budget set')
+  return { selector, ...(max !== undefined ? { max } : {}), lifts }
+}
+
+/** The budgets in effect: selector, max, and the entries that set it ("feed:seq"). */
+export function budgetsStatus (d: Pick<ReleaseDesk, 'state' | 'view'>): Array<{ selector: string, max: number, by: string[], refs: string[] }> {
+  return tagBudgets(d.state.budgets, d.view).map(b => ({ selector: b.selector, max: b.max, by: b.sets.map(s => s.feed), refs: b.sets.map(refOf) }))
 }

@@ -14,26 +14,32 @@ export const MAX_OUTPUT_CHARS = 1_000
 export type Appender = Pick<AuditStore, 'append'>
 
 /** Kinds this host writes about one attempt of its own. */
-const ATTEMPT_KINDS = new Set(['apply-start', 'apply-ok', 'apply-failed', 'rollback', 'soaked'])
+const ATTEMPT_KINDS = new Set(['apply-start', 'apply-ok', 'apply-failed', 'rollback', 'soaked', 'confirming', 'pending-reboot'])
 
 /**
  * Which (kind, attempt) entries this host has written about its own attempts: filled from the
  * whole log at start and from every own entry after, so the check before an append needs no scan.
  */
 export class OwnAttempts {
-  private readonly written = new Set<string>()
+  /** `${kind} ${attempt}` → the entry's seq */
+  private readonly written = new Map<string, number>()
 
   constructor (readonly self: string) {}
 
   /** Files the entry if it is one of this host's attempt entries. */
-  note (e: Pick<Entry, 'feed' | 'kind' | 'body'>): void {
+  note (e: Pick<Entry, 'feed' | 'kind' | 'body' | 'seq'>): void {
     if (e.feed !== this.self || !ATTEMPT_KINDS.has(e.kind)) return
     const attempt = (e.body as { attempt?: unknown }).attempt
-    if (typeof attempt === 'string') this.written.add(`${e.kind} ${attempt}`)
+    if (typeof attempt === 'string') this.written.set(`${e.kind} ${attempt}`, e.seq)
   }
 
   has (kind: string, attempt: string): boolean {
     return this.written.has(`${kind} ${attempt}`)
+  }
+
+  /** The seq of this host's `kind` entry about `attempt`, if written. */
+  seqOf (kind: string, attempt: string): number | undefined {
+    return this.written.get(`${kind} ${attempt}`)
   }
 }
 
@@ -58,6 +64,9 @@ function entriesOf (intent: Intent, outcome: ApplyOutcome): Write[] {
       ]
     case 'failed':
       return [{ kind: 'apply-failed', body: { release, path, reason: `${outcome.code}: ${outcome.reason}`.slice(0, MAX_OUTPUT_CHARS), attempt } }]
+    case 'staged':
+      // not an outcome yet: the agent writes pending-reboot, and the outcome after the boot
+      return []
   }
 }
 
@@ -70,9 +79,9 @@ export async function reportOutcome (store: Appender, own: OwnAttempts, intent: 
   const attempt = intent.applyId
   for (const w of entriesOf(intent, outcome)) {
     if (own.has(w.kind, attempt)) continue
-    await store.append(w.kind, w.body)
+    const s = await store.append(w.kind, w.body)
     // Filed now, not only when the store's event comes back: a second report right after must see it.
-    own.note({ feed: own.self, kind: w.kind, body: w.body })
+    own.note(s.entry)
     appended = true
   }
   return appended

@@ -7,12 +7,15 @@ import { NodeError } from '../errors.js'
 import type { MeshLibp2p } from '../libp2p.js'
 import type { DeployAgent, PublishParams } from './agent.js'
 import type { LocalDeploy } from './local.js'
-import { clearQuarantine, optionalFields, pinHost, quarantinePath, releaseFloorStatus, setReleaseFloor, unpinHost } from './releases.js'
+import { diffReport, planReport, whyReport, type PlanDeps } from './plan.js'
+import { budgetsStatus, clearQuarantine, optionalFields, setBudget, pinHost, quarantinePath, releaseFloorStatus, setReleaseFloor, unpinHost } from './releases.js'
 
 export interface DeployRouteComponents {
   api: Pick<ApiServer, 'route'>
   self: string
   libp2p: Pick<MeshLibp2p, 'getPeers'>
+  /** the peer id a request's host names: an id, a host name or a unique id prefix (node/host-names.ts) */
+  resolveHost: (text: string) => string
   /** absent where Nix is not installed: every route then answers DEPLOY_DISABLED */
   deploy?: { agent: DeployAgent, local: LocalDeploy }
 }
@@ -34,15 +37,53 @@ export function registerDeployRoutes (c: DeployRouteComponents): void {
     if (s === undefined) throw new NodeError('API_NOT_FOUND', `no release ${req.params.id}`)
     return s
   })
-  api.route('POST', '/v1/releases', async (req) => {
-    const b = (req.body ?? {}) as Partial<PublishParams>
+  /** A release's parameters as a request gives them, hosts resolved to peer ids and checked by the log's schema. */
+  const releaseParams = (body: unknown): PublishParams => {
+    const b = (body ?? {}) as Partial<PublishParams>
+    // Hosts may be given by name: the signed plan names them by peer id.
+    const named = (h: unknown): unknown => typeof h === 'string' ? c.resolveHost(h) : h
+    if (Array.isArray(b.targets)) b.targets = b.targets.map((t) => typeof t === 'object' && t !== null && 'host' in t ? { ...t, host: named(t.host) as string } : t)
+    if (Array.isArray(b.waves)) b.waves = b.waves.map((w) => typeof w === 'object' && w !== null && Array.isArray(w.hosts) ? { ...w, hosts: w.hosts.map(named) as string[] } : w)
     // The same schema every host applies to the entry: checked once more with a stand-in id.
     try {
       parseRelease({ id: 'r0-check', number: 1, targets: b.targets, waves: b.waves, maxFailures: b.maxFailures, ...optionalFields(b) })
     } catch (err) {
       throw new NodeError('API_BAD_REQUEST', (err as Error).message)
     }
-    return agent().publish(b as PublishParams)
+    return b as PublishParams
+  }
+  api.route('POST', '/v1/releases', async (req) => agent().publish(releaseParams(req.body)))
+
+  // A dry run, a per-host comparison and a decision trace (node/deploy/plan.ts): nothing is signed.
+  const planDeps = (): PlanDeps => ({
+    desk: agent().desk(),
+    online,
+    nix: { current: async () => (await local().generations()).find((g) => g.current)?.path, diff: async (a, b) => await local().diffPaths(a, b) }
+  })
+  api.route('POST', '/v1/release-plan', async (req) => await planReport(planDeps(), releaseParams(req.body)))
+  api.route('GET', '/v1/release-diff', async (req) => {
+    const a = req.query.get('a')
+    const b = req.query.get('b')
+    if (a === null || b === null) throw new NodeError('API_BAD_REQUEST', 'a and b (release ids) are required')
+    return await diffReport(planDeps(), a, b)
+  })
+  api.route('GET', '/v1/releases/:id/why', async (req) => {
+    const host = req.query.get('host')
+    return whyReport(planDeps(), req.params.id, host === null ? self : c.resolveHost(host), Date.now())
+  })
+
+  // Per-tag budgets across releases (protocols/rollout/tag-budget.ts): admin-signed `budget` entries.
+  api.route('GET', '/v1/budgets', async () => ({ budgets: budgetsStatus(agent().desk()) }))
+  api.route('POST', '/v1/budgets', async (req) => {
+    const b = (req.body ?? {}) as { selector?: unknown, max?: unknown }
+    if (typeof b.selector !== 'string') throw new NodeError('API_BAD_REQUEST', 'selector is required (tag:T)')
+    if (!Number.isSafeInteger(b.max)) throw new NodeError('API_BAD_REQUEST', 'max must be a whole number of hosts')
+    return await setBudget(agent().desk(), b.selector, b.max as number)
+  })
+  api.route('DELETE', '/v1/budgets', async (req) => {
+    const selector = (req.body as { selector?: unknown } | undefined)?.selector
+    if (typeof selector !== 'string') throw new NodeError('API_BAD_REQUEST', 'selector is required (tag:T)')
+    return await setBudget(agent().desk(), selector, undefined)
   })
   api.route('POST', '/v1/releases/:id/:action', async (req) => {
     const action = req.params.action
@@ -54,8 +95,11 @@ export function registerDeployRoutes (c: DeployRouteComponents): void {
 
   // Pins and quarantines: admin-signed entries every host's decisions read (protocols/rollout/holds.ts).
   api.route('GET', '/v1/pins', async () => ({ pins: holdsStatus(agent().state, agent().view).pins }))
-  api.route('POST', '/v1/pins', async (req) => pinHost(agent().desk(), (req.body ?? {}) as PinBody))
-  api.route('DELETE', '/v1/pins/:host', async (req) => unpinHost(agent().desk(), req.params.host))
+  api.route('POST', '/v1/pins', async (req) => {
+    const b = (req.body ?? {}) as PinBody
+    return pinHost(agent().desk(), typeof b.host === 'string' ? { ...b, host: c.resolveHost(b.host) } : b)
+  })
+  api.route('DELETE', '/v1/pins/:host', async (req) => unpinHost(agent().desk(), c.resolveHost(req.params.host)))
   api.route('GET', '/v1/quarantine', async () => ({ quarantined: holdsStatus(agent().state, agent().view).quarantined }))
   api.route('POST', '/v1/quarantine', async (req) => quarantinePath(agent().desk(), (req.body ?? {}) as QuarantineBody))
   api.route('DELETE', '/v1/quarantine', async (req) => {

@@ -409,6 +409,16 @@ export class Puller {
     }
   }
 
+  /** The entry `peer` holds at (feed, seq), as it serves it (bytes, unverified); undefined when it holds none there. */
+  async entryAt (peer: PeerId, feed: string, seq: number): Promise<Uint8Array | undefined> {
+    let entry: Uint8Array | undefined
+    await this.request(peer, { t: 'range', feed, from: seq, to: seq }, async (frame) => {
+      if (frame.t !== 'entries' || frame.entries.length !== 1 || entry !== undefined) throw new AuditError('MESSAGE_MALFORMED', 'expected one entry')
+      entry = frame.entries[0]
+    })
+    return entry
+  }
+
   /** A new stream to `peer`, opened within the request timeout unless stop() comes first. */
   private async open (peer: PeerId, protocols: readonly SyncProtocol[]): Promise<Stream> {
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.c.requestTimeoutMs)])

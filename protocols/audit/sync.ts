@@ -15,7 +15,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { Exchange } from '../reqresp.js'
 import { PeerBudget, type BudgetExceeded, type BudgetLimits } from '../budget.js'
-import { maxEntryBytes } from './codec.js'
+import { entryHash, maxEntryBytes } from './codec.js'
 import { HeldHeads } from './digest.js'
 import { AuditError } from './errors.js'
 import { Announcer, type PublishedEvent } from './announcer.js'
@@ -259,6 +259,15 @@ export class AuditSync extends EventEmitter<SyncEvents> {
    */
   async fetchWitnessed (peer: PeerId, seq: number): Promise<Head[]> {
     return await this.puller.witnessed(peer, seq)
+  }
+
+  /**
+   * Whether `peer` holds this very entry: it serves its bytes at (feed, seq) over a range request
+   * and they hash to `hash`. How a host learns that its own entry reached a member.
+   */
+  async holds (peer: PeerId, feed: string, seq: number, hash: Uint8Array): Promise<boolean> {
+    const bytes = await this.puller.entryAt(peer, feed, seq)
+    return bytes !== undefined && Buffer.from(entryHash(bytes)).equals(Buffer.from(hash))
   }
 
   /** Pulls feed entries from..to from one peer (see Puller.pull). */

@@ -13,7 +13,8 @@ export const DRIFT_STATES = ['detected', 'repair', 'cleared'] as const
  * one the log says; store: a path of the running closure no longer matches its recorded hash.
  */
 export const DRIFT_WHATS = ['activation', 'profile', 'store'] as const
-export const REPAIR_OUTCOMES = ['ok', 'rolled-back', 'failed'] as const
+/** staged: the desired generation changes what only a reboot brings up (kernel, initrd, systemd): made the next boot's */
+export const REPAIR_OUTCOMES = ['ok', 'rolled-back', 'failed', 'staged'] as const
 /** store paths named in one entry; the rest are counted */
 export const MAX_MODIFIED_PATHS = 16
 export const MAX_LINK_CHARS = 1024

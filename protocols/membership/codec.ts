@@ -5,12 +5,17 @@ import { PEER_ID_RE } from '../../crypto/ids.js'
 import { checkTags } from '../../crypto/invite.js'
 import { XWING_PUBLIC_KEY_BYTES } from '../../crypto/xwing.js'
 import { MembershipError } from './errors.js'
+import { HOST_NAME_RULE, isHostName } from './host-name.js'
 
 export type Role = 'admin' | 'host'
 
-/** `xwing` (optional): the founder's X-Wing public key, as an admit carries a joiner's. */
-export interface GenesisBody { mesh: string, name: string, founder: string, xwing?: Uint8Array }
-export interface AdmitBody { peer: string, role: Role, tags: string[], invite?: string, xwing?: Uint8Array }
+/**
+ * `xwing` (optional): the founder's X-Wing public key, as an admit carries a joiner's.
+ * `host` (optional): the founder's host name (`name` is the mesh's).
+ */
+export interface GenesisBody { mesh: string, name: string, founder: string, xwing?: Uint8Array, host?: string }
+/** `name` (optional): the joiner's host name, as it asked in its pairing request. */
+export interface AdmitBody { peer: string, role: Role, tags: string[], invite?: string, xwing?: Uint8Array, name?: string }
 export interface GrantBody { peer: string, role?: Role, tags?: string[] }
 /** `after`: the highest seq of the revoked peer's feed the revoker had seen (-1: none). */
 export interface RevokeBody { peer: string, reason?: string, after: number }
@@ -58,26 +63,33 @@ function xwingKey (kind: string, v: unknown): Uint8Array {
   return v
 }
 
+function hostName (kind: string, field: string, v: unknown): string {
+  if (!isHostName(v)) invalid(kind, `${field} must be a host name: ${HOST_NAME_RULE}`)
+  return v
+}
+
 function tags (kind: string, v: unknown): string[] {
   checkTags(v, (message) => invalid(kind, message))
   return v
 }
 
 export function validateGenesis (body: unknown): GenesisBody {
-  const b = fields('genesis', body, ['mesh', 'name', 'founder'], ['xwing'])
+  const b = fields('genesis', body, ['mesh', 'name', 'founder'], ['xwing', 'host'])
   const out: GenesisBody = { mesh: text('genesis', 'mesh', b.mesh, 1, MAX_MESH_ID_CHARS), name: text('genesis', 'name', b.name, 0, MAX_NAME_CHARS), founder: peer('genesis', b.founder, 'founder') }
   if ('xwing' in b) out.xwing = xwingKey('genesis', b.xwing)
+  if ('host' in b) out.host = hostName('genesis', 'host', b.host)
   return out
 }
 
 export function validateAdmit (body: unknown): AdmitBody {
-  const b = fields('admit', body, ['peer', 'role', 'tags'], ['invite', 'xwing'])
+  const b = fields('admit', body, ['peer', 'role', 'tags'], ['invite', 'xwing', 'name'])
   const out: AdmitBody = { peer: peer('admit', b.peer), role: role('admit', b.role), tags: tags('admit', b.tags) }
   if ('invite' in b) {
     if (typeof b.invite !== 'string' || !INVITE_ID_RE.test(b.invite)) invalid('admit', 'invite must be an invite id (32 hex characters)')
     out.invite = b.invite
   }
   if ('xwing' in b) out.xwing = xwingKey('admit', b.xwing)
+  if ('name' in b) out.name = hostName('admit', 'name', b.name)
   return out
 }
 

@@ -54,9 +54,15 @@ export interface MemberInfo {
   invite?: string
   /** X-Wing public key from the first counted admit (or the genesis) carrying one */
   xwing?: Uint8Array
+  /**
+   * host name from the first counted admit (or the genesis's `host`) carrying one. Names are
+   * claims, not identities: two members may carry the same one (node/host-names.ts tells them apart).
+   */
+  name?: string
 }
 
-export interface RevokedInfo { by: string, at: number, reason?: string }
+/** `name`: the revoked host's name, as its admission gave it. */
+export interface RevokedInfo { by: string, at: number, reason?: string, name?: string }
 
 export interface MemberView {
   meshId: string
@@ -279,16 +285,22 @@ function buildView (state: MembershipState, result: Result): MemberView {
     const r = state.records.get(id) as Restriction
     if (r.kind === 'revoke') push(revokes, r.body.peer, r)
   }
+  const counted = (peer: string): AdmitRec[] => (ix.admitsByTarget.get(peer) ?? []).filter((r) => a.counted.has(r.id)).sort(order)
+  const nameOf = (peer: string, admits: AdmitRec[]): string | undefined =>
+    peer === founder ? a.genesis!.body.host : admits.find((r) => r.body.name !== undefined)?.body.name
   for (const peer of [...revokes.keys()].sort()) {
     const r = first(revokes.get(peer)!)!
-    revoked.set(peer, r.body.reason === undefined ? { by: r.feed, at: r.ts } : { by: r.feed, at: r.ts, reason: r.body.reason })
+    const info: RevokedInfo = r.body.reason === undefined ? { by: r.feed, at: r.ts } : { by: r.feed, at: r.ts, reason: r.body.reason }
+    const name = nameOf(peer, counted(peer))
+    if (name !== undefined) info.name = name
+    revoked.set(peer, info)
   }
   const members = new Map<string, MemberInfo>()
   const candidates = new Set(a.admitted)
   if (founder !== undefined) candidates.add(founder)
   for (const peer of [...candidates].sort()) {
     if (revoked.has(peer)) continue
-    const admits = (ix.admitsByTarget.get(peer) ?? []).filter((r) => a.counted.has(r.id)).sort(order)
+    const admits = counted(peer)
     const grants = (ix.grantsByTarget.get(peer) ?? []).filter((g) => a.counted.has(g.id) || result.restrictions.has(g.id) || (g.body.role === undefined && carriesAuthority(a, g)))
     const firstAdmit = admits[0]
     const info: MemberInfo = peer === founder
@@ -302,6 +314,8 @@ function buildView (state: MembershipState, result: Result): MemberView {
     if (invite !== undefined) info.invite = invite
     const xwing = peer === founder && a.genesis!.body.xwing !== undefined ? a.genesis!.body.xwing : admits.find((r) => r.body.xwing !== undefined)?.body.xwing
     if (xwing !== undefined) info.xwing = xwing
+    const name = nameOf(peer, admits)
+    if (name !== undefined) info.name = name
     members.set(peer, info)
   }
   return { meshId: state.config.meshId, name: a.genesis?.body.name, founder, members, revoked }

@@ -1,10 +1,11 @@
 // The pairing messages: one schema each, canonical CBOR, validated on decode.
 //   joiner  -> inviter  hello     { t, v, mesh, invite }
 //   inviter -> joiner   challenge { t, nonce }                 | error
-//   joiner  -> inviter  proof     { t, proof, xwing }
+//   joiner  -> inviter  proof     { t, proof, xwing, name? }   name: the joiner's host name
 //   inviter -> joiner   welcome   { t, mesh, name, founder, addrs } | error
 import { PAIRING_PROOF_BYTES } from '../../crypto/invite.js'
 import { decodeCanonical, encodeCanonical } from '../canonical.js'
+import { HOST_NAME_RULE, isHostName } from '../membership/host-name.js'
 import { PairingError, WIRE_ERROR_CODES, type PairingErrorCode } from './errors.js'
 
 /** 2: the proof is an Ed25519 signature by a key derived from the invite secret (was an HMAC). */
@@ -16,7 +17,8 @@ const MAX_ADDRS = 32
 
 export interface Hello { t: 'hello', v: number, mesh: string, invite: string }
 export interface Challenge { t: 'challenge', nonce: Uint8Array }
-export interface Proof { t: 'proof', proof: Uint8Array, xwing: Uint8Array }
+/** `name`: the host name the joiner asks to be admitted under (absent from joiners before names). */
+export interface Proof { t: 'proof', proof: Uint8Array, xwing: Uint8Array, name?: string }
 export interface Welcome { t: 'welcome', mesh: string, name: string, founder: string, addrs: string[] }
 export interface ErrorReply { t: 'error', code: PairingErrorCode, message: string }
 export type PairingMessage = Hello | Challenge | Proof | Welcome | ErrorReply
@@ -28,9 +30,10 @@ function bad (why: string): never {
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max
 const isBytes = (v: unknown, len: number): v is Uint8Array => v instanceof Uint8Array && v.length === len
 
-function exactKeys (m: Record<string, unknown>, keys: string[]): void {
+function exactKeys (m: Record<string, unknown>, keys: string[], optional: string[] = []): void {
+  const want = [...keys, ...optional.filter((k) => k in m)].sort()
   const got = Object.keys(m).sort()
-  if (got.length !== keys.length || got.some((k, i) => k !== [...keys].sort()[i])) bad(`fields ${got.join(',')} (expected ${keys.join(',')})`)
+  if (got.length !== want.length || got.some((k, i) => k !== want[i])) bad(`fields ${got.join(',')} (expected ${keys.join(',')})`)
 }
 
 function validate (m: Record<string, unknown>): PairingMessage {
@@ -45,8 +48,10 @@ function validate (m: Record<string, unknown>): PairingMessage {
       if (!isBytes(m.nonce, NONCE_BYTES)) bad('nonce')
       return m as unknown as Challenge
     case 'proof':
-      exactKeys(m, ['t', 'proof', 'xwing'])
+      exactKeys(m, ['t', 'proof', 'xwing'], ['name'])
       if (!isBytes(m.proof, PAIRING_PROOF_BYTES) || !isBytes(m.xwing, XWING_PUBLIC_KEY_BYTES)) bad('proof fields')
+      // Its own code, so the joiner hears why (a malformed message only gets the stream closed).
+      if ('name' in m && !isHostName(m.name)) throw new PairingError('NAME_INVALID', `the host name is refused: write ${HOST_NAME_RULE}`)
       return m as unknown as Proof
     case 'welcome':
       exactKeys(m, ['t', 'mesh', 'name', 'founder', 'addrs'])

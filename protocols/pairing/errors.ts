@@ -11,11 +11,15 @@ export type PairingErrorCode =
   | 'INVITER_NOT_ADMIN'
   | 'INVITER_UNREACHABLE'
   | 'PAIRING_MALFORMED'
+  /** the joiner's host name is not one (protocols/membership HOST_NAME_RE) */
+  | 'NAME_INVALID'
   | 'PAIRING_TIMEOUT'
   | 'PAIRING_FAILED'
   | 'INVITE_STORE_CORRUPT'
   /** the inviter's welcome names another mesh than the invite: the joiner adopts nothing */
   | 'WELCOME_MISMATCH'
+  /** an `invite` entry's body does not follow its schema (invite-entry.ts) */
+  | 'INVITE_ENTRY_INVALID'
 
 export class PairingError extends Error {
   constructor (readonly code: PairingErrorCode, message: string) {
@@ -27,5 +31,5 @@ export class PairingError extends Error {
 /** The codes an inviter may send back on the wire; anything else is a malformed reply. */
 export const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<PairingErrorCode>([
   'INVITE_UNKNOWN', 'INVITE_EXPIRED', 'INVITE_REVOKED', 'INVITE_USED_UP', 'PROOF_INVALID', 'WRONG_MESH',
-  'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'PAIRING_MALFORMED', 'PAIRING_FAILED'
+  'RATE_LIMITED', 'INVITER_NOT_ADMIN', 'PAIRING_MALFORMED', 'NAME_INVALID', 'PAIRING_FAILED'
 ])

@@ -3,3 +3,4 @@ export { InviteBook, type InviteRecord, type OpenInviteRecord, type LegacyInvite
 export { PairingBudget, DEFAULT_PAIRING_LIMITS, type PairingLimits, type AttemptRate } from './rate-limit.js'
 export { PairingError, type PairingErrorCode } from './errors.js'
 export type { Welcome } from './codec.js'
+export { inviteEntrySchemas, parseInviteEntry, type InviteEntryBody } from './invite-entry.js'

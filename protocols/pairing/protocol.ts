@@ -7,6 +7,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { inviteIdOfSecret, pairingProof, verifyPairingProof, type Invite } from '../../crypto/invite.js'
 import { decodePairing, encodePairing, MAX_PAIRING_MESSAGE_BYTES, NONCE_BYTES, PAIRING_VERSION, type PairingMessage, type Welcome } from './codec.js'
 import { PairingError, WIRE_ERROR_CODES } from './errors.js'
+import { HOST_NAME_RULE, isHostName } from '../membership/host-name.js'
 import type { InviteBook, InviteRecord } from './invites.js'
 import type { PairingBudget } from './rate-limit.js'
 
@@ -20,6 +21,8 @@ export interface AdmitRequest {
   tags: string[]
   invite: string
   xwing: Uint8Array
+  /** the joiner's host name, when it sent one */
+  name?: string
 }
 
 export interface InviterContext {
@@ -89,7 +92,7 @@ export async function servePairing (stream: Stream, connection: Connection, ctx:
       if (!ok) throw new PairingError('PROOF_INVALID', 'the pairing proof does not match the invite (wrong secret)')
     })
     try {
-      await ctx.admit({ peer: joiner, role: record.role, tags: record.tags, invite: record.id, xwing: proof.xwing })
+      await ctx.admit({ peer: joiner, role: record.role, tags: record.tags, invite: record.id, xwing: proof.xwing, ...(proof.name !== undefined ? { name: proof.name } : {}) })
     } catch (err) {
       await ctx.invites.refund(record.id)
       throw err
@@ -115,6 +118,8 @@ export async function servePairing (stream: Stream, connection: Connection, ctx:
 export interface JoinerContext {
   selfPeerId: string
   xwingPublicKey: Uint8Array
+  /** the host name to be admitted under */
+  name?: string
   /** opens a pairing stream to the inviter at one of the invite's addresses */
   dial: (peerId: string, addrs: string[], signal: AbortSignal) => Promise<Stream>
 }
@@ -145,6 +150,7 @@ function checkWelcome (invite: Invite, welcome: Welcome): Welcome {
 
 /** Joiner side: proves the invite to its inviter and returns where the mesh lives. */
 export async function requestPairing (invite: Invite, ctx: JoinerContext): Promise<Welcome> {
+  if (ctx.name !== undefined && !isHostName(ctx.name)) throw new PairingError('NAME_INVALID', `"${ctx.name}" is not a host name: write ${HOST_NAME_RULE}`)
   const signal = AbortSignal.timeout(PAIRING_TIMEOUT_MS)
   let stream: Stream
   try {
@@ -173,7 +179,7 @@ export async function requestPairing (invite: Invite, ctx: JoinerContext): Promi
       return checkWelcome(invite, challenge)
     }
     const proof = pairingProof(invite.secret, { meshId: invite.meshId, joinerPeerId: ctx.selfPeerId, inviterPeerId: invite.inviterPeerId, channelBinding: challenge.nonce })
-    await send(lp, { t: 'proof', proof, xwing: ctx.xwingPublicKey }, signal)
+    await send(lp, { t: 'proof', proof, xwing: ctx.xwingPublicKey, ...(ctx.name !== undefined ? { name: ctx.name } : {}) }, signal)
     const welcome = await expect('welcome')
     await stream.close({ signal }).catch(() => {})
     return checkWelcome(invite, welcome)

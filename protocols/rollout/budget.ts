@@ -7,10 +7,13 @@
 // The rule: the host at place r of that order may start only when fewer than N hosts before it
 // are unfinished. Finished is what a host's own entries say for good: its final outcome (apply-failed
 // or rollback; `soaked`, or apply-ok when its wave's gate has no soak), an outcome for a newer
-// release (moved on: its agent ends one apply before it starts another), its stale verdict.
-// Everything else may be in flight: quiet, applying, soaking, pinned (a pin can be lifted), and
-// hosts that others declared silent or past their deadline — a declaration races with the
-// declared host's own apply-start, so it cannot free a slot without letting two hosts take it.
+// release (moved on: its agent ends one apply before it starts another), its stale verdict; and
+// one fact others write: declared past the apply deadline (overdue.ts), after which it counts as
+// failed — so a host that started and went silent holds its slot no longer than the release's
+// apply deadline (if it was only slow, it may then overlap one more host: the price of not
+// waiting forever). Everything else may be in flight: quiet, applying, soaking, pinned (a pin can
+// be lifted), and hosts declared silent — that declaration races with the declared host's own
+// apply-start, so it cannot free a slot without letting two hosts take it.
 //
 // Why it holds: take the hosts in flight at some moment and the one of them last in that order,
 // at place r. When it decided to start, every other one of them was already unfinished in the
@@ -19,9 +22,9 @@
 // it: at most N in all. Which entries a host holds only delays it; test/rollout/edges-budget.test.ts
 // checks this with fast-check over every order of decisions and every subset of entries held.
 //
-// What it costs: a host early in the order that never writes (offline for good, or pinned) holds
-// a slot of the release for good; with N = 1 the hosts after it wait, and say so. An admin then
-// aborts and publishes again without it (a new release ranks hosts anew).
+// What it costs: a host early in the order that never writes (offline for good, or pinned) and
+// never started holds a slot of the release for good; with N = 1 the hosts after it wait, and
+// say so. An admin then aborts and publishes again without it (a new release ranks hosts anew).
 import { HostClass, type Progress } from './gates.js'
 import type { RolloutState } from './state.js'
 import type { ReleaseBody } from './types.js'
@@ -42,7 +45,7 @@ function finished (state: RolloutState, progress: Progress, release: string, h: 
   if (latest?.kind === 'soaked') return true
   if (latest?.kind === 'apply-ok' && progress.waves[progress.plan.waveOf.get(h) as number].wave.gate.soakMs === 0) return true
   const cls = state.gates.classOf(release, h)
-  return cls === HostClass.movedOn || cls === HostClass.stale
+  return cls === HostClass.movedOn || cls === HostClass.stale || cls === HostClass.failed
 }
 
 /** Hosts before `host` in the plan's slot order that are not finished (stops counting at `limit`). */

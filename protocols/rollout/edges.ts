@@ -40,7 +40,7 @@ export function releaseEdgeWait (state: RolloutState, ctx: GateContext, body: Re
   const p = state.gates.progress(ctx, x)
   if (p === undefined) return `waits for release ${id}: this host does not hold its basis yet`
   if (p.halt.halted) return `waits for release ${id}, which halted: ${p.halt.reason ?? ''}`
-  if (p.firstUnmet < p.waves.length) return `waits for release ${id} to complete: its wave ${p.firstUnmet} does not meet its gate`
+  if (p.firstUnmet < p.waves.length) return `waits for release ${id} to complete: its wave ${p.firstUnmet + 1} does not meet its gate`
   let busy = 0
   for (const w of p.waves) for (const c of IN_FLIGHT) busy += w.n[c]
   if (busy > 0) return `waits for release ${id} to complete: ${busy} of its hosts still applying or soaking`
@@ -55,7 +55,7 @@ export function waveEdgeWait (state: RolloutState, progress: Progress, release: 
   for (const h of tagged) if (SETTLED.includes(state.gates.classOf(release, h) ?? HostClass.quiet)) settled++
   if (settled === tagged.length) return undefined
   const tag = progress.waves[k].wave.after?.tag as string
-  return `wave ${k} waits for every host tagged ${tag}: ${settled}/${tagged.length} healthy or out of the gate`
+  return `wave ${k + 1} waits for every host tagged ${tag}: ${settled}/${tagged.length} healthy or out of the gate`
 }
 
 /** Why a plan's edges could never be met (a tagged host in a later wave than one its edge holds), or undefined. */
@@ -65,7 +65,7 @@ export function edgeDeadlock (plan: Plan, body: ReleaseBody): string | undefined
     if (tagged === undefined || plan.waves[k].every(h => tagged.includes(h))) continue
     const late = tagged.find(h => (plan.waveOf.get(h) as number) > k)
     if (late !== undefined) {
-      return `wave ${k} waits for every host tagged ${body.waves[k].after?.tag as string}, but ${late} is one and is in wave ${plan.waveOf.get(late) as number}, which opens only after wave ${k}: put those hosts in an earlier wave`
+      return `wave ${k + 1} waits for every host tagged ${body.waves[k].after?.tag as string}, but ${late} is one and is in wave ${(plan.waveOf.get(late) as number) + 1}, which opens only after wave ${k + 1}: put those hosts in an earlier wave`
     }
   }
   return undefined

@@ -320,7 +320,7 @@ function haltOf (rg: ReleaseGates, gates: GateView[], failed: number): Halt {
   if (failed > body.maxFailures) return { halted: true, reason: `${failed} hosts failed, the budget is ${body.maxFailures}` }
   for (let j = 0; j < gates.length - 1; j++) {
     const g = gates[j]
-    if (g.lost) return { halted: true, reason: `wave ${j} can no longer meet its gate: ${rg.waves[j].n[HostClass.failed]} of ${g.counted} failed, ${g.need} must be healthy` }
+    if (g.lost) return { halted: true, reason: `wave ${j + 1} can no longer meet its gate: ${rg.waves[j].n[HostClass.failed]} of ${g.counted} failed, ${g.need} must be healthy` }
   }
   return { halted: false }
 }

@@ -43,8 +43,8 @@ export interface HoldsState {
   readonly fresh: FreshState
 }
 
-/** Kinds this module files and the release fold does not: every one is kept by a checkpoint. */
-export const HOLD_KINDS = new Set(['pin', 'unpin', 'quarantine', 'quarantine-clear', ...FRESH_KINDS])
+/** Kinds this module (and tag-budget.ts: `budget`) files and the release fold does not: every one is kept by a checkpoint. */
+export const HOLD_KINDS = new Set(['pin', 'unpin', 'quarantine', 'quarantine-clear', 'budget', ...FRESH_KINDS])
 
 export function emptyHolds (): HoldsState {
   return { pins: new Map(), unpins: new Map(), quarantines: new Map(), clears: new Map(), failures: new Map(), halves: new Map(), pinRevision: 0, fresh: emptyFresh() }

@@ -4,8 +4,9 @@
 // entries written by newer code (planned features) keep their meaning when re-read.
 import { FEED_RE, STORE_PATH_RE, TAG_RE } from '../../crypto/ids.js'
 import { RolloutError } from './errors.js'
+import type { ConfirmingBody, PendingRebootBody } from './confirm.js'
 import type {
-  ApplyFailedBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, OverdueBody, OverdueWhy, PinBody,
+  ApplyFailedBody, BudgetBody, ApplyOkBody, ApplyStartBody, ControlAction, Gate, HealthBody, OverdueBody, OverdueWhy, PinBody,
   QuarantineBody, QuarantineClearBody, ReleaseBody, ReleaseFloorBody, ReleaseSeenBody, ReleaseControlBody, RollbackBody, SoakedBody, Target, UnpinBody, Wave
 } from './types.js'
 
@@ -150,7 +151,7 @@ function wave (v: unknown, path: string): Wave {
   return w as Wave
 }
 
-// Other keys are carried: budgets per tag across releases are planned.
+// Other keys are carried; budgets per tag across releases are `budget` entries (tag-budget.ts).
 function budget (v: unknown, path: string): void {
   const b = record(v, path)
   if ((b.maxInFlight === undefined) === (b.maxInFlightPercent === undefined)) throw invalid(path, 'needs exactly one of maxInFlight, maxInFlightPercent')
@@ -175,6 +176,8 @@ export function parseRelease (body: unknown): ReleaseBody {
   if (r.basis !== undefined) basis(r.basis, 'release.basis')
   optInt(r.applyDeadlineMs, 'release.applyDeadlineMs', 1)
   optInt(r.quarantineAfter, 'release.quarantineAfter', 1, MAX_WAVE_HOSTS)
+  optInt(r.confirmWindowMs, 'release.confirmWindowMs', 0, MAX_CONFIRM_WINDOW_MS)
+  if (r.reboot !== undefined) bool(r.reboot, 'release.reboot')
   return r as ReleaseBody
 }
 
@@ -300,11 +303,45 @@ export function parseReleaseSeen (body: unknown): ReleaseSeenBody {
   return b as ReleaseSeenBody
 }
 
+/** The longest confirm window (confirm.ts) a release or a host may ask for: one hour. */
+export const MAX_CONFIRM_WINDOW_MS = 60 * 60_000
+const BOOT_LINKS = ['kernel', 'initrd', 'systemd']
+
+export function parseConfirming (body: unknown): ConfirmingBody {
+  const b = record(body, 'confirming')
+  parseReleaseId(b.release, 'confirming.release')
+  parseStorePath(b.path, 'confirming.path')
+  str(b.attempt, 'confirming.attempt', 128, ATTEMPT_RE)
+  int(b.windowMs, 'confirming.windowMs', 1, MAX_CONFIRM_WINDOW_MS)
+  return b as ConfirmingBody
+}
+
+export function parsePendingReboot (body: unknown): PendingRebootBody {
+  const b = record(body, 'pending-reboot')
+  parseReleaseId(b.release, 'pending-reboot.release')
+  parseStorePath(b.path, 'pending-reboot.path')
+  str(b.attempt, 'pending-reboot.attempt', 128, ATTEMPT_RE)
+  list(b.changes, 'pending-reboot.changes', 0, BOOT_LINKS.length).forEach((c, i) => { if (!BOOT_LINKS.includes(c as string)) throw invalid(`pending-reboot.changes[${i}]`, `must be one of ${BOOT_LINKS.join(', ')}`) })
+  bool(b.reboot, 'pending-reboot.reboot')
+  return b as PendingRebootBody
+}
+
 export function parseReleaseFloor (body: unknown): ReleaseFloorBody {
   const b = record(body, 'release-floor')
   int(b.number, 'release-floor.number', 1)
   str(b.reason, 'release-floor.reason', MAX_REASON_CHARS)
   return b as ReleaseFloorBody
+}
+
+/** The selectors a budget entry takes: a tag for now. */
+export const BUDGET_SELECTOR_RE = new RegExp(`^tag:${TAG_RE.source.replace(/^\^/, '').replace(/\$$/, '')}$`)
+
+export function parseBudget (body: unknown): BudgetBody {
+  const b = record(body, 'budget')
+  str(b.selector, 'budget.selector', MAX_TAG_CHARS + 4, BUDGET_SELECTOR_RE)
+  optInt(b.max, 'budget.max', 1, MAX_WAVE_HOSTS)
+  entryRefs(b.lifts, 'budget.lifts')
+  return b as BudgetBody
 }
 
 /** One parser per rollout kind; state.ts folds only bodies that pass. */
@@ -323,7 +360,10 @@ export const rolloutSchemas = {
   quarantine: parseQuarantine,
   'quarantine-clear': parseQuarantineClear,
   'release-seen': parseReleaseSeen,
-  'release-floor': parseReleaseFloor
+  'release-floor': parseReleaseFloor,
+  confirming: parseConfirming,
+  'pending-reboot': parsePendingReboot,
+  budget: parseBudget
 } as const
 
 export type RolloutKind = keyof typeof rolloutSchemas

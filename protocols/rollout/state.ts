@@ -12,6 +12,7 @@ import type { RolloutKind } from './schema.js'
 import { GateEvaluator } from './gates.js'
 import { PlanCache } from './plan.js'
 import { emptyHolds, foldHold, HOLD_KINDS, type HoldsState } from './holds.js'
+import { emptyBudgets, foldBudget, type TagBudgetState } from './tag-budget-fold.js'
 import type { Entry } from '../audit/types.js'
 import { CHECKPOINT_KIND, validateCheckpoint } from '../checkpoint/codec.js'
 import type { ControlRecord, FirstOutcome, Flag, OverdueBody, ReleaseBody, ReleaseCandidate, ReleaseControlBody, ReleaseOutcomes } from './types.js'
@@ -29,6 +30,8 @@ export interface RolloutState {
   readonly gates: GateEvaluator
   /** pins, quarantines and failures after activation (holds.ts) */
   readonly holds: HoldsState
+  /** per-tag budgets across releases (tag-budget.ts) */
+  readonly budgets: TagBudgetState
   /** checkpoint entries that seal releases (authority.ts sealedBelow judges which count) */
   readonly seals: SealRecord[]
 }
@@ -44,7 +47,7 @@ export function emptyState (plans: PlanCache = new PlanCache()): RolloutState {
   const outcomes = new Map<string, ReleaseOutcomes>()
   const controls = new Map<string, ControlRecord[]>()
   const firstOutcomes: FirstOutcome[] = []
-  return { releases: new Map(), controls, outcomes, flagged: [], firstOutcomes, gates: new GateEvaluator(outcomes, controls, firstOutcomes, plans), holds: emptyHolds(), seals: [] }
+  return { releases: new Map(), controls, outcomes, flagged: [], firstOutcomes, gates: new GateEvaluator(outcomes, controls, firstOutcomes, plans), holds: emptyHolds(), budgets: emptyBudgets(), seals: [] }
 }
 
 export function isRolloutKind (kind: string): kind is RolloutKind {
@@ -105,6 +108,7 @@ export function applyEntry (state: RolloutState, entry: Entry): RolloutState {
     return state
   }
   foldHold(state.holds, entry)
+  if (entry.kind === 'budget') foldBudget(state.budgets, entry)
   if (HOLD_KINDS.has(entry.kind)) return state
   const body = entry.body as Record<string, unknown>
   switch (entry.kind) {

@@ -6,8 +6,10 @@ import { gateContext, planOf, releaseLookup } from './decide.js'
 import { releaseFloor } from './fresh.js'
 import { releaseEdgeWait, waveEdgeWait } from './edges.js'
 import { inFlight, maxInFlight } from './budget.js'
+import { tagBudgetsStatus, type TagBudgetStatus } from './tag-budget.js'
 import { pinned, quarantined, quarantineOf, refOf } from './holds.js'
 import { HostClass } from './gates.js'
+import { awaitStateOf, type AwaitState } from './confirm.js'
 import type { RolloutState } from './state.js'
 import type { MembershipView } from './types.js'
 
@@ -44,7 +46,15 @@ export interface WaveStatus {
   gateMet: boolean
   /** why the wave after this one cannot start yet, when its gate is not met */
   waits?: string
+  /** each host of the wave and where it stands, sorted by host id */
+  hostStates: HostStatus[]
 }
+
+/** Where one host stands in a release (`quarantined-refused`: it refuses its quarantined target path). */
+export type HostState = 'pending' | 'offline' | 'applying' | 'soaking' | 'healthy' | 'failed' | 'unhealthy' | 'silent' | 'moved-on' | 'accepted' | 'pinned' | 'quarantined-refused' | 'stale' | AwaitState
+export interface HostStatus { host: string, state: HostState, superseded?: true }
+/** HostStatus['state'] of each HostClass but quiet, which is pending, offline or quarantined-refused */
+const CLASS_STATE: readonly HostState[] = ['accepted', 'failed', 'silent', 'healthy', 'moved-on', 'pending', 'applying', 'soaking', 'unhealthy', 'pinned', 'stale']
 
 /** refused: numbered below an admin's release floor, no host applies it */
 export type OverallState = 'rolling' | 'paused' | 'halted' | 'aborted' | 'done' | 'superseded' | 'refused'
@@ -70,6 +80,8 @@ export interface ReleaseStatus {
   staleHosts: string[]
   /** with a disruption budget: its hosts in flight now (applying or soaking) and the most allowed at once */
   budget?: { inFlight: number, max: number }
+  /** the per-tag budgets (across releases) that hold some host of it, with their hosts in flight now */
+  budgets?: TagBudgetStatus[]
 }
 
 /**
@@ -143,19 +155,23 @@ export function releaseStatus (state: RolloutState, membership: MembershipView, 
       quarantined: 0,
       stale: n[HostClass.stale],
       need: g.need,
-      gateMet: g.met
+      gateMet: g.met,
+      hostStates: []
     }
-    for (const h of agg.hosts) {
-      if (superseded(h)) w.superseded++
-      const cls = state.gates.classOf(releaseId, h)
+    for (const h of [...agg.hosts].sort()) {
+      const cls = state.gates.classOf(releaseId, h) ?? HostClass.quiet
+      let hs = CLASS_STATE[cls]
       if (cls === HostClass.failed) failedHosts.push(h)
       else if (cls === HostClass.pinned) pinnedHosts.push(h)
       else if (cls === HostClass.stale) staleHosts.push(h)
+      else if (cls === HostClass.soaking) hs = awaitStateOf(state.outcomes, releaseId, h) ?? hs
       else if (cls === HostClass.quiet) {
-        if (quarantinedPaths.includes(progress.plan.targetOf.get(h)?.path as string)) w.quarantined++
+        if (quarantinedPaths.includes(progress.plan.targetOf.get(h)?.path as string)) { w.quarantined++; hs = 'quarantined-refused' }
         else if (online(h)) w.pending++
-        else w.offline++
+        else { w.offline++; hs = 'offline' }
       }
+      w.hostStates.push({ host: h, state: hs, ...(superseded(h) ? { superseded: true as const } : {}) })
+      if (superseded(h)) w.superseded++
     }
     if (!g.met) {
       const edge = waveEdgeWait(state, progress, releaseId, i)
@@ -174,7 +190,8 @@ export function releaseStatus (state: RolloutState, membership: MembershipView, 
     pinnedHosts: pinnedHosts.sort(),
     quarantinedPaths,
     staleHosts: staleHosts.sort(),
-    ...(max !== undefined ? { budget: { inFlight: inFlight(state, progress, releaseId), max } } : {})
+    ...(max !== undefined ? { budget: { inFlight: inFlight(state, progress, releaseId), max } } : {}),
+    ...tagBudgetsStatus(state, ctx, progress.plan.rank.keys())
   }
   if (control.aborted) return { ...full, state: 'aborted', reason: `aborted by ${control.by?.feed}` }
   if (progress.halt.halted) return { ...full, state: 'halted', reason: progress.halt.reason }
@@ -189,14 +206,14 @@ export function releaseStatus (state: RolloutState, membership: MembershipView, 
   // it can no longer be met and nothing is in flight, the release has ended short of its gate.
   const last = progress.gates[waves.length - 1]
   if (last?.lost === true && progress.firstUnmet === waves.length - 1 && !busy) {
-    return { ...full, state: 'halted', reason: `wave ${waves.length - 1} can no longer meet its gate: ${waves[waves.length - 1].failed} of ${last.counted} failed, ${last.need} must be healthy` }
+    return { ...full, state: 'halted', reason: `wave ${waves.length} can no longer meet its gate: ${waves[waves.length - 1].failed} of ${last.counted} failed, ${last.need} must be healthy` }
   }
   const j = progress.firstUnmet
   // hosts that refuse a quarantined path never become healthy: the release stands still until it is cleared
   if (j < waves.length && waves[j].quarantined > 0 && !busy) {
-    return { ...full, state: 'halted', reason: `wave ${j}: ${waves[j].quarantined} host(s) refuse quarantined ${quarantinedPaths.join(', ')} until it is cleared` }
+    return { ...full, state: 'halted', reason: `wave ${j + 1}: ${waves[j].quarantined} host(s) refuse quarantined ${quarantinedPaths.join(', ')} until it is cleared` }
   }
-  return j < waves.length ? { ...full, state: 'rolling', reason: `wave ${j}: ${waves[j].waits}` } : { ...full, state: 'rolling' }
+  return j < waves.length ? { ...full, state: 'rolling', reason: `wave ${j + 1}: ${waves[j].waits}` } : { ...full, state: 'rolling' }
 }
 
 export interface PinStatus { host: string, path: string, reason: string, by: string, ref: string, expiresMs?: number }

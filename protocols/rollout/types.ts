@@ -164,6 +164,16 @@ export interface QuarantineBody { path: string, reason: string, [planned: string
  */
 export interface QuarantineClearBody { path: string, clears?: string[], [planned: string]: unknown }
 
+/**
+ * `budget`, admin-signed (tag-budget.ts): at most `max` hosts matching `selector` ("tag:T") in
+ * flight at once across every release. Without `max` it clears. It ends the earlier budget entries
+ * of its own feed for the selector and the ones it names ("feed:seq").
+ */
+export interface BudgetBody { selector: string, max?: number, lifts?: string[], [planned: string]: unknown }
+
+/** An entry a decision rests on (`release why`): its place in the log and its kind. */
+export interface EntryRef { feed: string, seq: number, kind: string }
+
 /** A pin, quarantine, verdict or floor as filed by the fold: the entry's place and its body. */
 export interface HoldRecord<B> { feed: string, seq: number, ts: number, body: B }
 
@@ -241,9 +251,17 @@ export type Decision =
   /** append this host's freshness verdict on a release it decides on for the first time, then decide again */
   | { action: 'attest', release: string, kind: 'release-seen', body: ReleaseSeenBody, trace: string[] }
 
+/** What holds (or opens) a decision, as `release why` names it (why.ts). */
+export type CauseKind = 'membership' | 'pin' | 'abort' | 'edge' | 'fresh' | 'basis' | 'revert' | 'seal' | 'superseded' | 'halt' | 'outcome' | 'pause' | 'schedule' | 'gate' | 'quarantine' | 'budget' | 'tag-budget' | 'open' | 'timer' | 'idle'
+
+/** One step of a decision's reasoning: what it is, what it says, and the entries it rests on. */
+export interface Cause { what: CauseKind, text: string, entries: EntryRef[] }
+
 export interface DecideOptions {
   /** fill `trace` (default true); a simulator of 10,000 hosts turns it off to save the strings */
   trace?: boolean
+  /** told every step of the reasoning, with the entries it rests on (why.ts); the same steps `trace` has */
+  cite?: (c: Cause) => void
   /** keys of timers (Decision.timer) whose local timer has run out */
   expired?: ReadonlySet<string>
 }

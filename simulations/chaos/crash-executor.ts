@@ -23,8 +23,8 @@ export class CrashExecutor implements Executor {
   private dead = false
   private readonly waiting: Array<(err: Error) => void> = []
 
-  /** `soakFails`: this host's health fails during its gate soak (asked at every soak). */
-  constructor (private readonly disk: Executor, private phase: Phase | undefined, private readonly onCrash: (phase: Phase) => void, private readonly soakFails: () => boolean = () => false) {}
+  /** `soakFails`: this host's health fails during its gate soak (asked at every soak, with the path it runs). */
+  constructor (private readonly disk: Executor, private phase: Phase | undefined, private readonly onCrash: (phase: Phase) => void, private readonly soakFails: (path: string | undefined) => boolean = () => false) {}
 
   get killed (): boolean { return this.dead }
 
@@ -74,7 +74,7 @@ export class CrashExecutor implements Executor {
     if (soakMs > 0) await this.at('soak')
     const verdict = await this.disk.watchHealth(soakMs, signal)
     if (this.dead) throw new Killed()
-    if (this.soakFails()) return { ok: false, probes: {}, failed: { check: 'chaos', kind: 'http', failures: 1, output: 'injected health failure during the soak' } }
+    if (this.soakFails((await this.disk.current())?.path)) return { ok: false, probes: {}, failed: { check: 'chaos', kind: 'http', failures: 1, output: 'injected health failure during the soak' } }
     return verdict
   }
 }

@@ -1,10 +1,13 @@
-// `npm run sim -- chaos [--runs 20] [--hosts 10] [--seed N] [--quick]`: many seeded runs of real
+// `npm run sim -- chaos [--runs 20] [--hosts 10] [--seed N] [--quick] [--inject]`: many seeded runs of real
 // hosts (in-process libp2p, the daemon's sync, membership and deploy agent, an executor that
 // applies in zero time) rolling out a release while faults hit them (faults.ts): clock offsets
 // up to ±5 min, kills at a phase of an apply with a restart over the same store, hosts that go
-// silent for good, a partition that heals, failing applies and soaks, an overlapping release.
-// After every run the invariants (invariants.ts) are checked; the seed of a failing run is
-// printed so that `--seed N` replays its faults.
+// silent for good, a partition that heals, failing applies and soaks, an overlapping release —
+// and, as an admin writes them (admin.ts), per-release in-flight budgets, an ordering edge on a
+// tag, a pin of one host and a path quarantined after it failed on activation.
+// After every run the invariants (invariants.ts, and safety.ts for budgets, edges, pins and
+// quarantine) are checked; the seed of a failing run is printed so that `--seed N` replays it.
+// `--inject` then has hostile writers break each safety rule once (inject.ts): every run must fail.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createSimMesh, type SimHost } from '../harness/sim-host.js'
 import { ZeroTimeExecutor } from '../harness/zero-executor.js'
@@ -14,6 +17,9 @@ import type { Result } from '../figures.js'
 import { CrashExecutor } from './crash-executor.js'
 import { drawFaults, faultCount, type FaultPlan } from './faults.js'
 import { Monitor, checkHalts, checkOutcomes, divergedDecisions, stuckReleases, type Violation } from './invariants.js'
+import { PATH_BOOT, PATH_Q, scheduleHolds, tagDb, withSafety, type AdminRun } from './admin.js'
+import { checkSafety, safetyContext } from './safety.js'
+import { injectViolations } from './inject.js'
 
 const PATH_1 = '/nix/store/0c8ayrdb1p1vcjrxh2kxi6wxjwl0q8r6-fleetmesh-chaos-one'
 const PATH_2 = '/nix/store/1d9bzsfc2q2wdkskj3lyj7xkxm1r9s7a-fleetmesh-chaos-two'
@@ -42,7 +48,8 @@ function headsOf (h: SimHost): string {
   return h.store.heads().map((x) => `${x.feed}:${x.seq}`).sort().join(',')
 }
 
-async function runOnce (seed: number, n: number): Promise<RunResult> {
+/** One seeded run; `inject`: hostile entries break each safety rule after it settled (inject.ts). */
+export async function runOnce (seed: number, n: number, inject = false): Promise<RunResult> {
   const say = (line: string): void => { process.stderr.write(`chaos ${seed}: ${line}\n`) }
   const plan: FaultPlan = drawFaults(seed, n)
   let split = false
@@ -51,6 +58,10 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
   const name = (peer: string): string => names.get(peer) ?? peer
   // each host's "disk": its executor and journal outlive every incarnation of its agent
   const disks: Executor[] = Array.from({ length: n }, (_, i) => new ZeroTimeExecutor(() => plan.failing.has(i)))
+  for (const i of plan.quarantine.failing) {
+    await disks[i].run({ applyId: 'boot', release: 'boot', path: PATH_BOOT, revert: false }, [])
+    await disks[i].reported('boot')
+  }
   const down = new Set<number>()
   let restarting = 0
   const restarts: Array<Promise<void>> = []
@@ -59,7 +70,7 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
 
   /** the first incarnation of a host carries its planned kill; the ones after a restart run to the end */
   const incarnation = (i: number, first: boolean): CrashExecutor =>
-    new CrashExecutor(disks[i], first ? plan.kills.get(i) : undefined, () => { restarts.push(crash(i, !plan.silent.has(i))) }, () => plan.soakFailing.has(i))
+    new CrashExecutor(disks[i], first ? plan.kills.get(i) : undefined, () => { restarts.push(crash(i, !plan.silent.has(i))) }, (path) => plan.soakFailing.has(i) || (path === PATH_Q && plan.quarantine.failing.includes(i)))
 
   /** kill -9 of host i; it comes back over the same store unless it is to stay silent */
   async function crash (i: number, restart: boolean): Promise<void> {
@@ -98,8 +109,11 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
       { percent: 100, gate: { healthy: 100, soakMs: 0 }, waitOfflineMs: WAIT_OFFLINE_MS }
     ]
     say(`mesh of ${n} up; faults ${JSON.stringify({ ...plan, kills: [...plan.kills], silent: [...plan.silent], failing: [...plan.failing], soakFailing: [...plan.soakFailing] })}`)
-    const releases = [(await mesh.founder.agent.publish({ targets: [{ tag: 'web', path: PATH_1, sources: ['peers'] }], waves, maxFailures: plan.maxFailures, applyDeadlineMs: APPLY_DEADLINE_MS })).id]
-    const timers: Array<Promise<void>> = []
+    const releases: string[] = []
+    const admin: AdminRun = { founder: mesh.founder, hosts: mesh.hosts, plan, applyDeadlineMs: APPLY_DEADLINE_MS, waitOfflineMs: WAIT_OFFLINE_MS, say, releases }
+    await tagDb(admin)
+    releases.push((await mesh.founder.agent.publish({ targets: [{ tag: 'web', path: PATH_1, sources: ['peers'] }], ...withSafety(admin, waves), maxFailures: plan.maxFailures, applyDeadlineMs: APPLY_DEADLINE_MS })).id)
+    const timers: Array<Promise<void>> = scheduleHolds(admin)
     const at = async (ms: number, f: () => Promise<void>): Promise<void> => { await sleep(ms); await f() }
     for (const [i, ms] of plan.silent) timers.push(at(ms, async () => { await crash(i, false) }))
     if (plan.partition !== undefined) {
@@ -116,7 +130,7 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
     if (plan.overlapAtMs !== undefined) {
       timers.push(at(plan.overlapAtMs, async () => {
         const picked = mesh!.hosts.slice(1, 3).map((h) => ({ host: h.peerId, path: PATH_2, sources: ['peers'] }))
-        releases.push((await mesh!.founder.agent.publish({ targets: picked, waves: [{ count: 1, gate: { healthy: 100, soakMs: 0 } }, { percent: 100, gate: { healthy: 100, soakMs: 0 } }], maxFailures: 0, applyDeadlineMs: APPLY_DEADLINE_MS })).id)
+        releases.push((await mesh!.founder.agent.publish({ targets: picked, waves: [{ count: 1, gate: { healthy: 100, soakMs: 0 } }, { percent: 100, gate: { healthy: 100, soakMs: 0 } }], maxFailures: 0, applyDeadlineMs: APPLY_DEADLINE_MS, budget: { maxInFlight: plan.budget.overlap } })).id)
       }))
     }
     await Promise.all(timers)
@@ -134,12 +148,14 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
       await sleep(250)
     }
     await Promise.allSettled(restarts)
+    if (inject) await injectViolations(mesh.founder, live(), releases[0], PATH_1, PATH_2, say)
     const hosts = live()
     const log = monitor.entriesOf(mesh.founder.peerId)
     const violations = [
       ...monitor.violations,
       ...checkOutcomes(log, name),
-      ...checkHalts(hosts, (h) => monitor!.entriesOf(h.peerId), releases, 'sim-mesh', mesh.founder.peerId, name)
+      ...checkHalts(hosts, (h) => monitor!.entriesOf(h.peerId), releases, 'sim-mesh', mesh.founder.peerId, name),
+      ...checkSafety(safetyContext(monitor.trail(), 'sim-mesh', mesh.founder.peerId, name))
     ]
     if (!converged()) violations.push({ invariant: 'converge', detail: `live hosts hold ${new Set(hosts.map(headsOf)).size} different logs ${SETTLE_MS} ms after the faults: ${hosts.map((h) => `${name(h.peerId)} ${monitor!.entriesOf(h.peerId).length} entries`).join(', ')}` })
     return { seed, faults: faultCount(plan), violations, stuck: stuckReleases(hosts, releases, name), diverged: divergedDecisions(hosts, headsOf, name) }
@@ -150,6 +166,7 @@ async function runOnce (seed: number, n: number): Promise<RunResult> {
 
 export async function run (args: string[]): Promise<Result> {
   const quick = args.includes('--quick')
+  const inject = args.includes('--inject')
   const seed = flag(args, '--seed')
   const n = flag(args, '--hosts') ?? (quick ? 5 : 10)
   if (n < 4) throw new Error('--hosts must be at least 4')
@@ -162,14 +179,15 @@ export async function run (args: string[]): Promise<Result> {
   let diverged = 0
   const failed: number[] = []
   for (let r = 0; r < runs; r++) {
-    const res = await runOnce(first + r, n)
+    const t0 = Date.now()
+    const res = await runOnce(first + r, n, inject)
     faults += res.faults
     violations += res.violations.length
     stuck += res.stuck.length
     diverged += res.diverged.length
     const bad = res.violations.length + res.stuck.length + res.diverged.length > 0
     if (bad) failed.push(res.seed)
-    process.stderr.write(`chaos: run ${r + 1}/${runs} seed ${res.seed}: ${res.faults} faults, ${res.violations.length} violations, ${res.stuck.length} stuck, ${res.diverged.length} diverged${bad ? ` — replay with --seed ${res.seed}` : ''}\n`)
+    process.stderr.write(`chaos: run ${r + 1}/${runs} seed ${res.seed}: ${res.faults} faults, ${res.violations.length} violations, ${res.stuck.length} stuck, ${res.diverged.length} diverged in ${Date.now() - t0} ms${bad ? ` — replay with --seed ${res.seed}` : ''}\n`)
     for (const v of [...res.violations, ...res.diverged]) process.stderr.write(`  ${v.invariant}: ${v.detail}\n`)
     for (const id of res.stuck) process.stderr.write(`  stuck: ${id}\n`)
   }

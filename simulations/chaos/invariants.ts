@@ -5,6 +5,7 @@ import type { Entry, StoredEntry } from '../../protocols/audit/index.js'
 import { decide, releaseStatus, type Decision } from '../../protocols/rollout/index.js'
 import type { SimHost } from '../harness/sim-host.js'
 import { membershipOf, truthOf } from './oracle.js'
+import { TrailRecorder, type Trail } from './trail.js'
 
 export interface Violation { invariant: string, detail: string }
 
@@ -19,6 +20,8 @@ export class Monitor {
   private readonly held = new Map<string, Map<string, Entry>>()
   /** host → release → when the entries it held first said halted */
   private readonly haltSeen = new Map<string, Map<string, number>>()
+  /** what each host held when it wrote, and when it first held each entry (safety.ts reads it) */
+  readonly recorder = new TrailRecorder()
 
   constructor (private readonly meshId: string, private readonly founder: string, private readonly name: (peer: string) => string) {}
 
@@ -26,16 +29,30 @@ export class Monitor {
   async attach (host: SimHost): Promise<void> {
     const mine = this.held.get(host.peerId) ?? new Map<string, Entry>()
     this.held.set(host.peerId, mine)
+    // what it held when it went down, which it still held when it wrote anything before this call
+    const before = this.recorder.headsOf(host.peerId)
     host.store.on('entry', (s: StoredEntry) => { this.observe(host.peerId, mine, s.entry) })
-    for await (const s of host.store.log()) if (!mine.has(`${s.entry.feed}/${s.entry.seq}`)) mine.set(`${s.entry.feed}/${s.entry.seq}`, s.entry)
+    for await (const s of host.store.log()) {
+      if (mine.has(`${s.entry.feed}/${s.entry.seq}`)) continue
+      mine.set(`${s.entry.feed}/${s.entry.seq}`, s.entry)
+      this.recorder.stored(host.peerId, s.entry, Date.now(), before)
+    }
   }
 
   entriesOf (peer: string): Entry[] { return [...this.held.get(peer)?.values() ?? []] }
+
+  /** Every entry any host held (a silent host's own included), with what the recorder saw of them. */
+  trail (): Trail {
+    const all = new Map<string, Entry>()
+    for (const mine of this.held.values()) for (const [k, e] of mine) all.set(k, e)
+    return this.recorder.trail([...all.values()])
+  }
 
   private observe (self: string, mine: Map<string, Entry>, e: Entry): void {
     const key = `${e.feed}/${e.seq}`
     if (mine.has(key)) return
     mine.set(key, e)
+    this.recorder.stored(self, e, Date.now())
     const release = (e.body as { release?: unknown }).release
     if (typeof release !== 'string') return
     if (HALT_KINDS.has(e.kind)) {

@@ -2,8 +2,8 @@
 // real decisions: the property tests (test/rollout/properties.test.ts) and the chaos scenario use
 // it. It reads only signed facts: a release's plan is resolved against the membership entries of
 // its `basis` and frozen; a wave's gate counts hosts whose own `soaked` entry (or apply-ok when the
-// gate's soakMs is 0) stands, less hosts a counted `overdue` declared silent or that moved on to a
-// newer release; a release halts when more failures (apply-failed, rollback, 'deadline' overdue)
+// gate's soakMs is 0) stands, less hosts a counted `overdue` declared silent, that moved on to a
+// newer release or that an admin's pin holds (no unpin naming it, or later in its feed, is held); a release halts when more failures (apply-failed, rollback, 'deadline' overdue)
 // than its budget stand that no admin `resume` accepted. Where the contract leaves room the oracle
 // takes the lenient reading, so that what it flags is a violation under any reading.
 import { applyEntry as foldMember, createMembershipState, standingAt, viewAsOf, viewOf, type MembershipState } from '../../protocols/membership/index.js'
@@ -75,10 +75,13 @@ export function truthOf (held: Entry[], membership: MembershipState, id: string)
   const accepted = new Set(controls.flatMap((b) => b.action === 'resume' ? b.accept ?? [] : []))
   const newerIds = new Set(releases.filter((e) => (e.body as ReleaseBody).number > body.number).map((e) => (e.body as ReleaseBody).id))
   const movedOn = new Set(held.filter((e) => e.kind !== 'release' && newerIds.has((e.body as { release?: string }).release ?? '') && standing(e).member).map((e) => e.feed))
+  const pins = held.filter((e) => e.kind === 'pin' && standing(e).admin)
+  const pinned = new Set(pins.filter((p) => !held.some((u) => u.kind === 'unpin' && (u.body as { host: string }).host === (p.body as { host: string }).host &&
+    (((u.body as { lifts?: string[] }).lifts ?? []).includes(`${p.feed}:${p.seq}`) || (u.feed === p.feed && u.seq > p.seq)))).map((p) => (p.body as { host: string }).host))
   const gateMet = (j: number): boolean => {
     if (plan === undefined) return false
     const gate = body.waves[j].gate
-    const out = new Set([...overdue('silent', j), ...movedOn])
+    const out = new Set([...overdue('silent', j), ...movedOn, ...pinned])
     const hosts = plan.waves[j].filter((h) => !out.has(h))
     const healthy = hosts.filter((h) => {
       const last = counted.filter((e) => e.feed === h && ['apply-ok', 'soaked', 'apply-failed', 'rollback'].includes(e.kind)).sort((a, b) => b.seq - a.seq)[0]

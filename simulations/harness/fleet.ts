@@ -119,7 +119,7 @@ export class Fleet {
     const fleet = new Fleet(opts.dir ?? await tempDir('fleetmesh-fleet-'), opts)
     for (const [i, spec] of opts.hosts.entries()) {
       const host = new FleetHost(spec.name, join(fleet.dir, spec.name), await servicePort(), spec)
-      const init = await runCli(['--data-dir', host.dataDir, 'init', '--json', ...(i === 0 ? ['--mesh', opts.mesh ?? 'fleet', ...(spec.tags ?? []).flatMap((t) => ['--tag', t])] : [])])
+      const init = await runCli(['--data-dir', host.dataDir, 'init', '--json', '--name', spec.name, ...(i === 0 ? ['--mesh', opts.mesh ?? 'fleet', ...(spec.tags ?? []).flatMap((t) => ['--tag', t])] : [])])
       if (init.code !== 0) throw new Error(`init ${spec.name}: ${init.stderr}`)
       host.peerId = (JSON.parse(init.stdout) as { peerId: string }).peerId
       const config = await readConfig(host.dataDir)

@@ -10,6 +10,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { rmSync } from 'node:fs'
+import { pino } from 'pino'
+import { MeshNode } from '../../node/mesh.js'
+import { readConfig, writeConfig } from '../../node/config-file.js'
 import { NixProfileBackend, runNixBuild } from './nix.js'
 import { runCli } from '../../simulations/harness/processes.js'
 import { agentEntries, freePort, serving, startHost, waitFor, type Host } from './helpers.js'
@@ -98,6 +102,54 @@ test('a crash loop right after an apply rolls the generation back and fails the 
     await waitFor('the release to halt on its failure', async () => (await host.client.get<ReleaseStatus>(`/v1/releases/${release.id}`)).state === 'halted')
   } finally {
     await stop()
+  }
+})
+
+test('a crash loop after the daemon restarted since the apply still rolls the generation back', { timeout: 10 * 60_000 }, async () => {
+  // On NixOS an activation may restart fleetmesh itself: the new generation brings the agent,
+  // the restarted daemon starts it, and it crash-loops. The apply-ok was written by the process
+  // before: the escalation must find it in the log and the journal, not in memory.
+  await ensureNix()
+  const stamp = `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+  const [good, bad] = await Promise.all([generation(`good-${stamp}`, 'good'), generation(`bad-${stamp}`, 'crash')])
+  const port = await freePort()
+  const profileDir = join(await mkdtemp(join(tmpdir(), 'fleetmesh-agent-profile-')), 'system')
+  await new NixProfileBackend({ profile: profileDir }).switch(good)
+  const host = await startHost([], { nix: true, tags: ['web'], deploy: { profile: profileDir } })
+  let node = host.node
+  try {
+    const published = await runCli(['--data-dir', host.dir, 'release', 'publish', '--tag', 'web', '--path', bad, '--waves', '100%', '--json'])
+    assert.equal(published.code, 0, published.stderr)
+    const release = JSON.parse(published.stdout) as ReleaseBody
+    const entries = async (kind: string): Promise<EntryRow[]> => {
+      const out: EntryRow[] = []
+      for await (const s of node.store.log({ kind })) if ((s.entry.body as { release?: string }).release === release.id) out.push({ kind, body: s.entry.body } as unknown as EntryRow)
+      return out
+    }
+    await waitFor('the apply-ok', async () => (await entries('apply-ok')).length === 1, 5 * 60_000)
+    const attempt = ((await entries('apply-ok'))[0].body as { attempt: string }).attempt
+
+    await node.stop()
+    const config = await readConfig(host.dir)
+    const agent = { name: 'web', command: join(profileDir, 'bin', 'agent'), env: { PORT: String(port) }, restart: { backoffInitialMs: 50, backoffMaxMs: 200, maxRestarts: 3, windowMs: 60_000 } }
+    await writeConfig(host.dir, { ...config, agents: [agent] as never })
+    node = await MeshNode.start({ dataDir: host.dir, logger: pino({ level: 'silent' }) })
+
+    await waitFor('the escalation\'s apply-failed', async () => (await entries('apply-failed')).length === 1, 5 * 60_000)
+    const [failed] = await entries('apply-failed')
+    assert.equal((failed.body as { attempt: string }).attempt, attempt, 'the apply the process before wrote ok is the one failed')
+    assert.match((failed.body as { reason: string }).reason, /agent web crash-looped/)
+    await waitFor('the rollback entry', async () => (await entries('rollback')).length === 1)
+    assert.equal(((await entries('rollback'))[0].body as { to: string }).to, good, 'back to the generation the journal recorded before the apply')
+    assert.equal((await new NixProfileBackend({ profile: profileDir }).current())?.path, good)
+    await waitFor('the agent to serve again, on the good generation', async () => await serving(port))
+    const agentLog = await agentEntries(node, 'web')
+    assert.equal(agentLog.filter((e) => e.event === 'escalate').length, 1, 'escalated once')
+    assert.ok(!agentLog.some((e) => e.event === 'crash-loop'), 'escalated, not failed')
+  } finally {
+    await node.stop().catch(() => {})
+    rmSync(host.dir, { recursive: true, force: true })
+    await rm(dirname(profileDir), { recursive: true, force: true })
   }
 })
 

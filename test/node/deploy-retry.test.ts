@@ -10,8 +10,9 @@ import { fileURLToPath } from 'node:url'
 import { Fleet, type FleetHost } from '../../simulations/harness/fleet.js'
 import { buildGeneration, ensureNix } from '../fixtures/nix/fixtures.js'
 import { runNix } from '../../nixos/nix.js'
+import { auditLog, releaseEntries, releaseStatus } from '../../simulations/harness/queries.js'
 import type { EntryRow } from '../../node/routes.js'
-import type { ReleaseBody, ReleaseStatus } from '../../protocols/rollout/index.js'
+import type { ReleaseBody } from '../../protocols/rollout/index.js'
 
 const WAIT_MS = 180_000
 const GENERATION_NIX = fileURLToPath(new URL('../fixtures/nix/generation.nix', import.meta.url))
@@ -24,10 +25,7 @@ async function futurePath (version: string): Promise<string> {
 }
 
 async function entries (host: FleetHost, kind: string, release: string): Promise<EntryRow[]> {
-  const r = await host.cli(['audit', 'log', '--kind', kind, '--json'])
-  assert.equal(r.code, 0, `${host.name}: audit log --kind ${kind}: ${r.stderr}`)
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EntryRow)
-    .filter((e) => (e.body as { release?: string }).release === release)
+  return releaseEntries(host, release, [kind])
 }
 
 test('fetch failures with the publisher offline are retried and never halt a --max-failures 0 release', { timeout: 15 * 60_000 }, async () => {
@@ -40,7 +38,7 @@ test('fetch failures with the publisher offline are retried and never halt a --m
     soakMs: 300
   })
   const version = `retry-${Date.now()}`
-  const status = async (h: FleetHost, id: string): Promise<ReleaseStatus> => h.json<ReleaseStatus>(['release', 'status', id])
+  const status = releaseStatus
   try {
     const [path] = await Promise.all([futurePath(version), fleet.pairAll()])
     // --force: nobody holds the path yet (it is built later), which publish's own check refuses
@@ -48,7 +46,7 @@ test('fetch failures with the publisher offline are retried and never halt a --m
     assert.equal(r.applyDeadlineMs, 20 * 60_000, 'release publish --apply-deadline sets the release\'s apply deadline')
     const b = fleet.host('b')
     const c = fleet.host('c')
-    const holds = async (h: FleetHost): Promise<boolean> => (await h.cli(['audit', 'log', '--kind', 'release', '--json'])).stdout.includes(r.id)
+    const holds = async (h: FleetHost): Promise<boolean> => (await auditLog(h, { kind: 'release' })).some((e) => (e.body as { id?: string }).id === r.id)
     await fleet.waitFor('both hosts to hold the release', async () => await holds(b) && await holds(c), WAIT_MS)
     await fleet.stop('a')
 

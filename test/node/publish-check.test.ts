@@ -25,7 +25,7 @@ test('release publish refuses a release no member matches or no source can deliv
     const refusals: Array<[string[], RegExp]> = [
       [['--tag', 'db', '--path', path], /target tag:db: no member has tag "db"/],
       [['--host', '12D3KooWNotAMember', '--path', path], /target host:12D3KooWNotAMember: no member is "12D3KooWNotAMember"/],
-      [['--tag', 'web', '--waves', 'tag:canary,100%', '--path', path], /wave 0 tag:canary: no member has tag "canary"/],
+      [['--tag', 'web', '--waves', 'tag:canary,100%', '--path', path], /wave 1 tag:canary: no member has tag "canary"/],
       [['--tag', 'web', '--path', missing], new RegExp(`${missing} is not available from its source\\(s\\): peers: not in this host's store`)],
       [['--tag', 'web', '--path', path, '--source', `file://${cacheB}`], new RegExp(`${path} is not available from its source\\(s\\): file://${cacheB}: `)]
     ]

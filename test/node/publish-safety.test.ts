@@ -5,8 +5,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { CommanderError } from 'commander'
-import { parseGate, parseWaves } from '../../node/deploy/cli.js'
-import { parseFreshFor, parseMaxInFlight, safetyFlags } from '../../node/deploy/cli-publish.js'
+import { parseFreshFor, parseGate, parseMaxInFlight, parseWaves, safetyFlags } from '../../node/deploy/cli-publish.js'
 import { publishRelease, setReleaseFloor, type ReleaseDesk } from '../../node/deploy/releases.js'
 import { applyEntry, emptyState, parseRelease, type ReleaseBody } from '../../protocols/rollout/index.js'
 import { runCli } from '../../simulations/harness/processes.js'
@@ -32,14 +31,15 @@ describe('release publish safety flags', () => {
   })
 
   it('--after takes one release, tag:T for every wave and N:tag:T for wave N; each body passes the schema', () => {
-    const r = safetyFlags(waves('tag:db,50%,100%'), { after: ['r3-abcdef', 'tag:db', '2:tag:cache'], freshFor: '7d', maxInFlight: '3' })
+    const r = safetyFlags(waves('tag:db,50%,100%'), { after: ['r3-abcdef', 'tag:db', '3:tag:cache'], freshFor: '7d', maxInFlight: '3' })
     assert.deepEqual(r.waves.map((w) => w.after), [{ tag: 'db' }, { tag: 'db' }, { tag: 'cache' }])
     assert.deepEqual([r.after, r.freshForMs, r.budget], ['r3-abcdef', 7 * 86_400_000, { maxInFlight: 3 }])
     assert.ok(parseRelease({ id: 'r4-x', number: 4, targets: [{ path: PATH_A, sources: ['peers'] }], maxFailures: 0, ...r }))
     assert.deepEqual(safetyFlags(waves('1,100%'), {}), { waves: waves('1,100%') }, 'no flag, no field')
     assert.throws(() => safetyFlags(waves('1,100%'), { after: ['r1-a', 'r2-b'] }), usageError(/a release waits for one release/))
-    assert.throws(() => safetyFlags(waves('1,100%'), { after: ['2:tag:db'] }), usageError(/there is no wave 2/))
-    assert.throws(() => safetyFlags(waves('1,100%'), { after: ['0:tag:db', '0:tag:web'] }), usageError(/wave 0 has two edges/))
+    assert.throws(() => safetyFlags(waves('1,100%'), { after: ['3:tag:db'] }), usageError(/there is no wave 3; the waves are numbered 1 to 2/))
+    assert.throws(() => safetyFlags(waves('1,100%'), { after: ['0:tag:db'] }), usageError(/waves are numbered from 1 \(wave 1 is the first/))
+    assert.throws(() => safetyFlags(waves('1,100%'), { after: ['1:tag:db', '1:tag:web'] }), usageError(/wave 1 has two edges/))
     assert.throws(() => safetyFlags(waves('1,100%'), { after: ['tag:not a tag'] }), usageError(/is not a tag/))
     assert.throws(() => safetyFlags(waves('1,100%'), { after: ['no such thing!'] }), usageError(/neither a release id .* nor tag:T or N:tag:T/))
   })
@@ -74,7 +74,7 @@ describe('publishing with edges and the floor', () => {
   it('a plan whose tagged hosts sit in a later wave than one their edge holds is refused before it is signed', async () => {
     const d = desk()
     const held = [{ ...waves(`host:${hosts[3]}`)[0], after: { tag: 'db' } }, waves('100%')[0]]
-    await assert.rejects(publishRelease(d, { targets, waves: held, maxFailures: 0 }), { code: 'API_BAD_REQUEST', message: /wave 0 waits for every host tagged db, but .* is in wave 1/ })
+    await assert.rejects(publishRelease(d, { targets, waves: held, maxFailures: 0 }), { code: 'API_BAD_REQUEST', message: /wave 1 waits for every host tagged db, but .* is in wave 2/ })
     assert.equal(d.written.length, 0)
     const fine = safetyFlags(waves('tag:db,100%'), { after: ['tag:db'] }).waves
     assert.ok(await publishRelease(d, { targets, waves: fine, maxFailures: 0 }))

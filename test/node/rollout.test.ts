@@ -1,13 +1,16 @@
-// Fleet-wide rollouts with seven real daemon processes, real libp2p and real Nix: every host
-// decides from the replicated log alone. Timing claims are checked from the audit log's own
-// timestamps (all hosts share this machine's clock), never from the test's wall clock.
+// Fleet-wide rollouts with real daemon processes, real libp2p and real Nix: every host decides
+// from the replicated log alone. Timing claims are checked from the audit log's own timestamps
+// (all hosts share this machine's clock), never from the test's wall clock. Four hosts are the
+// fewest that give two admins and three waves, the last of more than one host; the log and the
+// release states are polled over the control API, the CLI is run where its own output counts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Fleet, type FleetHost } from '../../simulations/harness/fleet.js'
 import { buildGeneration } from '../fixtures/nix/fixtures.js'
 import { withOfflineStore } from '../../node/offline.js'
 import { runCli } from '../../simulations/harness/processes.js'
-import type { EntryRow } from '../../node/routes.js'
+import { ControlClient } from '../../node/client.js'
+import { releaseEntries, releaseStatus } from '../../simulations/harness/queries.js'
 import type { ReleaseBody, ReleaseStatus, Flag } from '../../protocols/rollout/index.js'
 
 const GATE_SOAK_MS = 1000
@@ -16,16 +19,11 @@ const WAIT_MS = 120_000
 interface Outcome { feed: string, ts: number, kind: string, release: string, path: string, wave?: number, healthyAt?: number, attempt?: string }
 
 async function outcomes (host: FleetHost, release: string): Promise<Outcome[]> {
-  const r = await host.cli(['audit', 'log', '--json'])
-  assert.equal(r.code, 0, r.stderr)
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EntryRow)
-    .filter((e) => ['apply-start', 'apply-ok', 'apply-failed', 'rollback', 'soaked'].includes(e.kind) && (e.body as { release?: string }).release === release)
+  return (await releaseEntries(host, release, ['apply-start', 'apply-ok', 'apply-failed', 'rollback', 'soaked']))
     .map((e) => ({ feed: e.feed, ts: e.ts, kind: e.kind, ...(e.body as { release: string, path: string, wave?: number, healthyAt?: number, attempt?: string }) }))
 }
 
-async function status (host: FleetHost, id: string): Promise<ReleaseStatus> {
-  return host.json<ReleaseStatus>(['release', 'status', id])
-}
+const status = releaseStatus
 
 async function publish (host: FleetHost, args: string[]): Promise<ReleaseBody> {
   return host.json<ReleaseBody>(['release', 'publish', ...args])
@@ -37,16 +35,13 @@ async function watchCode (host: FleetHost, id: string): Promise<number> {
   return r.code
 }
 
-test('seven hosts roll releases out in waves, decided by each host from the log', { timeout: 15 * 60_000 }, async (t) => {
+test('four hosts roll releases out in waves, decided by each host from the log', { timeout: 15 * 60_000 }, async (t) => {
   const fleet = await Fleet.create({
     hosts: [
       { name: 'a', role: 'admin', tags: ['web'] },
       { name: 'b', role: 'admin', tags: ['web'] },
       { name: 'c', tags: ['web'] },
-      { name: 'd', tags: ['web'] },
-      { name: 'e', tags: ['web'] },
-      { name: 'f', tags: ['web'] },
-      { name: 'g', tags: ['web'] }
+      { name: 'd', tags: ['web'] }
     ],
     soakMs: 300
   })
@@ -78,9 +73,9 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
       const starts = log.filter((o) => o.kind === 'apply-start')
       const oks = log.filter((o) => o.kind === 'apply-ok')
       const soaked = log.filter((o) => o.kind === 'soaked')
-      assert.equal(starts.length, 7)
-      assert.equal(oks.length, 7)
-      assert.deepEqual([0, 1, 2].map((w) => starts.filter((s) => s.wave === w).length), [1, 3, 3])
+      assert.equal(starts.length, 4)
+      assert.equal(oks.length, 4)
+      assert.deepEqual([0, 1, 2].map((w) => starts.filter((s) => s.wave === w).length), [1, 1, 2])
       for (const s of starts) {
         const attempt = s.attempt
         assert.ok(attempt !== undefined, 'every apply-start names its attempt')
@@ -117,13 +112,15 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
     })
 
     await t.test('pause holds the next wave; resume lets it continue', async () => {
-      // The canary's gate soaks for 10 s: the pause has that long to reach every host, so what
-      // is tested is that a paused release opens no wave, not how fast the entry travels.
+      // Paused over the control API (the CLI's `release pause` posts the same action as the
+      // `release resume` run below) as soon as the canary has started: the pause has the rest of
+      // its apply and its 10 s gate soak to reach every host, so what is tested is that a paused
+      // release opens no wave, not how fast a CLI process starts on a loaded machine.
       const soakMs = 10_000
       const r = await publish(fleet.founder, [...plan.slice(0, -1), `healthy=100%,soak=${soakMs}ms`, '--path', v2])
+      await fleet.waitFor('the canary to start', async () => (await outcomes(fleet.founder, r.id)).some((o) => o.kind === 'apply-start'), WAIT_MS)
+      await (await ControlClient.forDataDir(fleet.founder.dataDir)).post(`/v1/releases/${encodeURIComponent(r.id)}/pause`)
       await fleet.waitFor('the canary to apply', async () => (await outcomes(fleet.founder, r.id)).some((o) => o.kind === 'apply-ok'), WAIT_MS)
-      const pause = await fleet.founder.cli(['release', 'pause', r.id])
-      assert.equal(pause.code, 0, pause.stderr)
       await fleet.waitFor('every host to see the pause', async () => {
         for (const h of fleet.hosts) if ((await status(h, r.id)).state !== 'paused') return false
         return true
@@ -161,16 +158,17 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
     })
 
     await t.test('a host stopped during a rollout converges to the newest release, skipping the superseded one', async () => {
-      const g = fleet.host('g')
-      await fleet.stop('g')
-      const r3 = await publish(fleet.founder, [...plan, '--path', v3])
+      const stopped = fleet.host('d')
+      await fleet.stop('d')
+      // Should the stopped host be this release's canary, the others declare it silent and go on.
+      const r3 = await publish(fleet.founder, [...plan, '--wait-offline', '5s', '--path', v3])
       await fleet.waitFor('release 3 to start', async () => (await outcomes(fleet.founder, r3.id)).some((o) => o.kind === 'apply-ok'), WAIT_MS)
       const r4 = await publish(fleet.founder, [...plan, '--path', v4a])
-      await fleet.start('g')
+      await fleet.start('d')
       await waitState(r4.id, 'done')
-      const gLog = (await outcomes(g, r3.id)).filter((o) => o.feed === g.peerId)
-      assert.deepEqual(gLog, [], 'g never applied the superseded release')
-      assert.ok((await outcomes(g, r4.id)).some((o) => o.feed === g.peerId && o.kind === 'apply-ok'))
+      const stoppedLog = (await outcomes(stopped, r3.id)).filter((o) => o.feed === stopped.peerId)
+      assert.deepEqual(stoppedLog, [], 'd never applied the superseded release')
+      assert.ok((await outcomes(stopped, r4.id)).some((o) => o.feed === stopped.peerId && o.kind === 'apply-ok'))
       for (const h of fleet.hosts) assert.equal(await h.activeVersion(), `r-v4a-${stamp}`)
     })
 
@@ -206,7 +204,7 @@ test('seven hosts roll releases out in waves, decided by each host from the log'
       await fleet.start('c')
       await fleet.waitFor('every host to flag the forged release', async () => {
         for (const h of fleet.hosts) {
-          const r = await h.json<{ flagged: Flag[] }>(['release', 'list'])
+          const r = await h.get<{ flagged: Flag[] }>('/v1/releases')
           if (!r.flagged.some((f) => f.feed === c.peerId && f.kind === 'release')) return false
         }
         return true

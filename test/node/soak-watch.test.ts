@@ -12,8 +12,9 @@ import { join } from 'node:path'
 import { Fleet, type FleetHost } from '../../simulations/harness/fleet.js'
 import { runCli, type CliResult } from '../../simulations/harness/processes.js'
 import { buildGeneration } from '../fixtures/nix/fixtures.js'
+import { releaseEntries, releaseStatus } from '../../simulations/harness/queries.js'
 import type { EntryRow } from '../../node/routes.js'
-import type { ReleaseBody, ReleaseStatus } from '../../protocols/rollout/index.js'
+import type { ReleaseBody } from '../../protocols/rollout/index.js'
 
 const TEST_MS = 10 * 60_000
 const GATE_SOAK_MS = 3 * TEST_MS
@@ -21,16 +22,9 @@ const WAIT_MS = 120_000
 /** `release status --watch` ends with this on a halted release (README, `release status --help`) */
 const WATCH_HALTED = 6
 
-/**
- * The host's entries of one kind for one release. Filtered by kind so the output stays a few
- * lines: the CLI ends with process.exit(), which drops whatever stdout a pipe has not taken yet,
- * the newest lines of a long log (about 40 KB in, on this machine).
- */
+/** The host's entries of one kind for one release (over the control API, as `audit log --json`). */
 async function entries (host: FleetHost, kind: string, release: string): Promise<EntryRow[]> {
-  const r = await host.cli(['audit', 'log', '--kind', kind, '--json'])
-  assert.equal(r.code, 0, `${host.name}: audit log --kind ${kind}: ${r.stderr}`)
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EntryRow)
-    .filter((e) => (e.body as { release?: string }).release === release)
+  return releaseEntries(host, release, [kind])
 }
 
 const attemptOf = (e: EntryRow): string | undefined => (e.body as { attempt?: string }).attempt
@@ -45,7 +39,7 @@ test('a canary whose service fails during its gate soak rolls back, fails the ap
     soakMs: 300
   })
   const stamp = Date.now()
-  const status = async (h: FleetHost, id: string): Promise<ReleaseStatus> => h.json<ReleaseStatus>(['release', 'status', id])
+  const status = releaseStatus
   try {
     const [base, path] = await Promise.all([buildGeneration(`soak-base-${stamp}`, 'good'), buildGeneration(`soak-watch-${stamp}`, 'good'), fleet.pairAll()])
     // A generation every host ran healthy before, for the canary to go back to.

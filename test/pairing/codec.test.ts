@@ -11,6 +11,7 @@ const valid: PairingMessage[] = [
   { t: 'hello', v: PAIRING_VERSION, mesh: 'fleet-0011223344556677', invite: 'ab'.repeat(16) },
   { t: 'challenge', nonce: bytes(NONCE_BYTES) },
   { t: 'proof', proof: bytes(64), xwing: bytes(1216) },
+  { t: 'proof', proof: bytes(64), xwing: bytes(1216), name: 'web-1.eu' },
   { t: 'welcome', mesh: 'fleet-0011223344556677', name: 'fleet', founder: '12D3KooWfounder', addrs: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWfounder'] },
   { t: 'error', code: 'INVITE_USED_UP', message: 'the invite has been used up' }
 ]
@@ -58,4 +59,13 @@ test('malformed messages are refused: wrong types, sizes, fields, versions, code
   // The same hello with its keys out of canonical order: one message, one encoding.
   refused(encode(new Map<string, unknown>([['v', PAIRING_VERSION], ['t', 'hello'], ['mesh', 'm'], ['invite', 'i']]), { mapSorter: () => 0 }), /canonical/)
   refused(new Uint8Array([0xff, 0x00]), /malformed pairing message/)
+})
+
+test('a proof naming a host refuses a name outside the host-name syntax with its own code', () => {
+  const enc = (v: unknown): Uint8Array => encodeCanonical(v)
+  for (const name of ['', '-x', 'web 1', 'a'.repeat(64), 'a'.repeat(5000), 42, new Uint8Array(3)]) {
+    assert.throws(() => decodePairing(enc({ t: 'proof', proof: bytes(64), xwing: bytes(1216), name })),
+      (err: unknown) => err instanceof PairingError && err.code === 'NAME_INVALID' && /host name/.test(err.message))
+  }
+  refused(enc({ t: 'proof', proof: bytes(64), xwing: bytes(1216), nick: 'web' }), /fields/)
 })

@@ -67,10 +67,11 @@ async function issue (uses = 1): Promise<Invite> {
 
 const xwing = new Uint8Array(1216).fill(9)
 
-async function pair (invite: Invite, selfPeerId = joiner.peerId.toString()): Promise<unknown> {
+async function pair (invite: Invite, selfPeerId = joiner.peerId.toString(), name?: string): Promise<unknown> {
   return requestPairing(invite, {
     selfPeerId,
     xwingPublicKey: xwing,
+    ...(name !== undefined ? { name } : {}),
     dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), PAIRING_PROTOCOL, { signal })
   })
 }
@@ -82,7 +83,7 @@ const refusedWith = (code: string) => (err: unknown): boolean => {
 }
 
 /** Opens a raw pairing stream and returns the nonce of the inviter's challenge. */
-async function challenge (inviteId: string): Promise<{ nonce: Uint8Array, send: (proof: Uint8Array) => Promise<unknown> }> {
+async function challenge (inviteId: string): Promise<{ nonce: Uint8Array, send: (proof: Uint8Array, name?: string) => Promise<unknown> }> {
   const stream = await joiner.dialProtocol(inviter.getMultiaddrs()[0], PAIRING_PROTOCOL)
   const framed = lpStream(stream)
   await framed.write(encodePairing({ t: 'hello', v: PAIRING_VERSION, mesh: MESH, invite: inviteId }))
@@ -90,8 +91,8 @@ async function challenge (inviteId: string): Promise<{ nonce: Uint8Array, send: 
   assert.equal(m.t, 'challenge')
   return {
     nonce: (m as { nonce: Uint8Array }).nonce,
-    send: async (proof) => {
-      await framed.write(encodePairing({ t: 'proof', proof, xwing }))
+    send: async (proof, name?: string) => {
+      await framed.write(encodePairing({ t: 'proof', proof, xwing, ...(name !== undefined ? { name } : {}) }))
       return decodePairing((await framed.read()).subarray())
     }
   }
@@ -107,6 +108,32 @@ test('a valid code admits the authenticated joiner once and hands back the mesh'
   assert.deepEqual({ ...admits[0], xwing: [...admits[0].xwing].length }, { peer: joiner.peerId.toString(), role: 'host', tags: ['web'], invite: admits[0].invite, xwing: 1216 })
   await assert.rejects(pair(invite), refusedWith('INVITE_USED_UP'))
   assert.equal(admits.length, 1)
+})
+
+test('the joiner\'s host name rides in its proof into the admit; a joiner without one still pairs', async () => {
+  admits.length = 0
+  await pair(await issue(), undefined, 'web-1')
+  assert.equal(admits[0]?.name, 'web-1')
+  await pair(await issue())
+  assert.equal(admits.length, 2)
+  assert.ok(!('name' in admits[1]!), 'an old request without a name pairs, and its admit names none')
+})
+
+test('a proof with an invalid or oversize host name is refused with NAME_INVALID and spends nothing', async () => {
+  const invite = await issue()
+  const inviteId = inviteIdOfSecret(invite.secret)
+  const before = admits.length
+  for (const name of ['web 1', '-web', 'a'.repeat(64), 'a'.repeat(5000)]) {
+    const c = await challenge(inviteId)
+    const proof = pairingProof(invite.secret, { meshId: MESH, joinerPeerId: joiner.peerId.toString(), inviterPeerId: inviter.peerId.toString(), channelBinding: c.nonce })
+    const reply = await c.send(proof, name) as { t: string, code: string, message: string }
+    assert.deepEqual([reply.t, reply.code], ['error', 'NAME_INVALID'])
+    assert.match(reply.message, /letters, digits/)
+  }
+  assert.equal(admits.length, before)
+  assert.equal((await book.get(inviteId))?.usesLeft, 1, 'no refusal spent a use')
+  // the joiner's own side refuses before it dials
+  await assert.rejects(pair(invite, undefined, 'no spaces'), refusedWith('NAME_INVALID'))
 })
 
 test('a proof is bound to the challenge nonce: replaying it on a new attempt fails', async () => {

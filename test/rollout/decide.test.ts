@@ -40,7 +40,7 @@ describe('decide', () => {
     assert.deepEqual(d.action === 'apply' && [d.path, d.sources, d.wave, d.number], [PATH_A, ['peers'], 0, 1])
     const other = decide(s, m, plan.waves[1][0], 2000)
     assert.equal(other.action, 'wait')
-    assert.match(other.action === 'wait' ? other.reason : '', /wave 1 waits: wave 0 has 0\/1 healthy, needs 100 %/)
+    assert.match(other.action === 'wait' ? other.reason : '', /wave 2 waits: wave 1 has 0\/1 healthy, needs 100 %/)
     assert.equal(decide(s, m, 'Stranger', 2000).action, 'none')
   })
 
@@ -52,7 +52,7 @@ describe('decide', () => {
     for (const now of [20_000, 35_000, 10 ** 9]) {
       const during = decide(s, m, h, now)
       assert.equal(during.action, 'wait', `at ${now}: the canary has not attested its soak`)
-      assert.match(during.action === 'wait' ? during.reason : '', /wave 0 has 0\/1 healthy, needs 100 %, 1 soaking/)
+      assert.match(during.action === 'wait' ? during.reason : '', /wave 1 has 0\/1 healthy, needs 100 %, 1 soaking/)
     }
     applyEntry(s, soaked)
     assert.equal(decide(s, m, h, 0).action, 'apply')
@@ -72,7 +72,7 @@ describe('decide', () => {
     applyEntry(s, w.write(canary, 'health', { release: 'r1', path: PATH_A, ok: false, check: 'web', output: 'HTTP 500' }, 41_000))
     const d = decide(s, m, plan.waves[1][0], 0)
     assert.equal(d.action, 'wait', 'the canary that failed after its soak no longer counts as healthy')
-    assert.match(d.action === 'wait' ? d.reason : '', /wave 0 has 0\/1 healthy/)
+    assert.match(d.action === 'wait' ? d.reason : '', /wave 1 has 0\/1 healthy/)
   })
 
   it('counts silent (offline) hosts as not healthy, until an overdue entry declares them silent', () => {
@@ -119,7 +119,7 @@ describe('decide', () => {
       for (const h of hosts) {
         const d = decide(s, m, h, now)
         assert.notEqual(d.action, 'apply', `${h} at ${now}`)
-        if (h !== c) assert.match(d.action === 'none' ? d.reason : '', /wave 0 can no longer meet its gate/)
+        if (h !== c) assert.match(d.action === 'none' ? d.reason : '', /wave 1 can no longer meet its gate/)
       }
     }
   })
@@ -238,7 +238,8 @@ describe('decide', () => {
     const w = new Writer()
     const s = fold([w.write(ADMIN, 'release', b, 0), ...applied(w, p.waves[0][0], 'r1', 0), w.write(p.waves[0][1], 'apply-start', { release: 'r1', path: PATH_A, wave: 0 }, 1)])
     const st = releaseStatus(s, m, 'r1')
-    assert.deepEqual(st?.waves[0], { index: 0, hosts: 2, pending: 0, offline: 0, applying: 1, soaking: 0, healthy: 1, failed: 0, unhealthy: 0, silent: 0, movedOn: 0, accepted: 0, superseded: 0, pinned: 0, quarantined: 0, stale: 0, need: 2, gateMet: false, waits: '1/2 healthy, needs 100 % (2)' })
+    assert.deepEqual(st?.waves[0], { index: 0, hosts: 2, pending: 0, offline: 0, applying: 1, soaking: 0, healthy: 1, failed: 0, unhealthy: 0, silent: 0, movedOn: 0, accepted: 0, superseded: 0, pinned: 0, quarantined: 0, stale: 0, need: 2, gateMet: false, waits: '1/2 healthy, needs 100 % (2)',
+      hostStates: [{ host: p.waves[0][0], state: 'healthy' as const }, { host: p.waves[0][1], state: 'applying' as const }].sort((x, y) => x.host < y.host ? -1 : 1) })
     assert.equal(st?.state, 'rolling')
     for (const h of p.waves.flat()) for (const e of applied(w, h, 'r1', 5)) applyEntry(s, e)
     assert.equal(releaseStatus(s, m, 'r1')?.state, 'done')

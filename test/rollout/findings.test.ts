@@ -192,7 +192,7 @@ describe('issue 12: a frozen plan, sticky halts and authority as of the entry', 
     const p = planRelease(body, mm)
     const [canary] = p.waves[0]
     const s = fold([rel, ...failed(log, canary, 'r1', 4)])
-    assert.match(releaseStatus(s, mm, 'r1')?.reason ?? '', /wave 0 can no longer meet its gate/)
+    assert.match(releaseStatus(s, mm, 'r1')?.reason ?? '', /wave 1 can no longer meet its gate/)
     // the operator revokes the failed canary, after its failure
     mm.add(log.write(F, 'revoke', { peer: canary, after: 1 }, 5))
     for (const h of fleet.filter(h => h !== canary)) assert.notEqual(decide(s, mm, h, 10).action, 'apply', `${h} after the revoke`)

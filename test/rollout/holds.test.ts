@@ -176,7 +176,7 @@ describe('quarantine', () => {
     assert.deepEqual(st?.quarantinedPaths, [PATH_A])
     assert.equal(st?.waves[0].quarantined, 1)
     assert.equal(st?.state, 'halted', 'nothing in flight and every host left refuses the path: it stands still until cleared')
-    assert.match(st?.reason ?? '', /wave 0: 1 host\(s\) refuse quarantined \/nix\/store\/.*-system-a until it is cleared/)
+    assert.match(st?.reason ?? '', /wave 1: 1 host\(s\) refuse quarantined \/nix\/store\/.*-system-a until it is cleared/)
     const [q] = holdsStatus(s, m).quarantined
     assert.deepEqual([q.path, q.failedOn], [PATH_A, [c1]])
     // a clear that does not name the failure lifts nothing; naming it does

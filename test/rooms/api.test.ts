@@ -5,6 +5,7 @@ import { ApiServer } from '../../node/api.js'
 import { ControlClient } from '../../node/client.js'
 import { RoomClient } from '../../node/room-client.js'
 import { attachRooms } from '../../node/rooms.js'
+import { resolveHost } from '../../node/host-names.js'
 import { parseDuration, parseMember, DEFAULT_AGENT } from '../../node/cli-rooms.js'
 import { roomTopic } from '../../protocols/rooms/index.js'
 import { meshed, startMesh, until, type TestHost } from './helpers.js'
@@ -15,7 +16,7 @@ test('the rooms API: 401 without the token; create, send, read, stream and agent
   const hosts = await startMesh(2, {}, [0])
   const [a, b] = hosts as [TestHost, TestHost]
   const api = new ApiServer(TOKEN, pino({ level: 'silent' }))
-  const { service, agents } = await attachRooms({ libp2p: a.libp2p, store: a.store, identity: a.identity, membership: a.membership, db: a.db, api, log: pino({ level: 'silent' }) })
+  const { service, agents } = await attachRooms({ libp2p: a.libp2p, store: a.store, identity: a.identity, membership: a.membership, resolveHost: (text) => resolveHost(hosts.map(h => ({ peer: h.id })), text), db: a.db, api, log: pino({ level: 'silent' }) })
   const url = await api.listen('127.0.0.1', 0)
   try {
     for (const [method, path] of [['GET', '/v1/rooms'], ['POST', '/v1/rooms'], ['POST', '/v1/agents'], ['GET', '/v1/rooms/00000000000000000000000000000000/stream']] as const) {
@@ -80,7 +81,7 @@ test('revoking an agent\'s tokens refuses its next call and ends its open stream
   const hosts = await startMesh(2, {}, [0])
   const [a, b] = hosts as [TestHost, TestHost]
   const api = new ApiServer(TOKEN, pino({ level: 'silent' }))
-  const { service } = await attachRooms({ libp2p: a.libp2p, store: a.store, identity: a.identity, membership: a.membership, db: a.db, api, log: pino({ level: 'silent' }) })
+  const { service } = await attachRooms({ libp2p: a.libp2p, store: a.store, identity: a.identity, membership: a.membership, resolveHost: (text) => resolveHost(hosts.map(h => ({ peer: h.id })), text), db: a.db, api, log: pino({ level: 'silent' }) })
   const url = await api.listen('127.0.0.1', 0)
   try {
     const operator = new ControlClient(url, TOKEN)
