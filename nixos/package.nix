@@ -1,10 +1,11 @@
 # fleetmesh built from this repository with nixpkgs' buildNpmPackage:
 #   pkgs.callPackage ./nixos/package.nix { }      (the flake's packages.<system>.default)
 #
-# npmDepsHash is the hash of the npm cache fetchNpmDeps makes from the lock file. It cannot
-# be computed without nixpkgs (prefetch-npm-deps), so after any change of package-lock.json
-# the first build fails with "hash mismatch … got: sha256-…": put that value here.
-{ buildNpmPackage, nodejs_24, makeWrapper, lib }:
+# The dependencies come from importNpmLock: one fixed-output fetch per package of the lock,
+# checked against the lock's own integrity hash. So there is no npmDepsHash to keep in step with
+# package-lock.json (fetchNpmDeps' single hash of its whole cache could only be learnt by
+# building once with nixpkgs, which the machines that build this repository cannot fetch).
+{ buildNpmPackage, importNpmLock, nodejs_24, makeWrapper, lib }:
 
 let
   root = ../.;
@@ -12,8 +13,8 @@ let
   lock = builtins.fromJSON (builtins.readFile (root + "/package-lock.json"));
 
   # .npmrc sets omit-lockfile-registry-resolved, so the lock names no tarball URLs, and
-  # fetchNpmDeps fetches only packages with a `resolved` URL: `npm ci` would then run offline
-  # against an empty cache. The registry URL of a package is a function of its name and
+  # importNpmLock fetches only packages with a `resolved` URL: `npm ci` would then run offline
+  # without them. The registry URL of a package is a function of its name and
   # version, so it is put back here (builtins only: the tests evaluate it without nixpkgs).
   nameOf = key: p: p.name or (builtins.elemAt (builtins.match "(.*node_modules/)?(.+)" key) 1);
   baseOf = name: builtins.elemAt (builtins.match "(@[^/]+/)?([^/]+)" name) 1;
@@ -21,26 +22,23 @@ let
     if key == "" || p ? resolved || (p.link or false) || (p.inBundle or false) then p
     else p // { resolved = "https://registry.npmjs.org/${nameOf key p}/-/${baseOf (nameOf key p)}-${p.version}.tgz"; };
   npmLock = lock // { packages = builtins.mapAttrs withResolved lock.packages; };
-  npmLockFile = builtins.toFile "package-lock.json" (builtins.toJSON npmLock);
 
   skip = [ "node_modules" "dist" "out" ".git" ".ci" ".fleetmesh" "result" ];
+  src = builtins.path {
+    path = root;
+    name = "fleetmesh-source";
+    filter = path: _type: !(builtins.elem (baseNameOf path) skip);
+  };
 in
 buildNpmPackage {
   pname = packageJson.name;
   inherit (packageJson) version;
   nodejs = nodejs_24;
 
-  src = builtins.path {
-    path = root;
-    name = "fleetmesh-source";
-    filter = path: _type: !(builtins.elem (baseNameOf path) skip);
-  };
-  # fetchNpmDeps applies the same postPatch, so the cache and the build read one lock.
-  postPatch = ''
-    cp ${npmLockFile} package-lock.json
-    chmod u+w package-lock.json
-  '';
-  npmDepsHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  inherit src;
+  # its config hook puts this lock (its URLs turned into the fetched store paths) in the source
+  npmDeps = importNpmLock { npmRoot = src; package = packageJson; packageLock = npmLock; };
+  npmConfigHook = importNpmLock.npmConfigHook;
 
   # Install scripts download binaries (the `node` and `deno` dev packages): none run in the
   # sandbox (npm ci already skips them). classic-level's native addon ships prebuilt for Linux.

@@ -10,7 +10,7 @@ const [name, ...args] = process.argv.slice(2)
 const here = fileURLToPath(new URL('.', import.meta.url))
 const file = name !== undefined ? join(here, name, 'index.ts') : ''
 if (name === undefined || !/^[a-z-]+$/.test(name) || !existsSync(file)) {
-  console.error('usage: npm run sim -- NAME [args] [--quick]   (scenarios: rollout, scale, catchup, partition, chaos, adversary, crash-windows, executor-kill)')
+  console.error('usage: npm run sim -- NAME [args] [--quick]   (scenarios: rollout, scale, catchup, partition, chaos, adversary, crash-windows, executor-kill, safety)')
   process.exit(2)
 }
 await runModule(`sim ${name}`, file, args)

@@ -55,19 +55,26 @@ export function choreOf (state: RolloutState, progress: Progress, release: Relea
   if (progress.halt.halted) return undefined
   const id = release.id
   const { plan, waves } = progress
-  const chore = (key: string, ms: number, why: OverdueWhy, w: number): Chore | undefined => {
+  /** `only`: of the hosts in `classes`, the ones that may be declared (the rest are not late) */
+  const chore = (key: string, ms: number, why: OverdueWhy, w: number, only?: readonly string[]): Chore | undefined => {
     const classes = why === 'silent' ? SILENT_CLASSES : DEADLINE_CLASSES
     const mine = state.gates.classOf(id, host)
-    if (plan.waveOf.get(host) === w && mine !== undefined && classes.includes(mine)) return undefined
+    if (plan.waveOf.get(host) === w && mine !== undefined && classes.includes(mine) && (only === undefined || only.includes(host))) return undefined
+    const hosts = classes.flatMap(c => state.gates.hostsOf(id, w, c)).filter(h => only === undefined || only.includes(h))
+    if (hosts.length === 0) return undefined
     if (expired?.has(key) !== true) return { timer: { key, ms: ms + tierOf(placeInLine(plan, host, w)) * OVERDUE_FALLBACK_MS } }
-    const hosts = classes.flatMap(c => state.gates.hostsOf(id, w, c)).sort((a, b) => (plan.rank.get(a) as number) - (plan.rank.get(b) as number))
-    return { attest: { release: id, wave: w, hosts, why } }
+    return { attest: { release: id, wave: w, hosts: hosts.sort((a, b) => (plan.rank.get(a) as number) - (plan.rank.get(b) as number)), why } }
   }
   const j = progress.firstUnmet
   const wait = waves[j]?.wave.waitOfflineMs
-  // hosts an ordering edge holds are waiting, not silent (edges.ts)
-  if (wait !== undefined && waves[j].n[HostClass.quiet] > 0 && waveEdgeWait(state, progress, id, j) === undefined) {
-    const c = chore(`${id}/silent/${j}`, Math.max(wait, MIN_SILENT_WAIT_MS), 'silent', j)
+  if (wait !== undefined && waves[j].n[HostClass.quiet] > 0) {
+    // While an ordering edge holds its wave (edges.ts), the hosts it holds are waiting, not
+    // silent: only the tagged hosts it waits for can be, and must be, or a silent one would hold
+    // the edge for good. Their own key, so the wave's later wait for the rest starts afresh.
+    const edge = waveEdgeWait(state, progress, id, j) !== undefined
+    const c = edge
+      ? chore(`${id}/silent/${j}/edge`, Math.max(wait, MIN_SILENT_WAIT_MS), 'silent', j, plan.edges[j])
+      : chore(`${id}/silent/${j}`, Math.max(wait, MIN_SILENT_WAIT_MS), 'silent', j)
     if (c !== undefined) return c
   }
   const deadline = release.applyDeadlineMs ?? DEFAULT_APPLY_DEADLINE_MS

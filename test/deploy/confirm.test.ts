@@ -5,78 +5,25 @@
 // b reconnects, and the fleet learns the outcome once. One fleet serves every case.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { Fleet, type FleetHost } from '../../simulations/harness/fleet.js'
-import { CLI, type CliResult } from '../../simulations/harness/processes.js'
+import { Netns, NsDaemon } from '../../simulations/harness/netns.js'
 import { readConfig, writeConfig } from '../../node/config-file.js'
 import { ensureNix } from '../fixtures/nix/fixtures.js'
 import { runNix } from '../../nixos/nix.js'
 import type { EntryRow } from '../../node/routes.js'
 import type { ReleaseBody, ReleaseStatus } from '../../protocols/rollout/index.js'
 
-const run = promisify(execFile)
 const here = fileURLToPath(new URL('.', import.meta.url))
 const WAIT_MS = 120_000
 const WINDOW_MS = 6_000
-const NS = `fmcf${process.pid % 100000}`
-const VETH = [`fmc${process.pid % 100000}a`, `fmc${process.pid % 100000}b`]
-const SUBNET = `10.${200 + (process.pid % 50)}.${process.pid % 250}`
 
 async function build (version: string, network: 'up' | 'down'): Promise<string> {
   await ensureNix()
   const { stdout } = await runNix('nix-build', [join(here, 'fixtures', 'toplevel.nix'), '--no-out-link',
     '--argstr', 'version', version, '--argstr', 'mode', 'good', '--argstr', 'nodeBin', process.execPath, '--argstr', 'network', network])
   return stdout.trim()
-}
-
-/** A daemon or CLI run inside the namespace. */
-function inNs (args: string[]): ChildProcess {
-  return spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env })
-}
-
-async function nsCli (host: FleetHost, args: string[]): Promise<CliResult> {
-  const child = inNs(['--data-dir', host.dataDir, ...args])
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  const code = await new Promise<number>((resolve) => child.on('close', (c) => { resolve(c ?? 128) }))
-  return { code, stdout, stderr }
-}
-
-/** b's daemon in the namespace; its output is kept for the log assertions. */
-class NsDaemon {
-  out = ''
-  private readonly exited: Promise<void>
-  constructor (readonly child: ChildProcess) {
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => { this.out += d })
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { this.out += d })
-    this.exited = new Promise((resolve) => child.on('exit', () => { resolve() }))
-  }
-
-  static async start (host: FleetHost, bootstrap: string): Promise<NsDaemon> {
-    const d = new NsDaemon(inNs(['--data-dir', host.dataDir, 'start', '--bootstrap', bootstrap]))
-    const deadline = Date.now() + 60_000
-    while (!d.out.includes('control api:')) {
-      if (Date.now() > deadline || d.child.exitCode !== null) throw new Error(`b did not start: ${d.out.slice(-2000)}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    return d
-  }
-
-  /** The JSON log lines whose msg starts with `prefix`. */
-  lines (prefix: string): Array<Record<string, unknown>> {
-    return this.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => typeof l.msg === 'string' && l.msg.startsWith(prefix))
-  }
-
-  async stop (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (this.child.exitCode === null) this.child.kill(signal)
-    await this.exited
-  }
 }
 
 async function entries (host: FleetHost, release: string, feed: string): Promise<EntryRow[]> {
@@ -86,35 +33,25 @@ async function entries (host: FleetHost, release: string, feed: string): Promise
     .filter((e) => e.feed === feed && (e.body as { release?: string }).release === release)
 }
 
-async function sh (cmd: string, args: string[]): Promise<void> {
-  await run(cmd, args)
-}
-
 test('confirm or revert, with a host in its own network namespace', { timeout: 15 * 60_000 }, async (t) => {
-  await sh('ip', ['netns', 'add', NS])
+  const ns = new Netns('fmc', 200)
   const fleet = await Fleet.create({ hosts: [{ name: 'a', role: 'admin' }, { name: 'b', tags: ['web'] }], soakMs: 200 })
   let b: NsDaemon | undefined
   try {
-    await sh('ip', ['link', 'add', VETH[0], 'type', 'veth', 'peer', 'name', VETH[1]])
-    await sh('ip', ['link', 'set', VETH[1], 'netns', NS])
-    await sh('ip', ['addr', 'add', `${SUBNET}.1/24`, 'dev', VETH[0]])
-    await sh('ip', ['link', 'set', VETH[0], 'up'])
-    await sh('ip', ['netns', 'exec', NS, 'ip', 'addr', 'add', `${SUBNET}.2/24`, 'dev', VETH[1]])
-    await sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', VETH[1], 'up'])
-    await sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up'])
+    await ns.create()
     const [a, hb] = [fleet.host('a'), fleet.host('b')]
-    for (const [h, ip] of [[a, `${SUBNET}.1`], [hb, `${SUBNET}.2`]] as const) {
+    for (const [h, ip] of [[a, ns.outsideIp], [hb, ns.insideIp]] as const) {
       const config = await readConfig(h.dataDir)
       await writeConfig(h.dataDir, {
         ...config,
         listen: [`/ip4/${ip}/tcp/0`],
-        deploy: { ...config.deploy, confirmWindowMs: WINDOW_MS, activationEnv: { ...config.deploy.activationEnv, ...(h === hb ? { FLEETMESH_FIXTURE_LINK: VETH[1] } : {}) } }
+        deploy: { ...config.deploy, confirmWindowMs: WINDOW_MS, activationEnv: { ...config.deploy.activationEnv, ...(h === hb ? { FLEETMESH_FIXTURE_LINK: ns.veth[1] } : {}) } }
       })
     }
     await fleet.start('a')
-    b = await NsDaemon.start(hb, a.address)
+    b = await NsDaemon.start(ns, hb, a.address)
     const inv = await a.json<{ code: string }>(['invite', '--role', 'host', '--tag', 'web'])
-    const joined = await nsCli(hb, ['join', inv.code, '--json'])
+    const joined = await ns.cli(hb, ['join', inv.code, '--json'])
     assert.equal(joined.code, 0, joined.stderr)
     await fleet.waitFor('a to see b', async () => (await a.json<Array<{ peerId: string }>>(['members'])).length === 2, WAIT_MS)
 
@@ -151,7 +88,7 @@ test('confirm or revert, with a host in its own network namespace', { timeout: 1
       const r = await publish(cut2)
       await fleet.waitFor('b to start confirming', async () => daemon().lines('deploy: confirming').length > 2, WAIT_MS)
       await daemon().stop('SIGKILL')
-      b = await NsDaemon.start(hb, a.address)
+      b = await NsDaemon.start(ns, hb, a.address)
       await fleet.waitFor('the restarted b to roll back', async () => daemon().lines('deploy: unconfirmed').length === 1, WAIT_MS)
       const resumed = daemon().lines('deploy: confirming')
       assert.equal(resumed.length, 1)
@@ -165,7 +102,6 @@ test('confirm or revert, with a host in its own network namespace', { timeout: 1
   } finally {
     await b?.stop().catch(() => {})
     await fleet.close()
-    await sh('ip', ['netns', 'del', NS]).catch(() => {})
-    await sh('ip', ['link', 'del', VETH[0]]).catch(() => {})
+    await ns.remove()
   }
 })

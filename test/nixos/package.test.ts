@@ -2,7 +2,7 @@
 // here): the expressions parse; the flake's systems, checks and module evaluate with nixpkgs
 // replaced by an error (so nothing else is missing); the package expression is evaluated with
 // buildNpmPackage as the identity, to read what it hands to nixpkgs; and the lock file that
-// fetchNpmDeps reads names a registry tarball and an integrity for every package — checked
+// importNpmLock reads names a registry tarball and an integrity for every package — checked
 // against the tarballs npm itself fetched, as its cache records them. Building the package
 // and running nixos/tests/pair-and-rollout.nix need nixpkgs (README, "NixOS").
 import { describe, it, before } from 'node:test'
@@ -26,7 +26,7 @@ async function evalJson<T> (expr: string): Promise<T> {
 }
 
 const flake = `let f = import ${JSON.stringify(join(root, 'flake.nix'))}; o = f.outputs { self = o; nixpkgs = throw "nixpkgs is not available here"; }; in`
-const pkg = `import ${JSON.stringify(join(root, 'nixos/package.nix'))} { buildNpmPackage = a: a; nodejs_24 = "nodejs_24"; makeWrapper = "makeWrapper"; lib = throw "nixpkgs' lib is not available here"; }`
+const pkg = `import ${JSON.stringify(join(root, 'nixos/package.nix'))} { buildNpmPackage = a: a; importNpmLock = { __functor = _: a: { importNpmLock = a; }; npmConfigHook = "importNpmLock.npmConfigHook"; }; nodejs_24 = "nodejs_24"; makeWrapper = "makeWrapper"; lib = throw "nixpkgs' lib is not available here"; }`
 
 describe('Nix packaging', () => {
   before(ensureNix)
@@ -56,29 +56,33 @@ describe('Nix packaging', () => {
   })
 
   it('the package is this repository\'s package.json, built by its build script with Node 24, with the fleetmesh bin wrapped', async () => {
-    const p = await evalJson<Record<string, unknown>>(`let p = ${pkg}; in { inherit (p) pname version nodejs npmBuildScript npmDepsHash installPhase postPatch; }`)
+    const p = await evalJson<Record<string, unknown>>(`let p = ${pkg}; in { inherit (p) pname version nodejs npmBuildScript npmConfigHook installPhase; hasDepsHash = p ? npmDepsHash; depsLockIsPassthru = p.npmDeps.importNpmLock.packageLock == p.passthru.npmLock; depsPackage = p.npmDeps.importNpmLock.package.name; }`)
     assert.equal(p.pname, packageJson.name)
     assert.equal(p.version, packageJson.version)
     assert.equal(p.nodejs, 'nodejs_24')
     assert.equal(p.npmBuildScript, 'build')
     assert.ok(packageJson.scripts.build.includes('tsc -b'), 'the build script compiles dist/')
-    assert.match(String(p.npmDepsHash), /^sha256-[A-Za-z0-9+/]{43}=$/)
+    // the dependencies: importNpmLock, one fetch per package checked by the lock's integrity, of
+    // the lock the last test checks; no whole-cache hash to keep in step with the lock
+    assert.equal(p.hasDepsHash, false)
+    assert.equal(p.npmConfigHook, 'importNpmLock.npmConfigHook')
+    assert.equal(p.depsLockIsPassthru, true)
+    assert.equal(p.depsPackage, packageJson.name)
     // the bin package.json declares, wrapped to run on nodejs_24, with the dist/ it imports
     assert.equal(packageJson.bin.fleetmesh, 'node/bin/fleetmesh.js')
     assert.match(String(p.installPhase), /makeWrapper nodejs_24\/bin\/node \$out\/bin\/fleetmesh --add-flags \$out\/lib\/fleetmesh\/node\/bin\/fleetmesh\.js/)
     assert.match(String(p.installPhase), /cp -r package\.json dist node_modules /)
     assert.match(readFileSync(join(root, 'node/bin/fleetmesh.js'), 'utf8'), /'\.\.\/\.\.\/dist\/node\/cli\.js'/)
-    assert.match(String(p.postPatch), /cp \/nix\/store\/[a-z0-9]{32}-package-lock\.json package-lock\.json/)
   })
 
-  it('the lock fetchNpmDeps reads names a registry tarball and an integrity for every package, as npm fetched them', async (t) => {
+  it('the lock importNpmLock reads names a registry tarball and an integrity for every package, as npm fetched them', async (t) => {
     const lock = await evalJson<{ lockfileVersion: number, packages: Record<string, LockPackage> }>(`(${pkg}).passthru.npmLock`)
     const raw = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockPackage> }
     assert.deepEqual(Object.keys(lock.packages).sort(), Object.keys(raw.packages).sort(), 'the same packages as package-lock.json')
     const fetched = Object.entries(lock.packages).filter(([k, p]) => k !== '' && p.link !== true && p.inBundle !== true)
     assert.ok(fetched.length > 100)
     const incomplete = fetched.filter(([, p]) => !/^https:\/\/registry\.npmjs\.org\/(@[^/]+\/)?[^/]+\/-\/[^/]+\.tgz$/.test(p.resolved ?? '') || !/^sha512-/.test(p.integrity ?? ''))
-    assert.deepEqual(incomplete.map(([k]) => k), [], 'packages fetchNpmDeps would skip, leaving npm ci offline without them')
+    assert.deepEqual(incomplete.map(([k]) => k), [], 'packages importNpmLock would skip, leaving npm ci offline without them')
     for (const [k, p] of fetched) {
       assert.ok(p.resolved!.endsWith(`-${p.version}.tgz`), k)
       if (raw.packages[k]!.resolved !== undefined) assert.equal(p.resolved, raw.packages[k]!.resolved, `${k}: a URL the lock names is kept`)

@@ -27,7 +27,7 @@ test('--help exits 0 and lists every command', () => {
   const r = fleetmesh(['--help'])
   assert.equal(r.code, 0, r.stderr)
   const commands = [...r.stdout.split('Commands:')[1]?.matchAll(/^ {2}(\S+)/gm) ?? []].map((m) => m[1])
-  assert.deepEqual(commands, ['init', 'start', 'status', 'peers', 'members', 'invite', 'join', 'grant', 'revoke', 'audit', 'release', 'generations', 'apply', 'rollback', 'pin', 'unpin', 'pins', 'quarantine', 'release-floor', 'room', 'drift', 'agents', 'ui', 'config', 'completion', 'help'])
+  assert.deepEqual(commands, ['init', 'start', 'status', 'peers', 'members', 'invite', 'join', 'grant', 'revoke', 'audit', 'release', 'budget', 'generations', 'apply', 'rollback', 'pin', 'unpin', 'pins', 'quarantine', 'release-floor', 'room', 'drift', 'agents', 'ui', 'config', 'completion', 'help'])
 })
 
 test('a command that needs the daemon exits 3 when none runs', async () => {

@@ -120,11 +120,21 @@ describe('--after tag:T', () => {
     for (const h of web) assert.equal(decide(s, m, h, 0).action, 'apply', h)
   })
 
-  it('the held hosts are waiting, not silent: the wave\'s offline timer does not run while the edge holds', () => {
+  it('the held hosts are waiting, not silent: while the edge holds only a silent db host is declared, and then the edge lets the wave go', () => {
     const w = new Writer()
     const s = fold([w.write(ADMIN, 'release', { ...body, waves: [{ ...body.waves[0], waitOfflineMs: 60_000 }] })])
+    for (const e of ok(w, db[0], 'r1')) applyEntry(s, e)
+    applyEntry(s, w.write(db[0], 'soaked', { release: 'r1', path: PATH_A, attempt: `${db[0]}-r1`, soakMs: 30_000 }))
+    // db[1] never writes: without a declaration the edge would hold the web hosts for good
     const d = decide(s, m, web[0], 0)
-    assert.equal(d.action === 'wait' ? d.timer : 'no wait', undefined)
+    assert.equal(d.action, 'wait')
+    assert.equal(d.action === 'wait' ? d.timer?.key : undefined, 'r1/silent/0/edge')
+    const a = decide(s, m, web[0], 0, { expired: new Set(['r1/silent/0/edge']) })
+    assert.deepEqual(a.action === 'attest' && a.body, { release: 'r1', wave: 0, hosts: [db[1]], why: 'silent' }, 'the db host only, never the web hosts the edge holds')
+    applyEntry(s, w.write(web[0], 'overdue', a.action === 'attest' ? a.body : {}))
+    for (const h of web) assert.equal(decide(s, m, h, 0).action, 'apply', h)
+    // the web hosts' own silence is judged afresh: the edge's expired key does not declare them
+    assert.equal(decide(s, m, db[0], 0, { expired: new Set(['r1/silent/0/edge']) }).action === 'attest', false)
   })
 
   it('a plan whose tagged hosts sit in a later wave than one its edge holds is refused', () => {
