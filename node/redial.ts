@@ -73,7 +73,15 @@ export class Redialer {
   }
 
   meshUnreachable (): MeshUnreachable | null {
-    return this.c.membership.revocation() !== null ? null : this.unreachable
+    if (this.c.membership.revocation() !== null) return null
+    // a member that dialled in since the last round of dials makes the mesh reachable now, not
+    // only once the next round judges it
+    if (this.unreachable !== null && this.memberConnected()) this.judge(this.unreachable.addressesTried)
+    return this.unreachable
+  }
+
+  private memberConnected (): boolean {
+    return this.c.libp2p.getPeers().some((p) => this.c.membership.isMember(p.toString()))
   }
 
   /**
@@ -169,12 +177,11 @@ export class Redialer {
 
   /** After a round of dials: is any member reachable, when there are others to reach? */
   private judge (tried: number): void {
-    const { self, libp2p, membership, log } = this.c
+    const { self, membership, log } = this.c
     const view = membership.view()
     if (view === undefined) return
     const others = [...view.members.keys()].filter((p) => p !== self).length
-    const reached = libp2p.getPeers().some((p) => membership.isMember(p.toString()))
-    if (reached || (others === 0 && tried === 0)) {
+    if (this.memberConnected() || (others === 0 && tried === 0)) {
       if (this.unreachable !== null) log.info({ unreachableSince: new Date(this.unreachable.since).toISOString() }, 'a member of the mesh is reachable again')
       this.unreachable = null
       return
