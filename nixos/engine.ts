@@ -1,43 +1,16 @@
-// The apply/rollback engine: fetch → record previous → switch → activate → verify during
-// the soak → ok; on any failure, back to the exact recorded previous generation, re-activated
-// and verified. Every phase is journalled before it is acted on, so recover() after a
-// kill -9 knows what to finish, and nothing is reported `ok` that was not verified.
-import { NixosError, type NixosErrorCode } from './errors.js'
-import { DEFAULT_START_PERIOD_MS, checkName, validatePolicy, verify, type CheckFailure, type HealthCheck, type HealthPolicy, type ProbeReport } from './health.js'
-import { bootChanges, monotonicMs, type BootInfo } from './boot.js'
-import { TERMINAL_PHASES, newApplyId, type ApplyHold, type ApplyPhase, type ApplyRecord, type Journal } from './journal.js'
+// The apply/rollback engine: which apply runs (one at a time, under a caller's id), what a revert
+// goes back to, a generation staged for the next boot and superseded or reverted before it, and
+// what the journal says of past applies. An apply's phases are phases.ts; its events events.ts.
+import { NixosError } from './errors.js'
+import { validatePolicy, type HealthPolicy } from './health.js'
+import { monotonicMs, type BootInfo } from './boot.js'
+import { EngineEvents, type DeployEvent, type EngineProbe } from './events.js'
+import { TERMINAL_PHASES, newApplyId, type ApplyHold, type ApplyRecord, type Journal } from './journal.js'
 import { assertStorePath } from './nix.js'
+import { ApplyPhases, stagedOutcome } from './phases.js'
 import type { ApplyOutcome, Backend, Generation } from './types.js'
 
-export type { ApplyOutcome }
-
-interface EventBase {
-  /** Unique per event: `${applyId}:${uuid}`. */
-  id: string
-  applyId: string
-  /** The store path being applied. */
-  target: string
-  at: number
-}
-
-export type DeployEvent = EventBase & (
-  | { kind: 'apply-start', previous: Generation | null }
-  | { kind: 'switched', generation: Generation }
-  | { kind: 'health-failed', generation: Generation | null, check: string, checkKind: HealthCheck['kind'], failures: number, output: string }
-  | { kind: 'rollback', from: Generation | null, to: Generation, reason: string }
-  | { kind: 'apply-ok', generation: Generation }
-  | { kind: 'staged', generation: Generation, changes: string[] }
-  | { kind: 'apply-failed', code: NixosErrorCode, reason: string, rollbackAttempted: boolean }
-  | { kind: 'pruned', deleted: number[] }
-  | { kind: 'prune-failed', reason: string }
-)
-
-/** A health probe of the generation the engine is verifying, a new one or the previous one after a rollback. */
-export type EngineProbe = ProbeReport & {
-  applyId: string
-  generation: Generation | null
-  phase: Extract<ApplyPhase, 'verifying' | 'rolling-back'>
-}
+export type { ApplyOutcome, DeployEvent, EngineProbe }
 
 export interface ApplyRequest {
   path: string
@@ -88,12 +61,16 @@ export interface EngineOptions {
 export class DeployEngine {
   private readonly opts: EngineOptions
   private readonly now: () => number
+  private readonly events: EngineEvents
+  private readonly phases: ApplyPhases
   private busy = false
 
   constructor (opts: EngineOptions) {
     validatePolicy(opts.health)
     this.opts = opts
     this.now = opts.now ?? Date.now
+    this.events = new EngineEvents(this.now, opts.onEvent, opts.onProbe)
+    this.phases = new ApplyPhases({ ...opts, events: this.events, now: this.now })
   }
 
   async apply (req: ApplyRequest): Promise<ApplyOutcome> {
@@ -102,27 +79,29 @@ export class DeployEngine {
     return await this.exclusive(async () => {
       if (req.supersede === true) await this.unstage(req.id ?? req.path)
       const rec = await this.begin(req.id, req.path, req.tag)
-      return await this.pruneAfter(rec, await this.applyFrom(rec, req.sources ?? [], policy))
+      return await this.pruneAfter(rec, await this.phases.applyFrom(rec, req.sources ?? [], policy))
     })
   }
 
   /**
    * Leaves `leaving` for the generation this engine recorded before it applied `leaving` (not
    * whatever the profile lists next to it: that may be a generation already rolled back from),
-   * applied and verified like any other apply.
+   * applied and verified like any other apply. A `leaving` only staged in this boot is unstaged.
    */
   async revert (req: RevertRequest): Promise<ApplyOutcome> {
     assertStorePath(req.leaving)
     return await this.exclusive(async () => {
+      const staged = await this.stagedHere()
+      if (staged?.target === req.leaving) return await this.revertStaged(staged, req)
       const current = await this.opts.backend.current()
       const applied = current?.path === req.leaving ? await this.lastOk((r) => r.target === req.leaving && r.switched?.number === current.number) : null
       const to = applied?.previous ?? null
       const rec = await this.begin(req.id, to?.path ?? req.leaving, req.tag)
       if (to === null) {
         const why = current?.path === req.leaving ? 'no generation was recorded before it was applied' : `this host runs ${current?.path ?? 'nothing'}`
-        return await this.fail(rec, 'GENERATION_NOT_FOUND', `cannot leave ${req.leaving}: ${why}`, false)
+        return await this.phases.fail(rec, 'GENERATION_NOT_FOUND', `cannot leave ${req.leaving}: ${why}`, false)
       }
-      return await this.pruneAfter(rec, await this.applyFrom(rec, [], this.opts.health))
+      return await this.pruneAfter(rec, await this.phases.applyFrom(rec, [], this.opts.health))
     })
   }
 
@@ -140,7 +119,7 @@ export class DeployEngine {
         throw new NixosError('GENERATION_NOT_FOUND', `apply ${id} is no longer the running generation (now ${current?.number ?? 'none'})`)
       }
       const reopened: ApplyRecord = { ...rec, outcome: null, reported: rec.tag === null }
-      return await this.rollBack(reopened, reason, null, this.opts.health)
+      return await this.phases.rollBack(reopened, reason, null, this.opts.health)
     })
   }
 
@@ -171,15 +150,30 @@ export class DeployEngine {
     return hold
   }
 
+  /**
+   * Whether the reboot command is to run for staged apply `id` now: once per boot. The request is
+   * journalled with the boot id before the command runs, so a daemon restart in the same boot (the
+   * command may be what stopped it) does not run it again, while a boot that still had the apply
+   * staged could ask anew (recover() ends a staged apply at its first boot, so in practice it
+   * runs once per staged generation).
+   */
+  async requestReboot (id: string): Promise<boolean> {
+    const rec = await this.opts.journal.get(id)
+    if (rec?.phase !== 'staged' || rec.hold == null) return false
+    const boot = await this.bootId()
+    if (rec.hold.rebootIn === boot) return false
+    await this.opts.journal.write({ ...rec, hold: { ...rec.hold, rebootIn: boot }, updatedAt: this.now() })
+    return true
+  }
+
   /** The running boot's id (the journal binds holds to it). */
   async bootId (): Promise<string> {
-    if (this.opts.boot === undefined) throw new NixosError('INVALID_CONFIG', 'this engine knows no boot id')
-    return await this.opts.boot.id()
+    return await this.phases.bootId()
   }
 
   /** The store path of the running system, when the host has one. */
   async running (): Promise<string | null> {
-    return await this.opts.boot?.running() ?? null
+    return await this.phases.running()
   }
 
   /** The caller durably reported apply `id`'s outcome; unknown ids were never journalled. */
@@ -215,208 +209,108 @@ export class DeployEngine {
     if (this.opts.keep === undefined || outcome.status === 'failed') return outcome
     try {
       const deleted = await this.opts.backend.gc(this.opts.keep)
-      if (deleted.length > 0) this.emit(rec, { kind: 'pruned', deleted })
+      if (deleted.length > 0) this.events.emit(rec, { kind: 'pruned', deleted })
     } catch (err) {
-      this.emit(rec, { kind: 'prune-failed', reason: (err as Error).message })
+      this.events.emit(rec, { kind: 'prune-failed', reason: (err as Error).message })
     }
     return outcome
   }
 
-  /** Journals a new apply; an id whose earlier run changed nothing (a transient failure) is run again. */
+  /** Journals a new apply. */
   private async begin (reqId: string | undefined, path: string, tag: string | undefined): Promise<ApplyRecord> {
     await this.requireIdle()
+    const id = await this.freshId(reqId)
+    const t = this.now()
+    const rec: ApplyRecord = { v: 2, id, target: path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null, tag: tag ?? null, outcome: null, reported: tag === undefined }
+    await this.opts.journal.write(rec)
+    this.events.emit(rec, { kind: 'apply-start', previous: await this.opts.backend.current() })
+    return rec
+  }
+
+  /** A new apply's id: an id whose earlier run changed nothing (a transient failure) is run again. */
+  private async freshId (reqId: string | undefined): Promise<string> {
     const id = reqId ?? newApplyId(this.now())
     const earlier = await this.opts.journal.get(id)
     if (earlier !== null && !(earlier.outcome?.status === 'failed' && earlier.outcome.transient === true)) {
       throw new NixosError('INVALID_CONFIG', `apply id ${id} was already used`)
     }
-    const t = this.now()
-    const rec: ApplyRecord = { v: 2, id, target: path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null, tag: tag ?? null, outcome: null, reported: tag === undefined }
-    await this.opts.journal.write(rec)
-    this.emit(rec, { kind: 'apply-start', previous: await this.opts.backend.current() })
-    return rec
+    return id
+  }
+
+  /** The apply staged in this boot, if any (one staged in an earlier boot is judged by recover() first). */
+  private async stagedHere (): Promise<ApplyRecord | null> {
+    const rec = await this.opts.journal.active()
+    return rec?.phase === 'staged' && rec.hold?.bootId === await this.bootId() ? rec : null
   }
 
   /**
    * An apply that supersedes (the deploy agent's, for a newer release) replaces one staged in this
-   * boot (a staged one from an earlier boot is judged by recover() first): the profile and the next boot go back to the generation recorded before
-   * it, so the new apply records that one as its previous, and the staged one ends as a failure
-   * that changed nothing (transient), reported at once: its caller moved on to the newer apply.
+   * boot: the new apply records the generation the staged one went back to as its previous.
    */
   private async unstage (by: string): Promise<void> {
-    const rec = await this.opts.journal.active()
-    if (rec?.phase !== 'staged' || rec.hold?.bootId !== await this.bootId()) return
+    const rec = await this.stagedHere()
+    if (rec === null) return
+    const ended = await this.unstaged(rec, `superseded by apply ${by} before the reboot: nothing was activated`)
+    await this.opts.journal.write(ended)
+    this.emitUnstaged(ended)
+  }
+
+  /**
+   * A revert of a generation only staged (a halted release's): nothing of it ran, so unstaging it
+   * is the whole revert, and it ends ok on the generation recorded before it, the one running.
+   * The staged apply and the revert end in one journal batch: a crash before it leaves the apply
+   * staged and the revert asked for again (unstaging twice is harmless); a crash after, both ended.
+   */
+  private async revertStaged (staged: ApplyRecord, req: RevertRequest): Promise<ApplyOutcome> {
+    const to = staged.previous
+    if (to === null) throw new NixosError('GENERATION_NOT_FOUND', `cannot leave ${req.leaving}: no generation was recorded before it was staged`)
+    const id = await this.freshId(req.id)
+    const ended = await this.unstaged(staged, `reverted by apply ${id} before the reboot: nothing was activated`)
+    const t = this.now()
+    const outcome: ApplyOutcome = { status: 'ok', id, generation: to }
+    // `switched` stays null: the profile is back on a generation an earlier apply switched to, and
+    // a later revert of that one must find that apply's record (lastOk), not this one.
+    const rec: ApplyRecord = { v: 2, id, target: to.path, phase: 'ok', previous: staged.switched, switched: null, startedAt: t, updatedAt: t, reason: null, tag: req.tag ?? null, outcome, reported: req.tag === undefined }
+    await this.opts.journal.write(ended, rec)
+    this.emitUnstaged(ended)
+    this.events.emit(rec, { kind: 'rollback', from: staged.switched, to, reason: ended.reason as string })
+    return outcome
+  }
+
+  /**
+   * Points the profile and the next boot back at the generation recorded before staged apply
+   * `rec`, and returns its record ended, for the caller to write: a failure that changed nothing
+   * (transient), already reported, since its caller moved on.
+   */
+  private async unstaged (rec: ApplyRecord, reason: string): Promise<ApplyRecord> {
     const to = rec.previous
     if (to !== null) {
       await this.opts.backend.rollback(to)
       await this.opts.backend.activate(`${rec.id}.unstage`, 'boot')
     }
-    const reason = `superseded by apply ${by} before the reboot: nothing was activated`
     const outcome: ApplyOutcome = { status: 'failed', id: rec.id, code: 'APPLY_SUPERSEDED', reason, transient: true }
-    await this.opts.journal.write({ ...rec, hold: null, phase: 'failed', reason, outcome, reported: true, updatedAt: this.now() })
-    this.emit(rec, { kind: 'apply-failed', code: 'APPLY_SUPERSEDED', reason, rollbackAttempted: false })
+    return { ...rec, hold: null, phase: 'failed', reason, outcome, reported: true, updatedAt: this.now() }
+  }
+
+  private emitUnstaged (rec: ApplyRecord): void {
+    this.events.emit(rec, { kind: 'apply-failed', code: 'APPLY_SUPERSEDED', reason: rec.reason as string, rollbackAttempted: false })
+  }
+
+  /**
+   * Finishes the apply a crash interrupted (ApplyPhases.resume); null when there was nothing to
+   * finish.
+   */
+  async recover (): Promise<ApplyOutcome | null> {
+    return await this.exclusive(async () => {
+      const rec = await this.opts.journal.active()
+      return rec === null ? null : await this.phases.resume(rec)
+    })
   }
 
   private async requireIdle (): Promise<void> {
     const pending = await this.opts.journal.active()
     if (pending?.phase === 'staged') throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} is staged for the next boot: it ends after a reboot`)
     if (pending !== null) throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} (${pending.phase}) is unfinished; run recover() first`)
-  }
-
-  private async applyFrom (rec: ApplyRecord, sources: string[], policy: HealthPolicy): Promise<ApplyOutcome> {
-    try {
-      await this.opts.backend.fetch(rec.target, sources)
-    } catch (err) {
-      // Nothing was switched: the running system is untouched.
-      return await this.fail(rec, errorCode(err), `fetch failed: ${(err as Error).message}`, false, true)
-    }
-    rec = await this.advance(rec, 'previous-recorded', { previous: await this.opts.backend.current() })
-    try {
-      rec = await this.advance(rec, 'switched', { switched: await this.opts.backend.switch(rec.target) })
-    } catch (err) {
-      return await this.rollBack(rec, `switch failed: ${(err as Error).message}`, null, policy)
-    }
-    this.emit(rec, { kind: 'switched', generation: rec.switched as Generation })
-    const changes = await this.bootChangesOf(rec)
-    if (changes.length > 0) return await this.stage(await this.advance(rec, 'activating', {}), changes, policy)
-    return await this.activateAndVerify(await this.advance(rec, 'activating', {}), policy)
-  }
-
-  /** What of the running system (or the recorded previous one) only a reboot would change. */
-  private async bootChangesOf (rec: ApplyRecord): Promise<string[]> {
-    if (this.opts.boot === undefined) return []
-    const from = await this.opts.boot.running() ?? rec.previous?.path
-    return from === undefined ? [] : await bootChanges(from, rec.target)
-  }
-
-  /**
-   * Makes the generation the next boot's without activating it now. A crash while this runs
-   * recovers as an interrupted activation (the activation is waited for under the same id).
-   */
-  private async stage (rec: ApplyRecord, changes: string[], policy: HealthPolicy): Promise<ApplyOutcome> {
-    try {
-      await this.opts.backend.activate(rec.id, 'boot')
-    } catch (err) {
-      return await this.rollBack(rec, (err as Error).message, null, policy)
-    }
-    rec = await this.advance(rec, 'staged', { hold: { kind: 'reboot', bootId: await this.bootId(), windowMs: 0, sinceMs: 0 } })
-    const generation = rec.switched as Generation
-    this.emit(rec, { kind: 'staged', generation, changes })
-    return { status: 'staged', id: rec.id, generation, changes }
-  }
-
-  /**
-   * A staged apply after a boot: the new generation running is verified like any activation;
-   * a host that came back on another system (the old generation chosen, or fallen back to) has
-   * its profile rolled back to it: reverted by the reboot. In the boot it was staged in, it stays.
-   */
-  private async afterBoot (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
-    const hold = rec.hold as ApplyHold
-    if (await this.bootId() === hold.bootId) return stagedOutcome(rec)
-    const running = await this.running()
-    if (running === null || running === rec.target) return await this.verifyAndFinish(rec, policy)
-    return await this.rollBack(rec, `reverted-by-reboot: the host booted ${running}, not ${rec.target}`, null, policy)
-  }
-
-  private async activateAndVerify (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
-    try {
-      await this.opts.backend.activate(rec.id)
-    } catch (err) {
-      return await this.rollBack(rec, (err as Error).message, null, policy)
-    }
-    return await this.verifyAndFinish(rec, policy)
-  }
-
-  /**
-   * Finishes the apply a crash interrupted: an activation started is waited for (it runs
-   * detached, so it may have outlived the crash, or caused it) and verified; a verification in
-   * progress is run again in full; a switch whose activation never started is undone without
-   * activating anything (nothing ran: a transient failure); an interrupted rollback is redone.
-   * Returns null when there was nothing to finish.
-   */
-  async recover (): Promise<ApplyOutcome | null> {
-    return await this.exclusive(async () => {
-      const rec = await this.opts.journal.active()
-      if (rec === null) return null
-      const policy = this.opts.health
-      const reason = `interrupted in phase ${rec.phase} (process restarted)`
-      switch (rec.phase) {
-        case 'started':
-          // The previous generation is recorded before any switch, so nothing changed yet.
-          return await this.fail(rec, 'APPLY_INTERRUPTED', `${reason} before anything was switched`, false, true)
-        case 'previous-recorded':
-        case 'switched':
-          // A version-1 record may have been activating: only a full rollback is safe then.
-          return rec.v === 1 ? await this.rollBack(rec, reason, null, policy) : await this.undoSwitch(rec, reason)
-        case 'activating': {
-          const changes = await this.bootChangesOf(rec)
-          return changes.length > 0 ? await this.stage(rec, changes, policy) : await this.activateAndVerify(rec, policy)
-        }
-        case 'verifying':
-          return await this.verifyAndFinish(rec, policy)
-        case 'staged':
-          return await this.afterBoot(rec, policy)
-        default:
-          return await this.rollBack(rec, rec.reason ?? reason, null, policy)
-      }
-    })
-  }
-
-  /** Points the profile back at the recorded generation; the running system never changed. */
-  private async undoSwitch (rec: ApplyRecord, reason: string): Promise<ApplyOutcome> {
-    const to = rec.previous
-    const current = await this.opts.backend.current()
-    if (to !== null && (current?.number !== to.number || current.path !== to.path)) {
-      try {
-        await this.opts.backend.rollback(to)
-      } catch (err) {
-        return await this.rollBack(rec, `${reason}; resetting the profile failed: ${(err as Error).message}`, null, this.opts.health)
-      }
-    }
-    return await this.fail(rec, 'APPLY_INTERRUPTED', `${reason} before activation; nothing was activated`, false, true)
-  }
-
-  private async verifyAndFinish (rec: ApplyRecord, policy: HealthPolicy): Promise<ApplyOutcome> {
-    rec = await this.advance(rec, 'verifying', {})
-    const verdict = await verify(policy, { now: this.now, onProbe: this.probeReporter(rec, rec.switched, 'verifying') })
-    if (!verdict.ok) {
-      this.emitHealthFailed(rec, rec.switched, verdict.failed)
-      return await this.rollBack(rec, `health check ${verdict.failed.check} failed: ${verdict.failed.output}`, verdict.failed, policy)
-    }
-    const generation = rec.switched as Generation
-    const outcome: ApplyOutcome = { status: 'ok', id: rec.id, generation }
-    rec = await this.advance(rec, 'ok', { outcome })
-    this.emit(rec, { kind: 'apply-ok', generation })
-    return outcome
-  }
-
-  private async rollBack (rec: ApplyRecord, reason: string, failedCheck: CheckFailure | null, policy: HealthPolicy): Promise<ApplyOutcome> {
-    rec = await this.advance(rec, 'rolling-back', { reason })
-    const to = rec.previous
-    if (to === null) return await this.fail(rec, 'ROLLBACK_FAILED', `${reason}; no previous generation to roll back to`, true)
-    try {
-      await this.opts.backend.rollback(to)
-      // Its own activation id: the forward activation's result must not stand in for this one.
-      await this.opts.backend.activate(`${rec.id}.rollback`)
-      const verdict = await verify(this.rollbackPolicy(policy), { now: this.now, onProbe: this.probeReporter(rec, to, 'rolling-back') })
-      if (!verdict.ok) {
-        this.emitHealthFailed(rec, to, verdict.failed)
-        throw new NixosError('HEALTH_CHECK_FAILED', `generation ${to.number} is unhealthy after rollback: ${verdict.failed.check}: ${verdict.failed.output}`)
-      }
-    } catch (err) {
-      return await this.fail(rec, 'ROLLBACK_FAILED', `${reason}; rollback to generation ${to.number} failed: ${(err as Error).message}`, true)
-    }
-    const outcome: ApplyOutcome = { status: 'rolled-back', id: rec.id, generation: to, reason, failedCheck }
-    rec = await this.advance(rec, 'rolled-back', { outcome })
-    this.emit(rec, { kind: 'rollback', from: rec.switched, to, reason })
-    return outcome
-  }
-
-  private async fail (rec: ApplyRecord, code: NixosErrorCode, reason: string, rollbackAttempted: boolean, transient = false): Promise<ApplyOutcome> {
-    const outcome: ApplyOutcome = { status: 'failed', id: rec.id, code, reason, ...(transient ? { transient } : {}) }
-    rec = await this.advance(rec, 'failed', { reason, outcome })
-    this.emit(rec, { kind: 'apply-failed', code, reason, rollbackAttempted })
-    return outcome
   }
 
   /** The newest apply that ended ok and matches. */
@@ -429,50 +323,6 @@ export class DeployEngine {
     return (await this.opts.journal.history(HISTORY_SCAN)).sort((a, b) => a.startedAt - b.startedAt)
   }
 
-  /**
-   * The old generation is re-verified on a short interval so a host is back quickly, and with at
-   * least the default start period: it proved itself before, a slow restart is not a failure.
-   */
-  private rollbackPolicy (policy: HealthPolicy): HealthPolicy {
-    const interval = this.opts.rollbackIntervalMs ?? 100
-    return {
-      agents: policy.agents,
-      soakMs: this.opts.rollbackSoakMs ?? 0,
-      checks: policy.checks.map(c => ({
-        ...c,
-        name: checkName(c),
-        intervalMs: Math.min(c.intervalMs ?? interval, interval),
-        startPeriodMs: Math.max(c.startPeriodMs ?? DEFAULT_START_PERIOD_MS, DEFAULT_START_PERIOD_MS)
-      }))
-    }
-  }
-
-  /** A hold lasts one phase: the next phase drops it unless it brings its own. */
-  private async advance (rec: ApplyRecord, phase: ApplyPhase, patch: Partial<Pick<ApplyRecord, 'previous' | 'switched' | 'reason' | 'outcome' | 'hold'>>): Promise<ApplyRecord> {
-    const next: ApplyRecord = { ...rec, hold: null, ...patch, phase, updatedAt: this.now() }
-    await this.opts.journal.write(next)
-    return next
-  }
-
-  private probeReporter (rec: ApplyRecord, generation: Generation | null, phase: EngineProbe['phase']): ((p: ProbeReport) => void) | undefined {
-    const onProbe = this.opts.onProbe
-    return onProbe === undefined ? undefined : (p) => { onProbe({ ...p, applyId: rec.id, generation, phase }) }
-  }
-
-  private emitHealthFailed (rec: ApplyRecord, generation: Generation | null, f: CheckFailure): void {
-    this.emit(rec, { kind: 'health-failed', generation, check: f.check, checkKind: f.kind, failures: f.failures, output: f.output })
-  }
-
-  private emit (rec: Pick<ApplyRecord, 'id' | 'target'>, body: DistributiveOmit<DeployEvent, keyof EventBase>): void {
-    const ev = { id: `${rec.id}:${crypto.randomUUID()}`, applyId: rec.id, target: rec.target, at: this.now(), ...body } as DeployEvent
-    try {
-      this.opts.onEvent?.(ev)
-    } catch {
-      // The audit sink failing must not leave a host half-deployed; the journal, not the
-      // event stream, is what recover() trusts.
-    }
-  }
-
   private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
     if (this.busy) throw new NixosError('APPLY_IN_PROGRESS', 'another apply or recovery is running')
     this.busy = true
@@ -482,14 +332,4 @@ export class DeployEngine {
       this.busy = false
     }
   }
-}
-
-function stagedOutcome (rec: ApplyRecord): ApplyOutcome {
-  return { status: 'staged', id: rec.id, generation: rec.switched as Generation, changes: [] }
-}
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
-
-function errorCode (err: unknown): NixosErrorCode {
-  return err instanceof NixosError ? err.code : 'NIX_COMMAND_FAILED'
 }

@@ -26,6 +26,8 @@ export interface ApplyHold {
   bootId: string
   windowMs: number
   sinceMs: number
+  /** `reboot`: the boot in which the reboot command was asked to run for it (at most once per boot) */
+  rebootIn?: string
 }
 
 export interface ApplyRecord {
@@ -103,16 +105,18 @@ export class Journal {
     return out.sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1))
   }
 
-  /** Writes the record and moves the active pointer and its unreported key in one atomic batch. */
-  async write (rec: ApplyRecord): Promise<void> {
-    const value = encodeRecord(rec)
-    const pointer: JournalOp = TERMINAL_PHASES.has(rec.phase)
-      ? { type: 'del', key: ACTIVE_KEY }
-      : { type: 'put', key: ACTIVE_KEY, value: rec.id }
-    const unreported: JournalOp = rec.reported
-      ? { type: 'del', key: UNREPORTED_PREFIX + rec.id }
-      : { type: 'put', key: UNREPORTED_PREFIX + rec.id, value: rec.id }
-    await this.db.batch([{ type: 'put', key: RECORD_PREFIX + rec.id, value }, pointer, unreported])
+  /** Writes the records and moves the active pointer and their unreported keys in one atomic batch. */
+  async write (...recs: ApplyRecord[]): Promise<void> {
+    await this.db.batch(recs.flatMap((rec): JournalOp[] => {
+      const value = encodeRecord(rec)
+      const pointer: JournalOp = TERMINAL_PHASES.has(rec.phase)
+        ? { type: 'del', key: ACTIVE_KEY }
+        : { type: 'put', key: ACTIVE_KEY, value: rec.id }
+      const unreported: JournalOp = rec.reported
+        ? { type: 'del', key: UNREPORTED_PREFIX + rec.id }
+        : { type: 'put', key: UNREPORTED_PREFIX + rec.id, value: rec.id }
+      return [{ type: 'put', key: RECORD_PREFIX + rec.id, value }, pointer, unreported]
+    }))
   }
 
   private async require (id: string, what: string): Promise<ApplyRecord> {
@@ -134,7 +138,7 @@ export function encodeRecord (rec: ApplyRecord): string {
   return JSON.stringify({
     v: rec.v, id: rec.id, target: rec.target, phase: rec.phase, previous: rec.previous,
     switched: rec.switched, startedAt: rec.startedAt, updatedAt: rec.updatedAt, reason: rec.reason,
-    tag: rec.tag, outcome: rec.outcome, reported: rec.reported, ...(rec.hold != null ? { hold: { kind: rec.hold.kind, bootId: rec.hold.bootId, windowMs: rec.hold.windowMs, sinceMs: rec.hold.sinceMs } } : {})
+    tag: rec.tag, outcome: rec.outcome, reported: rec.reported, ...(rec.hold != null ? { hold: { kind: rec.hold.kind, bootId: rec.hold.bootId, windowMs: rec.hold.windowMs, sinceMs: rec.hold.sinceMs, ...(rec.hold.rebootIn !== undefined ? { rebootIn: rec.hold.rebootIn } : {}) } } : {})
   })
 }
 
@@ -202,9 +206,10 @@ function validateOutcome (v: unknown, id: string): void {
 function validateHold (v: unknown): void {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('hold is not an object')
   const h = v as Record<string, unknown>
-  for (const k of Object.keys(h)) if (!['kind', 'bootId', 'windowMs', 'sinceMs'].includes(k)) bad(`unknown hold field ${k}`)
+  for (const k of Object.keys(h)) if (!['kind', 'bootId', 'windowMs', 'sinceMs', 'rebootIn'].includes(k)) bad(`unknown hold field ${k}`)
   if (h.kind !== 'confirm' && h.kind !== 'reboot') bad('bad hold kind')
   if (!isText(h.bootId, 64) || h.bootId === '') bad('bad hold boot id')
+  if (h.rebootIn !== undefined && (h.kind !== 'reboot' || !isText(h.rebootIn, 64) || h.rebootIn === '')) bad('bad hold reboot boot id')
   for (const k of ['windowMs', 'sinceMs'] as const) if (typeof h[k] !== 'number' || !Number.isFinite(h[k]) || (h[k] as number) < 0) bad(`bad hold ${k}`)
 }
 

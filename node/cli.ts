@@ -266,6 +266,7 @@ A refused code exits 5 with its reason (expired, used up, revoked, a typo).`)
       }
       if (o.json === true) return out(JSON.stringify(r))
       out(`joined mesh ${r.name} (${r.meshId}) as ${r.host} through ${r.inviter}`)
+      if (!r.named) out(`the inviter runs a release from before host names: the admission does not carry "${r.host}", so members show this host by its id`)
       out(r.admitted ? 'admitted: this host is a member' : 'paired; the admit entry has not reached this host yet (it will on the next sync)')
     })
 

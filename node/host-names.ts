@@ -9,7 +9,8 @@ import { HOST_NAME_RE } from '../protocols/membership/index.js'
 import { didYouMean } from './config.js'
 import { NodeError } from './errors.js'
 
-export interface NamedHost { peer: string, name?: string }
+/** `revoked`: a host the log revoked; a command may still name it, by its id where a member holds its name. */
+export interface NamedHost { peer: string, name?: string, revoked?: boolean }
 
 /** Characters of a peer id's end shown to tell hosts apart (every Ed25519 id starts alike). */
 const SUFFIX_CHARS = 6
@@ -39,9 +40,9 @@ export function rowLabels (rows: Iterable<{ peerId: string, name: string | null 
   return hostLabels(rowHosts(rows))
 }
 
-/** Named hosts from route rows, for resolveHost. */
-export function rowHosts (rows: Iterable<{ peerId: string, name: string | null }>): NamedHost[] {
-  return [...rows].map((r) => r.name !== null ? { peer: r.peerId, name: r.name } : { peer: r.peerId })
+/** Named hosts from route rows (GET /v1/members), for resolveHost. */
+export function rowHosts (rows: Iterable<{ peerId: string, name?: string | null, revoked?: boolean }>): NamedHost[] {
+  return [...rows].map((r) => ({ peer: r.peerId, ...(typeof r.name === 'string' ? { name: r.name } : {}), ...(r.revoked === true ? { revoked: true } : {}) }))
 }
 
 function ambiguous (text: string, found: NamedHost[]): never {
@@ -54,11 +55,15 @@ function one (text: string, found: NamedHost[]): string | undefined {
 }
 
 /**
- * The peer id `text` means among `members`: a peer id, a name, `name#suffix` (as views print an
- * ambiguous name), the short form `12D3KooW…suffix`, or a unique id prefix. A well-formed peer id
- * that is no member comes back as it is, for the caller to refuse in its own words.
+ * The peer id `text` means among `hosts`: a peer id, a name, `name#suffix` (as views print an
+ * ambiguous name), the short form `12D3KooW…suffix`, or a unique id prefix. A name a member holds
+ * means that member: a revoked host that held it too is then named by its id. A well-formed peer
+ * id that is no member comes back as it is, for the caller to refuse in its own words. The one
+ * resolver of every command and route that takes a host, and of `release publish`'s pre-check.
  */
-export function resolveHost (members: ReadonlyArray<NamedHost>, text: string): string {
+export function resolveHost (hosts: ReadonlyArray<NamedHost>, text: string): string {
+  const held = new Set(hosts.flatMap((h) => h.revoked !== true && h.name !== undefined ? [h.name] : []))
+  const members = hosts.map((h) => h.revoked === true && h.name !== undefined && held.has(h.name) ? { peer: h.peer } : h)
   if (members.some((m) => m.peer === text)) return text
   const byName = one(text, members.filter((m) => m.name === text))
   if (byName !== undefined) return byName

@@ -40,7 +40,8 @@ export async function storedHosts (store: Pick<AuditStore, 'log'>, meta: MeshMet
 }
 
 function namedHosts (view: MemberView): NamedHost[] {
-  return [...view.members, ...view.revoked].map(([peer, m]) => m.name !== undefined ? { peer, name: m.name } : { peer })
+  const host = (peer: string, name: string | undefined, revoked: boolean): NamedHost => ({ peer, ...(name !== undefined ? { name } : {}), ...(revoked ? { revoked } : {}) })
+  return [...[...view.members].map(([peer, m]) => host(peer, m.name, false)), ...[...view.revoked].map(([peer, r]) => host(peer, r.name, true))]
 }
 
 interface MembershipEvents {
@@ -113,15 +114,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return view === undefined ? [] : namedHosts(view)
   }
 
-  /**
-   * The peer id a command's host argument means (node/host-names.ts resolveHost). A name a
-   * member holds means that member: a revoked host that held it too is then named by its id.
-   */
+  /** The peer id a command's host argument means (node/host-names.ts resolveHost). */
   resolveHost (text: string): string {
-    const view = this.view()
-    if (view === undefined) return resolveHost([], text)
-    const held = new Set([...view.members.values()].flatMap((m) => m.name !== undefined ? [m.name] : []))
-    return resolveHost(this.hosts().map((h) => h.name !== undefined && held.has(h.name) && !view.members.has(h.peer) ? { peer: h.peer } : h), text)
+    return resolveHost(this.hosts(), text)
   }
 
   view (): MemberView | undefined {

@@ -6,7 +6,7 @@ import type { AbstractLevel } from 'abstract-level'
 import { createInvite, decodeInvite, type InviteRole } from '../crypto/invite.js'
 import type { HostIdentity } from '../crypto/identity.js'
 import type { AuditStore } from '../protocols/audit/index.js'
-import { InviteBook, PairingBudget, PAIRING_PROTOCOL, requestPairing, servePairing, type InviteDb, type InviteRecord } from '../protocols/pairing/index.js'
+import { InviteBook, PairingBudget, PAIRING_PROTOCOLS, requestPairing, servePairing, type InviteDb, type InviteRecord } from '../protocols/pairing/index.js'
 import { NodeError } from './errors.js'
 import { defaultHostName } from './host-names.js'
 import { HOST_NAME_RULE, isHostName } from '../protocols/membership/index.js'
@@ -17,7 +17,8 @@ import { withPeerId } from './redial.js'
 export interface InviteOptions { ttlSeconds: number, uses: number, role: InviteRole, tags: string[] }
 export interface IssuedInvite { code: string, inviteId: string, expiresAt: number, uses: number, role: InviteRole, tags: string[] }
 /** `name`: the mesh's; `host`: the name this host asked to be admitted under. */
-export interface JoinResult { meshId: string, name: string, host: string, inviter: string, admitted: boolean }
+/** `named`: the admission carries `host` (false through an inviter from before host names). */
+export interface JoinResult { meshId: string, name: string, host: string, named: boolean, inviter: string, admitted: boolean }
 /** `unusable`: issued by an earlier version whose proof this one cannot check; refused, revocable. */
 export type InviteState = 'open' | 'expired' | 'used-up' | 'revoked' | 'unusable'
 export interface InviteRow { inviteId: string, state: InviteState, role: InviteRole, tags: string[], usesLeft: number, createdAt: number, expiresAt: number, revokedAt: number | null }
@@ -54,7 +55,7 @@ export class Pairing {
   private get self (): string { return this.identity.peerId.toString() }
 
   async start (): Promise<void> {
-    await this.libp2p.handle(PAIRING_PROTOCOL, (stream, connection) => {
+    await this.libp2p.handle(PAIRING_PROTOCOLS, (stream, connection) => {
       void servePairing(stream, connection, {
         selfPeerId: this.self,
         invites: this.invites,
@@ -119,18 +120,19 @@ export class Pairing {
       selfPeerId: this.self,
       xwingPublicKey: this.identity.xwingPublicKey,
       name: hostName,
-      dial: async (peer, addrs, signal) => {
+      dial: async (peer, addrs, protocols, signal) => {
         const targets = addrs.map((a) => multiaddr(`${a}/p2p/${peer}`))
-        return this.libp2p.dialProtocol(targets, PAIRING_PROTOCOL, { signal })
+        return this.libp2p.dialProtocol(targets, protocols, { signal })
       }
     }).finally(() => { invite.secret.fill(0) })
+    if (welcome.nameLeftOut) this.log.warn({ inviter: invite.inviterPeerId, name: hostName }, 'joined through an inviter from before host names: the admission names no host, so other members show this one by its id')
     await this.membership.setHostName(hostName)
     await this.membership.adopt({ meshId: welcome.mesh, name: welcome.name, founder: welcome.founder, trusted: [invite.inviterPeerId] })
     // The inviter's own addresses from the code come first: they are what a restart redials.
     await onAdopted([...withPeerId(invite.inviterPeerId, invite.addrs), ...welcome.addrs])
     const admitted = await this.waitForAdmission(ADMIT_WAIT_MS)
     this.log.info({ mesh: welcome.mesh, inviter: invite.inviterPeerId, admitted }, 'joined mesh')
-    return { meshId: welcome.mesh, name: welcome.name, host: hostName, inviter: invite.inviterPeerId, admitted }
+    return { meshId: welcome.mesh, name: welcome.name, host: hostName, named: !welcome.nameLeftOut, inviter: invite.inviterPeerId, admitted }
   }
 
   private async waitForAdmission (timeoutMs: number): Promise<boolean> {

@@ -14,7 +14,7 @@ import { RolloutMembership, type MembershipSource } from './membership.js'
 import { noteCurrent, type DeployMetrics } from './metrics.js'
 import { controlRelease, publishRelease, rollbackRelease, type PublishParams, type ReleaseDesk } from './releases.js'
 import { RecentApply } from './recent.js'
-import { RETRY, retryAfter, type Pending, type RetryPolicy } from './retry.js'
+import { RETRY, RefusedRetries, refused, retryAfter, type Pending, type RetryPolicy } from './retry.js'
 import { attestFields, decisionChange, deployStatus, releaseList, type DeployStatus } from './status.js'
 import { OwnAttempts, reportOutcome } from './report.js'
 import { SoakWatcher } from './soak.js'
@@ -85,9 +85,11 @@ export class DeployAgent {
   /** tries to run before anything new is decided, oldest first */
   private readonly pending: Pending[] = []
   /** soaks that failed: rolled back by the next evaluation, which owns the executor */
-  private readonly soakFailures: Array<{ watch: SoakWatch, reason: string, done?: (rolledBack: boolean) => void }> = []
+  private readonly soakFailures: Array<{ watch: SoakWatch, reason: string, done?: (rolledBack: boolean) => void, tryNo?: number }> = []
   /** applies that ended ok and wait for a member to hold their outcome, oldest first */
-  private readonly confirms: Unreported[] = []
+  private readonly confirms: Array<Unreported & { tryNo?: number }> = []
+  /** rollbacks the engine refused (busy), waiting for their next try */
+  private readonly refusals: RefusedRetries
   /** confirm-or-revert and staged boots: with an executor that knows boots */
   private readonly confirm: ConfirmFlow | undefined
   /** the apply-ok a crash-looping agent may fail (node/agents) */
@@ -107,6 +109,7 @@ export class DeployAgent {
     this.view = new RolloutMembership(c.membership)
     this.tickMs = opts.tickMs ?? TICK_MS
     this.retry = { ...RETRY, ...opts.retry }
+    this.refusals = new RefusedRetries(this.retry, () => { this.schedule() })
     this.own = new OwnAttempts(c.self)
     this.recent = new RecentApply(c.self, this.own)
     const boots = c.executor.boots
@@ -165,6 +168,7 @@ export class DeployAgent {
     this.soak.stop()
     this.timers.stop()
     clearInterval(this.tick)
+    this.refusals.stop()
     this.store.off('entry', this.onEntry)
     this.unwatch?.()
     this.catchUp.off('caught-up', this.onCaughtUp)
@@ -240,20 +244,33 @@ export class DeployAgent {
   }
 
   /** Waits for a member to hold the attempt's outcome: confirmed, it is written; not, the generation is rolled back. */
-  private async confirmOrRevert (u: Unreported): Promise<void> {
+  private async confirmOrRevert (u: Unreported & { tryNo?: number }): Promise<void> {
     const verdict = await (this.confirm as ConfirmFlow).confirm(u)
     if (verdict === 'confirmed') await this.settle({ intent: u.intent, outcome: u.outcome }, this.retry.tries, true)
-    else if (verdict !== 'stopped') await this.rollbackAttempt(u.intent, verdict.rollback)
+    else if (verdict !== 'stopped' && await this.rollbackAttempt(u.intent, verdict.rollback) === 'refused') {
+      // still unreported in the journal: a restart meanwhile asks for its confirmation again
+      const tryNo = u.tryNo ?? 1
+      this.refusals.later(tryNo, () => { this.confirms.push({ ...u, tryNo: tryNo + 1 }) }, () => {})
+    }
   }
 
-  /** Rolls an apply that ended ok back to the generation recorded before it, and writes that outcome. */
-  private async rollbackAttempt (intent: Intent, reason: string): Promise<boolean> {
+  /**
+   * Rolls an apply that ended ok back to the generation recorded before it, and writes that
+   * outcome. A refusal (another apply holds the engine, or a newer one is staged) rolled nothing
+   * back and is no outcome: nothing is written, the caller tries again later (the apply's own
+   * outcome stands meanwhile, so a crash leaves one outcome per attempt).
+   */
+  private async rollbackAttempt (intent: Intent, reason: string): Promise<'rolled-back' | 'failed' | 'refused'> {
     this.intent = intent
     const outcome = await this.executor.rollbackSoak(intent, reason)
     this.intent = null
+    if (refused(outcome)) {
+      this.log.warn({ release: intent.release, attempt: intent.applyId, refused: (outcome as { reason: string }).reason }, 'deploy: the engine refused the rollback (busy): nothing was rolled back; trying again later')
+      return 'refused'
+    }
     await this.settle({ intent, outcome }, this.retry.tries)
     await noteCurrent(this.metrics, this.executor)
-    return outcome.status === 'rolled-back'
+    return outcome.status === 'rolled-back' ? 'rolled-back' : 'failed'
   }
 
   private sourcesOf (release: string): string[] {
@@ -277,8 +294,10 @@ export class DeployAgent {
     const failure = this.soakFailures.shift()
     if (failure !== undefined) {
       this.again = true
-      const rolledBack = await this.rollbackSoak(failure.watch, failure.reason).catch((err: Error) => { failure.done?.(false); throw err })
-      failure.done?.(rolledBack)
+      const ended = await this.rollbackSoak(failure.watch, failure.reason).catch((err: Error) => { failure.done?.(false); throw err })
+      const tryNo = failure.tryNo ?? 1
+      if (ended === 'refused') this.refusals.later(tryNo, () => { this.soakFailures.push({ ...failure, tryNo: tryNo + 1 }) }, () => { failure.done?.(false) })
+      else failure.done?.(ended === 'rolled-back')
       return
     }
     const next = this.pending.shift()
@@ -345,8 +364,8 @@ export class DeployAgent {
   }
 
   /** A failed gate soak fails the apply: the executor goes back to the generation it recorded before it. */
-  private async rollbackSoak (w: SoakWatch, reason: string): Promise<boolean> {
-    if (this.own.has('apply-failed', w.attempt)) return false
+  private async rollbackSoak (w: SoakWatch, reason: string): Promise<'rolled-back' | 'failed' | 'refused'> {
+    if (this.own.has('apply-failed', w.attempt)) return 'failed'
     return await this.rollbackAttempt({ applyId: w.attempt, release: w.release, path: w.path, revert: false }, reason)
   }
 
@@ -360,7 +379,8 @@ export class DeployAgent {
 
   /**
    * Fails that apply as a failed soak does: its generation is rolled back and apply-failed with
-   * `reason` is written, so it counts against the release's failure budget. True once rolled back.
+   * `reason` is written, so it counts against the release's failure budget. True once rolled back;
+   * while the engine refuses (busy, a newer apply staged) it is tried again, nothing written.
    */
   async failApply (attempt: string, reason: string): Promise<boolean> {
     const watch = this.recent.of(attempt)

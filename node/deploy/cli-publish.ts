@@ -192,10 +192,10 @@ export function publishOptions (cmd: Command): Command {
   return cmd
     .option('--path <storePath>', 'the generation to deploy')
     .option('--tag <tag>', 'deploy to hosts with this tag (with --path)')
-    .option('--host <host>', 'deploy to this host, by name or peer id (with --path)')
-    .option('--target <sel=path>', 'tag:T=/nix/store/… or host:ID=/nix/store/… (repeatable)', collect)
+    .option('--host <host>', 'deploy to this host, by name, peer id or a unique prefix of one, as every command takes a host (with --path)')
+    .option('--target <sel=path>', 'tag:T=/nix/store/… or host:H=/nix/store/…, H a name, peer id or unique prefix (repeatable)', collect)
     .option('--source <url>', 'substituter URL, or "peers" (repeatable; default peers)', collect)
-    .option('--waves <list>', 'wave selectors: N hosts, N% cumulative, tag:T, host:ID+ID', '1,100%')
+    .option('--waves <list>', 'wave selectors: N hosts, N% cumulative, tag:T, host:H+H (hosts by name, peer id or unique prefix)', '1,100%')
     .option('--gate <gate>', 'gate of every wave: healthy=N%,soak=DURATION (default healthy=100%,soak=0s); N:healthy=…,soak=… for wave N only, wave 1 being the first (repeatable)', collect)
     .option('--max-failures <n>', 'hosts that may fail before the release halts', '0')
     .option('--wait-offline <duration>', 'after this long, hosts that said nothing leave a wave\'s gate')

@@ -85,9 +85,6 @@ export interface ConfirmHost {
 export type Verdict = 'confirmed' | 'stopped' | { rollback: string }
 
 export class ConfirmFlow {
-  /** attempts this process ran the reboot command for: once per process, a restart in the same boot runs it again */
-  private readonly rebooting = new Set<string>()
-
   constructor (private readonly c: ConfirmComponents, private readonly h: ConfirmHost) {}
 
   /** The confirm window of a release's hosts: its own, else this host's configured one (0: none; and for a mesh of one: nobody could confirm). */
@@ -130,7 +127,9 @@ export class ConfirmFlow {
 
   /**
    * Staged for the next boot: `pending-reboot` in the log (the gate counts the host in flight),
-   * and with a release that allows it, the reboot. The outcome comes after the boot, from the
+   * and with a release that allows it, the reboot: once per boot (the journal keeps the request
+   * with the boot id), so a daemon restart in that boot does not reboot the host again, and a
+   * command that failed is left to the operator. The outcome comes after the boot, from the
    * journal: the attempt stays unreported until then.
    */
   async staged (u: Unreported, changes: string[]): Promise<void> {
@@ -142,11 +141,10 @@ export class ConfirmFlow {
       await this.h.append('pending-reboot', { release: intent.release, path: intent.path, attempt, changes, reboot: allows })
       log.info({ release: intent.release, attempt, changes }, 'deploy: staged for the next boot (switch-to-configuration boot): pending reboot')
     }
-    if (!allows || this.rebooting.has(attempt)) return
-    this.rebooting.add(attempt)
+    if (!allows || !await this.h.boots.requestReboot(attempt)) return
     log.warn({ release: intent.release, attempt, command: this.c.rebootCommand }, 'deploy: rebooting into the staged generation')
     await reboot(this.c.rebootCommand).catch((err: Error) => {
-      log.error({ err, release: intent.release, attempt }, 'deploy: the reboot command failed: the host stays pending reboot')
+      log.error({ err, release: intent.release, attempt }, 'deploy: the reboot command failed: the host stays pending reboot until it is rebooted')
     })
   }
 }

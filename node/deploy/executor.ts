@@ -40,6 +40,8 @@ export interface Executor {
 export interface Boots {
   /** Opens the confirm window of apply `applyId` (ended ok, unreported) in the journal, now, on this boot. */
   holdConfirm: (applyId: string, windowMs: number) => Promise<ApplyHold>
+  /** Whether to run the reboot command for staged apply `applyId` now: true once per boot, journalled before it runs. */
+  requestReboot: (applyId: string) => Promise<boolean>
   bootId: () => Promise<string>
   /** the running system's store path, when the host has one */
   running: () => Promise<string | null>

@@ -105,6 +105,7 @@ export class NixExecutor implements Executor {
     })
     this.boots = {
       holdConfirm: async (id, windowMs) => await this.engine.holdConfirm(id, windowMs),
+      requestReboot: async (id) => await this.engine.requestReboot(id),
       bootId: async () => await this.engine.bootId(),
       running: async () => await this.engine.running()
     }

@@ -1,6 +1,7 @@
 // Transient apply failures and their retries. A failure is transient when nothing was activated
 // (a fetch failure, an apply interrupted before activation, another apply holding the lock): the
-// running system is the one from before, so the same attempt is tried again after a backoff.
+// running system is the one from before, so the same attempt is tried again after a backoff. A
+// revert or a rollback the engine refused (busy) is tried again the same way.
 import type { ApplyOutcome } from '../../nixos/index.js'
 import type { Intent } from './executor.js'
 
@@ -26,9 +27,49 @@ export interface Pending {
   inJournal: boolean
 }
 
-/** The wait before the next try of an attempt whose try `tryNo` ended in `o`; undefined: no next try, `o` is its outcome. */
+/**
+ * The engine refused to begin (another apply holds it, or one is staged for the next boot): it
+ * journalled nothing and changed nothing, so this is no outcome of the attempt, only a wait.
+ */
+export function refused (o: ApplyOutcome): boolean {
+  return o.status === 'failed' && o.transient === true && o.code === 'APPLY_IN_PROGRESS'
+}
+
+/** The wait before try `tryNo + 1` of something whose try `tryNo` changed nothing. */
+export function backoff (p: RetryPolicy, tryNo: number): number {
+  return Math.min(p.maxBackoffMs, p.backoffMs * 2 ** (tryNo - 1))
+}
+
+/**
+ * The wait before the next try of an attempt whose try `tryNo` ended in `o`; undefined: no next
+ * try, `o` is its outcome. A revert is tried again only when refused: one that ran and failed
+ * is reported as it ended.
+ */
 export function retryAfter (p: RetryPolicy, intent: Intent, o: ApplyOutcome, tryNo: number): number | undefined {
   const transient = o.status === 'failed' && o.transient === true
-  if (intent.revert || !transient || tryNo >= p.tries) return undefined
-  return Math.min(p.maxBackoffMs, p.backoffMs * 2 ** (tryNo - 1))
+  if (!transient || tryNo >= p.tries || (intent.revert && !refused(o))) return undefined
+  return backoff(p, tryNo)
+}
+
+/** Rollbacks the engine refused (busy), each put back in its queue after its backoff; cancelled on stop. */
+export class RefusedRetries {
+  private readonly waiting = new Map<NodeJS.Timeout, () => void>()
+
+  constructor (private readonly policy: RetryPolicy, private readonly wake: () => void) {}
+
+  /** `requeue` after the backoff of try `tryNo`; `cancel` instead if stopped first. */
+  later (tryNo: number, requeue: () => void, cancel: () => void): void {
+    const timer = setTimeout(() => {
+      this.waiting.delete(timer)
+      requeue()
+      this.wake()
+    }, backoff(this.policy, tryNo))
+    timer.unref()
+    this.waiting.set(timer, cancel)
+  }
+
+  stop (): void {
+    for (const [timer, cancel] of this.waiting) { clearTimeout(timer); cancel() }
+    this.waiting.clear()
+  }
 }

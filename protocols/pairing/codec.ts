@@ -3,6 +3,8 @@
 //   inviter -> joiner   challenge { t, nonce }                 | error
 //   joiner  -> inviter  proof     { t, proof, xwing, name? }   name: the joiner's host name
 //   inviter -> joiner   welcome   { t, mesh, name, founder, addrs } | error
+// One schema under both protocol ids (protocol.ts): a joiner sends `name` only over 2.1.0, since
+// inviters of 2.0.0 releases refuse it, and an inviter takes it over either.
 import { PAIRING_PROOF_BYTES } from '../../crypto/invite.js'
 import { decodeCanonical, encodeCanonical } from '../canonical.js'
 import { HOST_NAME_RULE, isHostName } from '../membership/host-name.js'

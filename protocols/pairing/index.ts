@@ -1,4 +1,4 @@
-export { PAIRING_PROTOCOL, PAIRING_TIMEOUT_MS, servePairing, requestPairing, type AdmitRequest, type InviterContext, type JoinerContext } from './protocol.js'
+export { PAIRING_PROTOCOL, PAIRING_PROTOCOLS, PAIRING_TIMEOUT_MS, servePairing, requestPairing, type AdmitRequest, type InviterContext, type JoinerContext, type Paired } from './protocol.js'
 export { InviteBook, type InviteRecord, type OpenInviteRecord, type LegacyInviteRecord, type InviteDb } from './invites.js'
 export { PairingBudget, DEFAULT_PAIRING_LIMITS, type PairingLimits, type AttemptRate } from './rate-limit.js'
 export { PairingError, type PairingErrorCode } from './errors.js'

@@ -11,7 +11,16 @@ import { HOST_NAME_RULE, isHostName } from '../membership/host-name.js'
 import type { InviteBook, InviteRecord } from './invites.js'
 import type { PairingBudget } from './rate-limit.js'
 
-export const PAIRING_PROTOCOL = '/fleetmesh/pairing/2.0.0'
+/** The pairing before host names: the same messages, but its inviters refuse a proof that names the host. */
+export const PAIRING_PROTOCOL_V2 = '/fleetmesh/pairing/2.0.0'
+/** The pairing with host names: the joiner's proof may carry the name it asks to be admitted under. */
+export const PAIRING_PROTOCOL = '/fleetmesh/pairing/2.1.0'
+/**
+ * What an inviter serves and a joiner offers, best first. Multistream-select settles on one both
+ * speak, so a joiner sends its name only to an inviter that takes it and still pairs, unnamed,
+ * with a member running a release from before names (a fleet upgraded host by host).
+ */
+export const PAIRING_PROTOCOLS = [PAIRING_PROTOCOL, PAIRING_PROTOCOL_V2]
 /** A pairing exchange is four small messages; anything slower is abandoned. */
 export const PAIRING_TIMEOUT_MS = 10_000
 
@@ -120,9 +129,12 @@ export interface JoinerContext {
   xwingPublicKey: Uint8Array
   /** the host name to be admitted under */
   name?: string
-  /** opens a pairing stream to the inviter at one of the invite's addresses */
-  dial: (peerId: string, addrs: string[], signal: AbortSignal) => Promise<Stream>
+  /** opens a stream to the inviter at one of the invite's addresses, offering `protocols` (best first) */
+  dial: (peerId: string, addrs: string[], protocols: string[], signal: AbortSignal) => Promise<Stream>
 }
+
+/** `nameLeftOut`: the joiner had a name but the inviter predates names, so its admission carries none. */
+export type Paired = Welcome & { nameLeftOut: boolean }
 
 /**
  * A dial failure in words. libp2p also rejects with aggregates and with the bare close Event
@@ -149,12 +161,12 @@ function checkWelcome (invite: Invite, welcome: Welcome): Welcome {
 }
 
 /** Joiner side: proves the invite to its inviter and returns where the mesh lives. */
-export async function requestPairing (invite: Invite, ctx: JoinerContext): Promise<Welcome> {
+export async function requestPairing (invite: Invite, ctx: JoinerContext): Promise<Paired> {
   if (ctx.name !== undefined && !isHostName(ctx.name)) throw new PairingError('NAME_INVALID', `"${ctx.name}" is not a host name: write ${HOST_NAME_RULE}`)
   const signal = AbortSignal.timeout(PAIRING_TIMEOUT_MS)
   let stream: Stream
   try {
-    stream = await ctx.dial(invite.inviterPeerId, invite.addrs, signal)
+    stream = await ctx.dial(invite.inviterPeerId, invite.addrs, PAIRING_PROTOCOLS, signal)
   } catch (err) {
     throw new PairingError('INVITER_UNREACHABLE', `cannot reach the inviter ${invite.inviterPeerId} at ${invite.addrs.join(', ')}: ${reason(err)}`)
   }
@@ -175,14 +187,16 @@ export async function requestPairing (invite: Invite, ctx: JoinerContext): Promi
     await send(lp, { t: 'hello', v: PAIRING_VERSION, mesh: invite.meshId, invite: inviteIdOfSecret(invite.secret) }, signal)
     const challenge = await expect('challenge', 'welcome')
     if (challenge.t === 'welcome') {
+      // Already a member: no admission is written, so no name is left out of one.
       await stream.close({ signal }).catch(() => {})
-      return checkWelcome(invite, challenge)
+      return { ...checkWelcome(invite, challenge), nameLeftOut: false }
     }
     const proof = pairingProof(invite.secret, { meshId: invite.meshId, joinerPeerId: ctx.selfPeerId, inviterPeerId: invite.inviterPeerId, channelBinding: challenge.nonce })
-    await send(lp, { t: 'proof', proof, xwing: ctx.xwingPublicKey, ...(ctx.name !== undefined ? { name: ctx.name } : {}) }, signal)
+    const name = stream.protocol === PAIRING_PROTOCOL ? ctx.name : undefined
+    await send(lp, { t: 'proof', proof, xwing: ctx.xwingPublicKey, ...(name !== undefined ? { name } : {}) }, signal)
     const welcome = await expect('welcome')
     await stream.close({ signal }).catch(() => {})
-    return checkWelcome(invite, welcome)
+    return { ...checkWelcome(invite, welcome), nameLeftOut: name === undefined && ctx.name !== undefined }
   } catch (err) {
     stream.abort(err as Error)
     throw err

@@ -89,8 +89,29 @@ export function decide (state: RolloutState, membership: MembershipView, host: s
     return { action: 'attest', kind: 'unpin', body: { host, lifts: [refOf(expiring)], expired: true }, trace }
   }
   const d = decideReleases(state, membership, host, now, opts, pins, trace, note)
-  if (expiring === undefined || (d.action !== 'wait' && d.action !== 'none') || d.timer !== undefined) return d
-  return { ...d, timer: { key: pinTimerKey(expiring), ms: expiring.body.expiresMs as number } }
+  if ((d.action !== 'wait' && d.action !== 'none') || d.timer !== undefined) return d
+  if (expiring !== undefined) return { ...d, timer: { key: pinTimerKey(expiring), ms: expiring.body.expiresMs as number } }
+  return withChore(d, movedOnChore(state, membership, host, d.release, opts.expired), trace, note)
+}
+
+/**
+ * The overdue chore `host` tends for a release whose plan holds it but that it does not decide on
+ * (a newer release took it: it moved on), oldest first. It keeps its place in line (overdue.ts):
+ * else a release whose live hosts all moved on would wait for its silent or dead hosts for good,
+ * whatever its waitOfflineMs and apply deadline say. One timer at a time: the decided one's first.
+ */
+function movedOnChore (state: RolloutState, membership: MembershipView, host: string, decided: string | undefined, expired: ReadonlySet<string> | undefined): Chore | undefined {
+  const ctx = gateContext(state, membership)
+  const floor = refusedBelow(state, membership)
+  const others = [...ctx.releases.values()].filter(c => c.body.id !== decided && c.body.number >= floor &&
+    planOf(state, c.body, membership)?.waveOf.has(host) === true && !controlState(state, membership, c.body.id).aborted &&
+    (c.body.after === undefined || releaseEdgeWait(state, ctx, c.body) === undefined))
+  for (const c of others.sort((a, b) => outranks(a, b) ? 1 : -1)) {
+    const progress = state.gates.progress(ctx, c)
+    const chore = progress === undefined ? undefined : choreOf(state, progress, c.body, host, expired)
+    if (chore !== undefined) return chore
+  }
+  return undefined
 }
 
 function decideReleases (state: RolloutState, membership: MembershipView, host: string, now: number, opts: DecideOptions, pins: Array<HoldRecord<PinBody>>, trace: string[], note: Note): Decision {

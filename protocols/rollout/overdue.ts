@@ -10,8 +10,9 @@
 //   writer saw the latest first apply-start of the wave (each one restarts the timer, so no host
 //   is declared before its own deadline), those still without an outcome or attestation are
 //   declared overdue and count as failed.
-// Who writes: every plan host that is not itself one of the declared hosts has a place in line,
-// computed from the frozen plan alone (hosts of other waves first, in plan order, then the
+// Who writes: every plan host that is not itself one of the declared hosts has a place in line
+// (one that moved on to a newer release too: decide.ts asks it for this one's chore), computed
+// from the frozen plan alone (hosts of other waves first, in plan order, then the
 // wave's own). Places fall into tiers that double in size — tier t holds places 2^t − 1 ..
 // 2^(t+1) − 2 — and tier t writes t × OVERDUE_FALLBACK_MS after the timeout. So normally one
 // entry is written; a dead first in line delays it by a minute, not forever; and however many

@@ -28,7 +28,7 @@ export async function pairingFlood (target: FleetHost, meshId: string, n: number
         await requestPairing(guess, {
           selfPeerId: stranger.peerId.toString(),
           xwingPublicKey: xwingPublicKey(new Uint8Array(randomBytes(32))),
-          dial: async (peer, addrs, signal) => await stranger.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), PAIRING_PROTOCOL, { signal })
+          dial: async (peer, addrs, protocols, signal) => await stranger.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), protocols, { signal })
         })
         codes.set('ADMITTED', (codes.get('ADMITTED') ?? 0) + 1)
       } catch (err) {

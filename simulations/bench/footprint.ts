@@ -1,8 +1,8 @@
 // How light the installed command is: the wall time of `fleetmesh --help` and of `status` with
 // no daemon running (it exits 3), and the resident memory of an idle node with no peers once it
-// has run for 30 s. It runs the compiled bin on this Node, so it first runs `npm run build`,
-// a no-op when dist/ is current. `--quick` waits 5 s and times fewer runs.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+// has run for 30 s. It runs the compiled bin on this Node, which `npm run bench` builds first
+// (a dist/ older than the tree is refused). `--quick` waits 5 s and times fewer runs.
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { assertBuilt } from '../harness/processes.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const BIN = join(ROOT, 'node', 'bin', 'fleetmesh.js')
@@ -65,7 +66,7 @@ async function idleRss (dataDir: string, idleMs: number): Promise<number> {
 export async function run (args: string[]): Promise<Record<string, number | string>> {
   const quick = args.includes('--quick')
   const runs = quick ? 5 : 15
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 2, 2] })
+  assertBuilt()
   const dir = await mkdtemp(join(tmpdir(), 'fleetmesh-footprint-'))
   try {
     const dataDir = join(dir, 'host')

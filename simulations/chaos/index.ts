@@ -6,7 +6,9 @@
 // and, as an admin writes them (admin.ts), per-release in-flight budgets, an ordering edge on a
 // tag, a pin of one host and a path quarantined after it failed on activation.
 // After every run the invariants (invariants.ts, and safety.ts for budgets, edges, pins and
-// quarantine) are checked; the seed of a failing run is printed so that `--seed N` replays it.
+// quarantine) are checked, and that its releases settled (settle.ts: one that waits only on hosts
+// killed for good, in a wave with no waitOfflineMs, is counted apart from stuck ones); the seed of
+// a failing run is printed so that `--seed N` replays it.
 // `--inject` then has hostile writers break each safety rule once (inject.ts): every run must fail.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createSimMesh, type SimHost } from '../harness/sim-host.js'
@@ -16,7 +18,8 @@ import { OVERDUE_FALLBACK_MS, type Wave } from '../../protocols/rollout/index.js
 import type { Result } from '../figures.js'
 import { CrashExecutor } from './crash-executor.js'
 import { drawFaults, faultCount, type FaultPlan } from './faults.js'
-import { Monitor, checkHalts, checkOutcomes, divergedDecisions, stuckReleases, type Violation } from './invariants.js'
+import { Monitor, checkHalts, checkOutcomes, divergedDecisions, type Violation } from './invariants.js'
+import { unsettledReleases } from './settle.js'
 import { PATH_BOOT, PATH_Q, scheduleHolds, tagDb, withSafety, type AdminRun } from './admin.js'
 import { checkSafety, safetyContext } from './safety.js'
 import { injectViolations } from './inject.js'
@@ -34,7 +37,8 @@ const SETTLE_MS = 4 * OVERDUE_FALLBACK_MS + 30_000
 /** simulated hosts do not look for peers themselves: after faults every live host dials the others this often */
 const RELINK_MS = 5000
 
-interface RunResult { seed: number, faults: number, violations: Violation[], stuck: string[], diverged: Violation[] }
+/** `waiting`: releases that wait only on hosts killed for good (settle.ts); `stuck`: the others not settled */
+interface RunResult { seed: number, faults: number, violations: Violation[], stuck: string[], waiting: string[], diverged: Violation[] }
 
 function flag (args: string[], name: string): number | undefined {
   const i = args.indexOf(name)
@@ -128,6 +132,7 @@ export async function runOnce (seed: number, n: number, inject = false): Promise
       }))
     }
     if (plan.overlapAtMs !== undefined) {
+      // no waitOfflineMs: a host of it killed for good before it wrote holds it for good (settle.ts counts that apart)
       timers.push(at(plan.overlapAtMs, async () => {
         const picked = mesh!.hosts.slice(1, 3).map((h) => ({ host: h.peerId, path: PATH_2, sources: ['peers'] }))
         releases.push((await mesh!.founder.agent.publish({ targets: picked, waves: [{ count: 1, gate: { healthy: 100, soakMs: 0 } }, { percent: 100, gate: { healthy: 100, soakMs: 0 } }], maxFailures: 0, applyDeadlineMs: APPLY_DEADLINE_MS, budget: { maxInFlight: plan.budget.overlap } })).id)
@@ -136,10 +141,11 @@ export async function runOnce (seed: number, n: number, inject = false): Promise
     await Promise.all(timers)
     say('every fault injected; settling')
     const live = (): SimHost[] => mesh!.hosts.filter((_, j) => !down.has(j))
+    const dead = new Set([...plan.silent.keys()].map((i) => mesh!.hosts[i].peerId))
     const converged = (): boolean => new Set(live().map(headsOf)).size === 1
     const end = Date.now() + SETTLE_MS
     let linked = 0
-    while (!(restarting === 0 && converged() && stuckReleases(live(), releases).length === 0) && Date.now() < end) {
+    while (!(restarting === 0 && converged() && unsettledReleases(live(), releases, dead).stuck.length === 0) && Date.now() < end) {
       if (Date.now() - linked > RELINK_MS) {
         // a kill can still strike during these dials: a host that went down meanwhile is skipped
         for (const h of live()) for (const o of live()) if (o !== h && live().includes(h) && live().includes(o)) await h.dial(o.address())
@@ -158,7 +164,7 @@ export async function runOnce (seed: number, n: number, inject = false): Promise
       ...checkSafety(safetyContext(monitor.trail(), 'sim-mesh', mesh.founder.peerId, name))
     ]
     if (!converged()) violations.push({ invariant: 'converge', detail: `live hosts hold ${new Set(hosts.map(headsOf)).size} different logs ${SETTLE_MS} ms after the faults: ${hosts.map((h) => `${name(h.peerId)} ${monitor!.entriesOf(h.peerId).length} entries`).join(', ')}` })
-    return { seed, faults: faultCount(plan), violations, stuck: stuckReleases(hosts, releases, name), diverged: divergedDecisions(hosts, headsOf, name) }
+    return { seed, faults: faultCount(plan), violations, ...unsettledReleases(hosts, releases, dead, name), diverged: divergedDecisions(hosts, headsOf, name) }
   } finally {
     await mesh.close()
   }
@@ -176,20 +182,25 @@ export async function run (args: string[]): Promise<Result> {
   let faults = 0
   let violations = 0
   let stuck = 0
+  let waiting = 0
   let diverged = 0
   const failed: number[] = []
+  const waited: number[] = []
   for (let r = 0; r < runs; r++) {
     const t0 = Date.now()
     const res = await runOnce(first + r, n, inject)
     faults += res.faults
     violations += res.violations.length
     stuck += res.stuck.length
+    waiting += res.waiting.length
     diverged += res.diverged.length
     const bad = res.violations.length + res.stuck.length + res.diverged.length > 0
     if (bad) failed.push(res.seed)
-    process.stderr.write(`chaos: run ${r + 1}/${runs} seed ${res.seed}: ${res.faults} faults, ${res.violations.length} violations, ${res.stuck.length} stuck, ${res.diverged.length} diverged in ${Date.now() - t0} ms${bad ? ` — replay with --seed ${res.seed}` : ''}\n`)
+    if (res.waiting.length > 0) waited.push(res.seed)
+    process.stderr.write(`chaos: run ${r + 1}/${runs} seed ${res.seed}: ${res.faults} faults, ${res.violations.length} violations, ${res.stuck.length} stuck, ${res.waiting.length} waiting on dead hosts, ${res.diverged.length} diverged in ${Date.now() - t0} ms${bad ? ` — replay with --seed ${res.seed}` : ''}\n`)
     for (const v of [...res.violations, ...res.diverged]) process.stderr.write(`  ${v.invariant}: ${v.detail}\n`)
     for (const id of res.stuck) process.stderr.write(`  stuck: ${id}\n`)
+    for (const w of res.waiting) process.stderr.write(`  waiting: ${w}\n`)
   }
   return {
     sim: 'chaos',
@@ -197,9 +208,11 @@ export async function run (args: string[]): Promise<Result> {
     faults,
     invariant_violations: violations,
     stuck_releases: stuck,
+    waiting_on_dead_hosts: waiting,
     diverged_decisions: diverged,
     hosts: n,
     failed_seeds: failed.length > 0 ? failed.join(',') : 'none',
+    waiting_seeds: waited.length > 0 ? waited.join(',') : 'none',
     wall_ms: Date.now() - started
   }
 }

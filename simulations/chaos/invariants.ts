@@ -151,20 +151,3 @@ export function divergedDecisions (hosts: SimHost[], headsOf: (h: SimHost) => st
   }
   return out
 }
-
-const SETTLED = new Set(['done', 'halted', 'aborted', 'superseded'])
-
-/** Releases some live host still shows as neither done, halted, aborted nor superseded, each with what the first such host shows. */
-export function stuckReleases (hosts: SimHost[], releases: string[], name: (peer: string) => string = (p) => p): string[] {
-  const out: string[] = []
-  for (const id of releases) {
-    for (const h of hosts) {
-      const s = releaseStatus(h.rollout, h.view, id)
-      if (SETTLED.has(s?.state ?? 'unknown')) continue
-      const decisions = hosts.map((x) => `${name(x.peerId)} ${JSON.stringify(decide(h.rollout, h.view, x.peerId, Date.now(), { trace: false }))}`)
-      out.push(`${id} on ${name(h.peerId)}: ${s?.state ?? 'unknown'}${s?.reason !== undefined ? ` (${s.reason})` : ''}; waves ${JSON.stringify(s?.waves)}; decisions on its log: ${decisions.join('; ')}`)
-      break
-    }
-  }
-  return out
-}

@@ -4,7 +4,7 @@
 // tests, the demo and the rollout simulation.
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { HostProcess, runCli, tempDir, type CliResult } from './processes.js'
+import { HostProcess, runCli, tempDir, waitFor, type CliResult } from './processes.js'
 import { readConfig, writeConfig } from '../../node/config-file.js'
 import { createServer } from 'node:net'
 import type { AgentSpec } from '../../node/agents/spec.js'
@@ -178,11 +178,7 @@ export class Fleet {
   }
 
   async waitFor (what: string, check: () => Promise<boolean>, timeoutMs = Number(process.env.FLEET_WAIT_MS ?? 60_000)): Promise<void> {
-    const until = Date.now() + timeoutMs
-    while (!(await check())) {
-      if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 250))
-    }
+    await waitFor(async () => (await check()) ? true : undefined, what, timeoutMs)
   }
 
   async close (): Promise<void> {

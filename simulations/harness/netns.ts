@@ -4,7 +4,7 @@
 // the namespace) is out of reach from outside, so what it did is read from the others' logs.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
-import { CLI, type CliResult } from '../harness/processes.js'
+import { cliArgv, type CliResult } from './processes.js'
 import type { FleetHost } from '../harness/fleet.js'
 
 const run = promisify(execFile)
@@ -44,7 +44,7 @@ export class Netns {
   }
 
   spawnCli (args: string[]): ChildProcess {
-    return spawn('ip', ['netns', 'exec', this.name, process.execPath, '--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env })
+    return spawn('ip', ['netns', 'exec', this.name, process.execPath, ...cliArgv(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env })
   }
 
   async cli (host: FleetHost, args: string[]): Promise<CliResult> {

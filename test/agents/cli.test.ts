@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { CLI, runCli } from '../../simulations/harness/processes.js'
+import { cliArgv, runCli } from '../../simulations/harness/processes.js'
 import { fixtureAgent, freePort, poke, serving, startHost, waitFor } from './helpers.js'
 import type { AgentStatus } from '../../node/agents/index.js'
 
@@ -39,7 +39,7 @@ test('fleetmesh agents lists, restarts and shows the logs of supervised agents',
     assert.match(logs.stdout, /started, pid \d+ \(restart: operator\)/)
 
     // --follow prints what the agent writes after it started following
-    const follow = spawn(process.execPath, ['--import', 'tsx', CLI, '--data-dir', host.dir, 'agents', 'logs', 'web', '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const follow = spawn(process.execPath, [...cliArgv(), '--data-dir', host.dir, 'agents', 'logs', 'web', '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let followed = ''
     follow.stdout.setEncoding('utf8').on('data', (d: string) => { followed += d })
     try {

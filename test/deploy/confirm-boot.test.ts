@@ -5,8 +5,10 @@
 // daemon again. A generation whose kernel link changed must be staged with
 // `switch-to-configuration boot` (never `switch`), counted pending by the gate until the boot,
 // then verified, confirmed by a member and written apply-ok; with `--reboot` the host runs its
-// reboot command itself. A newer release staged over a staged one replaces it (the older
-// release counts the host moved on), and the next boot goes back to the running generation first.
+// reboot command itself, once per boot (a daemon restart in that boot does not run it again). A
+// newer release staged over a staged one replaces it (the older release counts the host moved on),
+// and the next boot goes back to the running generation first; an auto-revert release aborted
+// while only staged is unstaged the same way, and the host writes its rollback.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -59,7 +61,7 @@ test('a generation that changes the kernel is staged for the next boot, counted 
     await fleet.pairAll()
 
     const stamp = Date.now()
-    const [v1, v2, v3, v4] = await Promise.all([build(`db-v1-${stamp}`, '1'), build(`db-v2-${stamp}`, '2'), build(`db-v3-${stamp}`, '3'), build(`db-v4-${stamp}`, '4')])
+    const [v1, v2, v3, v4, v5] = await Promise.all([build(`db-v1-${stamp}`, '1'), build(`db-v2-${stamp}`, '2'), build(`db-v3-${stamp}`, '3'), build(`db-v4-${stamp}`, '4'), build(`db-v5-${stamp}`, '5')])
     const status = async (id: string): Promise<ReleaseStatus> => await a.get<ReleaseStatus>(`/v1/releases/${id}`)
     const publish = async (path: string, ...flags: string[]): Promise<ReleaseBody> =>
       await a.json<ReleaseBody>(['release', 'publish', '--tag', 'web', '--waves', '100%', '--path', path, '--force', ...flags])
@@ -114,7 +116,7 @@ test('a generation that changes the kernel is staged for the next boot, counted 
       assert.deepEqual(s.waves[0].hostStates.map((h) => [h.host, h.state]), [[b.peerId, 'healthy']])
     })
 
-    await t.test('a newer release re-stages over a staged one; with --reboot the host runs its reboot command, once', async () => {
+    await t.test('a newer release re-stages over a staged one; with --reboot the host runs its reboot command, once per boot', async () => {
       const r3 = await staged(v3, { ran: [`boot db-v3-${stamp}`], running: `db-v2-${stamp}` })
       const local = await b.cli(['apply', v4])
       assert.notEqual(local.code, 0, 'a local apply does not replace a staged release')
@@ -126,10 +128,31 @@ test('a generation that changes the kernel is staged for the next boot, counted 
       const [pending] = (await entries(a, r4.id, b.peerId)).filter((e) => e.kind === 'pending-reboot')
       assert.equal((pending.body as { reboot: boolean }).reboot, true)
       await fleet.waitFor('b to run its reboot command', async () => (await lines(reboots)).length > 0, WAIT_MS)
+      // the reboot did not take yet (the command may be what stops the daemon): a restart in this boot does not run it again
+      await fleet.stop('b')
+      await fleet.start('b')
+      assert.deepEqual(await lines(reboots), ['reboot'], 'a daemon restart in the same boot does not run the reboot command again')
+      assert.deepEqual(await kinds(r4, b), ['apply-start', 'pending-reboot'], 'and stays staged')
       await rebootInto(v4, 'boot-3')
       await fleet.waitFor('the release to be done after the boot', async () => (await status(r4.id)).state === 'done', WAIT_MS)
       assert.deepEqual(await lines(reboots), ['reboot'], 'rebooted once: after the boot nothing is staged')
       assert.deepEqual(await kinds(r4), ['apply-start', 'pending-reboot', 'confirming', 'apply-ok'])
+    })
+
+    await t.test('an auto-revert release aborted while only staged is unstaged: the next boot goes back and the host writes its rollback', async () => {
+      const r = await staged(v5, { ran: [`boot db-v5-${stamp}`], running: `db-v4-${stamp}` }, ['--auto-revert'])
+      const ran = (await lines(activations)).length
+      const abort = await a.cli(['release', 'abort', r.id])
+      assert.equal(abort.code, 0, abort.stderr)
+      await fleet.waitFor('b to revert the staged release', async () => (await kinds(r)).includes('rollback'), WAIT_MS)
+      const [rollback] = (await entries(a, r.id, b.peerId)).filter((e) => e.kind === 'rollback')
+      const { from, to, ok } = rollback.body as { from: string, to: string, ok: boolean }
+      assert.deepEqual({ from, to, ok }, { from: v5, to: v4, ok: true }, 'the revert ends ok, on the generation that runs')
+      assert.deepEqual(await kinds(r), ['apply-start', 'pending-reboot', 'rollback'], 'one outcome: the revert')
+      assert.deepEqual((await lines(activations)).slice(ran), [`boot db-v4-${stamp}`], 'the next boot goes back to the running generation; nothing was switched')
+      assert.equal(await b.activeVersion(), `db-v4-${stamp}`)
+      const gens = await b.json<Array<{ path: string, current: boolean }>>(['generations'])
+      assert.equal(gens.find((g) => g.current)?.path, v4, 'the profile is back on the running generation')
     })
   } finally {
     await fleet.close()

@@ -8,7 +8,8 @@
 // - 'after-outcome': the outcome entry is durable, the journal was not yet told reported().
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { AuditStore } from '../../protocols/audit/store.js'
+import { pathToFileURL } from 'node:url'
+import type { AuditStore as Store } from '../../protocols/audit/store.js'
 
 export type KillPoint = 'after-apply-start' | 'before-outcome' | 'after-outcome'
 export interface KillSpec { dataDir: string, at: KillPoint }
@@ -25,13 +26,17 @@ export function killMarker (dir: string): string {
 }
 
 if (spec !== undefined && !existsSync(killMarker(spec.dataDir))) {
+  // The store of the tree this daemon runs (dist/ when built, the sources under tsx otherwise):
+  // patching another copy of the module would leave the daemon's own appends untouched.
+  const store = new URL('../protocols/audit/store.js', pathToFileURL(argv[1]))
+  const { AuditStore } = await import(store.href) as { AuditStore: typeof Store }
   const append = AuditStore.prototype.append
   const die = (): never => {
     writeFileSync(killMarker(spec.dataDir), spec.at)
     process.kill(process.pid, 'SIGKILL')
     throw new Error('unreachable')
   }
-  AuditStore.prototype.append = async function (this: AuditStore, kind: string, body: unknown) {
+  AuditStore.prototype.append = async function (this: Store, kind: string, body: unknown) {
     if (spec.at === 'before-outcome' && OUTCOMES.has(kind)) die()
     const stored = await append.call(this, kind, body)
     if (spec.at === 'after-apply-start' && kind === 'apply-start') die()

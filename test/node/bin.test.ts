@@ -1,8 +1,8 @@
-// The installed command runs the CLI compiled into dist/, with no TypeScript loader. The build
-// runs first (`npm run build` is a no-op when dist/ is current), so the test sees this tree.
+// The installed command runs the CLI compiled into dist/, with no TypeScript loader. `npm test`
+// builds first; a dist/ older than the tree is refused, so the test sees this tree.
 import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { withOfflineStore } from '../../node/offline.js'
+import { assertBuilt } from '../../simulations/harness/processes.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const BIN = join(ROOT, 'node', 'bin', 'fleetmesh.js')
@@ -19,9 +20,7 @@ function fleetmesh (args: string[]): { code: number | null, stdout: string, stde
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-before(() => {
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
-})
+before(() => { assertBuilt() })
 
 test('--help exits 0 and lists every command', () => {
   const r = fleetmesh(['--help'])

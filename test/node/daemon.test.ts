@@ -2,17 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { HostProcess, runCli, tempDir } from '../../simulations/harness/processes.js'
-
-async function waitFor<T> (fn: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}
+import { HostProcess, runCli, tempDir, waitFor } from '../../simulations/harness/processes.js'
 
 test('two daemons connect over the hybrid encrypter and list each other as peers', async () => {
   const dirA = join(await tempDir(), 'a')

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Page } from 'playwright-core'
 import { Fleet, servicePort, type FleetHost } from '../../simulations/harness/fleet.js'
-import { CLI, runCli, type CliResult } from '../../simulations/harness/processes.js'
+import { cliArgv, runCli, type CliResult } from '../../simulations/harness/processes.js'
 import { agentServing, agentUrl, generationAgent } from '../../simulations/harness/agents.js'
 import type { MemberRow } from '../../node/routes.js'
 import { hostLabels } from '../../node/host-names.js'
@@ -26,7 +26,7 @@ const storeName = (path: string): string => path.replace(/^\/nix\/store\/[0-9a-z
 /** `fleetmesh release status ID --watch` on `host` under a pseudo-terminal: what the terminal got. */
 async function watchOnTerminal (host: FleetHost, id: string): Promise<CliResult> {
   const { NO_COLOR: _, ...env } = process.env
-  const command = [process.execPath, '--import', 'tsx', CLI, '--data-dir', host.dataDir, 'release', 'status', id, '--watch'].map((a) => `'${a}'`).join(' ')
+  const command = [process.execPath, ...cliArgv(), '--data-dir', host.dataDir, 'release', 'status', id, '--watch'].map((a) => `'${a}'`).join(' ')
   const child = spawn('script', ['-qefc', command, '/dev/null'], { env: { ...env, TERM: 'xterm' }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''

@@ -5,20 +5,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { HostProcess, runCli, tempDir } from '../../simulations/harness/processes.js'
+import { HostProcess, runCli, tempDir, waitFor } from '../../simulations/harness/processes.js'
 import { defaultHostName } from '../../node/host-names.js'
 
 interface Row { peerId: string, name: string | null, role: string }
-
-async function waitFor<T> (fn: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
 
 async function members (h: HostProcess): Promise<Row[]> {
   const r = await h.cli(['members', '--json'])

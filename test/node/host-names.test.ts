@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { NodeError } from '../../node/errors.js'
-import { defaultHostName, hostLabel, hostLabels, resolveHost, shortId } from '../../node/host-names.js'
+import { defaultHostName, hostLabel, hostLabels, resolveHost, rowHosts, shortId } from '../../node/host-names.js'
 import { isHostName } from '../../protocols/membership/index.js'
 
 const ids: string[] = []
@@ -47,6 +47,16 @@ test('an unknown name is refused with a close name suggested; an unknown peer id
   refused(() => resolveHost(members, 'nothing-like-it'), /no host "nothing-like-it" in this mesh;/)
   const stranger = '12D3KooW' + 'a'.repeat(44)
   assert.equal(resolveHost(members, stranger), stranger)
+})
+
+test('a name a member holds means that member, as the members route lists them; a revoked holder is named by its id', () => {
+  const rows = [{ peerId: A, name: 'web', revoked: false }, { peerId: B, name: 'web', revoked: true }, { peerId: C, name: 'db-1', revoked: true }, { peerId: D, name: null, revoked: false }]
+  const hosts = rowHosts(rows)
+  assert.equal(resolveHost(hosts, 'web'), A)
+  assert.equal(resolveHost(hosts, B.slice(0, 20)), B)
+  // a revoked host whose name no member holds keeps it, for the caller to refuse as no member
+  assert.equal(resolveHost(hosts, 'db-1'), C)
+  assert.equal(resolveHost(hosts, shortId(D)), D)
 })
 
 test('the default name is this machine\'s hostname, made into a valid host name', () => {

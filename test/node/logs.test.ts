@@ -4,11 +4,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { CLI, HostProcess, runCli, tempDir } from '../../simulations/harness/processes.js'
+import { cliArgv, HostProcess, runCli, tempDir } from '../../simulations/harness/processes.js'
 
 /** `fleetmesh start` on a pseudo-terminal; stopped with Ctrl-C once it has started. Returns what the terminal showed. */
 async function onTerminal (dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const child = spawn('script', ['-qec', `exec ${process.execPath} --import tsx ${CLI} --data-dir ${dataDir} start`, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn('script', ['-qec', `exec ${process.execPath} ${cliArgv().join(' ')} --data-dir ${dataDir} start`, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] })
   const closed = new Promise<number | null>((resolve) => { child.on('close', resolve) })
   let output = ''
   let pressed = false

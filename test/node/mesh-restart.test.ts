@@ -3,19 +3,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { HostProcess, runCli, tempDir } from '../../simulations/harness/processes.js'
+import { HostProcess, runCli, tempDir, waitFor } from '../../simulations/harness/processes.js'
 import type { NodeStatus } from '../../node/routes.js'
 import { withOfflineStore } from '../../node/offline.js'
-
-async function waitFor<T> (fn: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
 
 async function status (h: HostProcess): Promise<NodeStatus> {
   const r = await h.cli(['status', '--json'])

@@ -111,7 +111,7 @@ test('a reader of every stored invite record cannot pair; the code itself still 
     const welcome = await requestPairing(decodeInvite(code), {
       selfPeerId: attacker.peerId.toString(),
       xwingPublicKey: XWING,
-      dial: async (peer, addrs, signal) => attacker.dialProtocol(addrs.map((x) => multiaddr(`${x}/p2p/${peer}`)), PAIRING_PROTOCOL, { signal })
+      dial: async (peer, addrs, protocols, signal) => attacker.dialProtocol(addrs.map((x) => multiaddr(`${x}/p2p/${peer}`)), protocols, { signal })
     })
     assert.equal(welcome.mesh, mesh)
   } finally {

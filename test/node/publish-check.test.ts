@@ -24,7 +24,9 @@ test('release publish refuses a release no member matches or no source can deliv
 
     const refusals: Array<[string[], RegExp]> = [
       [['--tag', 'db', '--path', path], /target tag:db: no member has tag "db"/],
-      [['--host', '12D3KooWNotAMember', '--path', path], /target host:12D3KooWNotAMember: no member is "12D3KooWNotAMember"/],
+      [['--host', '12D3KooWNotAMember', '--path', path], /target host:12D3KooWNotAMember: no host "12D3KooWNotAMember" in this mesh/],
+      // hosts resolve as every command resolves them: an unknown name gets the close one
+      [['--host', 'solx', '--path', path], /target host:solx: no host "solx" in this mesh \(did you mean "solo"\?\)/],
       [['--tag', 'web', '--waves', 'tag:canary,100%', '--path', path], /wave 1 tag:canary: no member has tag "canary"/],
       [['--tag', 'web', '--path', missing], new RegExp(`${missing} is not available from its source\\(s\\): peers: not in this host's store`)],
       [['--tag', 'web', '--path', path, '--source', `file://${cacheB}`], new RegExp(`${path} is not available from its source\\(s\\): file://${cacheB}: `)]
@@ -42,7 +44,13 @@ test('release publish refuses a release no member matches or no source can deliv
     assert.equal(cached.code, 0, `a substituter that lists the closure will do: ${cached.stderr}`)
     const forced = await h.cli(['release', 'publish', '--tag', 'db', '--path', missing, '--force'])
     assert.equal(forced.code, 0, forced.stderr)
-    assert.equal((await h.json<{ releases: ReleaseStatus[] }>(['release', 'list'])).releases.length, 2)
+    // a unique id prefix and the short id views print pass the check; the signed release holds the id
+    const short = `${h.peerId.slice(0, 8)}…${h.peerId.slice(-6)}`
+    const byPrefix = await h.cli(['release', 'publish', '--host', h.peerId.slice(0, 16), '--waves', `host:${short}`, '--path', path, '--json'])
+    assert.equal(byPrefix.code, 0, byPrefix.stderr)
+    const body = JSON.parse(byPrefix.stdout) as { targets: Array<{ host?: string }>, waves: Array<{ hosts?: string[] }> }
+    assert.deepEqual([body.targets[0]?.host, body.waves[0]?.hosts], [h.peerId, [h.peerId]])
+    assert.equal((await h.json<{ releases: ReleaseStatus[] }>(['release', 'list'])).releases.length, 3)
   } finally {
     await fleet.close()
   }

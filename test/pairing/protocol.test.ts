@@ -13,7 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createInvite, decodeInvite, inviteIdOfSecret, pairingProof, type Invite } from '../../crypto/invite.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../node/libp2p.js'
 import {
-  InviteBook, PAIRING_PROTOCOL, PairingBudget, PairingError, requestPairing, servePairing,
+  InviteBook, PAIRING_PROTOCOL, PAIRING_PROTOCOLS, PairingBudget, PairingError, requestPairing, servePairing,
   type AdmitRequest, type InviteDb, type InviterContext
 } from '../../protocols/pairing/index.js'
 import { decodePairing, encodePairing, PAIRING_VERSION } from '../../protocols/pairing/codec.js'
@@ -47,7 +47,7 @@ before(async () => {
     nowMs: Date.now,
     log: (event, msg) => { logs.push({ ...event, msg }) }
   }
-  await inviter.handle(PAIRING_PROTOCOL, (stream, connection) => { void servePairing(stream, connection, ctx) })
+  await inviter.handle(PAIRING_PROTOCOLS, (stream, connection) => { void servePairing(stream, connection, ctx) })
 })
 
 after(async () => {
@@ -72,7 +72,7 @@ async function pair (invite: Invite, selfPeerId = joiner.peerId.toString(), name
     selfPeerId,
     xwingPublicKey: xwing,
     ...(name !== undefined ? { name } : {}),
-    dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), PAIRING_PROTOCOL, { signal })
+    dial: async (peer, addrs, protocols, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), protocols, { signal })
   })
 }
 
@@ -234,7 +234,7 @@ async function rogueInviter (protocol: string, reply: (hello: { mesh: string }) 
     pair: async (invite) => requestPairing(invite, {
       selfPeerId: joiner.peerId.toString(),
       xwingPublicKey: xwing,
-      dial: async (peer, addrs, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), protocol, { signal })
+      dial: async (peer, addrs, _offered, signal) => joiner.dialProtocol(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)), protocol, { signal })
     }),
     [Symbol.asyncDispose]: async () => { await inviter.unhandle(protocol) }
   }

@@ -4,7 +4,7 @@
 // bytes here.
 import type { Entry } from '../../protocols/audit/types.js'
 import { applyEntry as foldMember, createMembershipState, isMember, standingAt, viewAsOf, viewOf, type MembershipState } from '../../protocols/membership/index.js'
-import { applyEntry, emptyState, type RolloutState } from '../../protocols/rollout/index.js'
+import { applyEntry, emptyState, planRelease, type RolloutState } from '../../protocols/rollout/index.js'
 import type { Basis, EntryStanding, MembershipView, PlanMembership, ReleaseBody } from '../../protocols/rollout/types.js'
 import { mulberry32 } from '../../simulations/scale/network.js'
 
@@ -131,4 +131,23 @@ export function shuffle<T> (items: T[], rand: () => number): T[] {
     [a[i], a[j]] = [a[j], a[i]]
   }
   return a
+}
+
+/**
+ * The shape `chaos --seed 3 --hosts 6` found: a two-wave release whose canary wrote only
+ * `canaryWrites` (nothing: it died before it held the release), while its other host applied a
+ * newer release r2 that took it (it moved on).
+ */
+export function movedOnLog (body: ReleaseBody, m: PlanMembership, canaryWrites: (w: Writer, canary: string) => Entry[] = () => []): { w: Writer, entries: Entry[], canary: string, other: string } {
+  const w = new Writer()
+  const [[canary], [other]] = planRelease(body, m).waves
+  const r2: ReleaseBody = { id: 'r2', number: 2, targets: [{ host: other, path: PATH_B, sources: ['peers'] }], waves: [{ percent: 100, gate: { healthy: 100, soakMs: 0 } }], maxFailures: 0 }
+  const entries = [
+    w.write(ADMIN, 'release', body),
+    ...canaryWrites(w, canary),
+    w.write(ADMIN, 'release', r2),
+    w.write(other, 'apply-start', { release: 'r2', path: PATH_B, wave: 0, attempt: 'o2' }),
+    w.write(other, 'apply-ok', { release: 'r2', path: PATH_B, healthyAt: 1, attempt: 'o2' })
+  ]
+  return { w, entries, canary, other }
 }
