@@ -94,9 +94,8 @@ export class DeployEngine {
       const staged = await this.stagedHere()
       if (staged?.target === req.leaving) return await this.revertStaged(staged, req)
       const current = await this.opts.backend.current()
-      const applied = current?.path === req.leaving ? await this.lastOk((r) => r.target === req.leaving && r.switched?.number === current.number) : null
-      const to = applied?.previous ?? null
-      const rec = await this.begin(req.id, to?.path ?? req.leaving, req.tag)
+      const to = current?.path === req.leaving ? await this.recordedBefore(current) : null
+      const rec = await this.begin(req.id, to?.path ?? req.leaving, req.tag, to)
       if (to === null) {
         const why = current?.path === req.leaving ? 'no generation was recorded before it was applied' : `this host runs ${current?.path ?? 'nothing'}`
         return await this.phases.fail(rec, 'GENERATION_NOT_FOUND', `cannot leave ${req.leaving}: ${why}`, false)
@@ -216,12 +215,29 @@ export class DeployEngine {
     return outcome
   }
 
-  /** Journals a new apply. */
-  private async begin (reqId: string | undefined, path: string, tag: string | undefined): Promise<ApplyRecord> {
+  /**
+   * The generation recorded before `generation` was applied. A revert's record stands for the
+   * generation it brought back, so it is followed to that one's apply; the hops are bounded by
+   * the journal read.
+   */
+  private async recordedBefore (generation: Generation): Promise<Generation | null> {
+    const records = (await this.records()).reverse()
+    let at: Generation | null = generation
+    for (let hops = 0; at !== null && hops < records.length; hops++) {
+      const g: Generation = at
+      const applied = records.find((r) => r.phase === 'ok' && r.target === g.path && r.switched?.number === g.number)
+      if (applied?.restores == null) return applied?.previous ?? null
+      at = applied.restores
+    }
+    return null
+  }
+
+  /** Journals a new apply (a revert's with the generation it brings back). */
+  private async begin (reqId: string | undefined, path: string, tag: string | undefined, restores?: Generation | null): Promise<ApplyRecord> {
     await this.requireIdle()
     const id = await this.freshId(reqId)
     const t = this.now()
-    const rec: ApplyRecord = { v: 2, id, target: path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null, tag: tag ?? null, outcome: null, reported: tag === undefined }
+    const rec: ApplyRecord = { v: 2, id, target: path, phase: 'started', previous: null, switched: null, startedAt: t, updatedAt: t, reason: null, tag: tag ?? null, outcome: null, reported: tag === undefined, ...(restores != null ? { restores } : {}) }
     await this.opts.journal.write(rec)
     this.events.emit(rec, { kind: 'apply-start', previous: await this.opts.backend.current() })
     return rec
@@ -269,7 +285,7 @@ export class DeployEngine {
     const t = this.now()
     const outcome: ApplyOutcome = { status: 'ok', id, generation: to }
     // `switched` stays null: the profile is back on a generation an earlier apply switched to, and
-    // a later revert of that one must find that apply's record (lastOk), not this one.
+    // a later revert of that one must find that apply's record (recordedBefore), not this one.
     const rec: ApplyRecord = { v: 2, id, target: to.path, phase: 'ok', previous: staged.switched, switched: null, startedAt: t, updatedAt: t, reason: null, tag: req.tag ?? null, outcome, reported: req.tag === undefined }
     await this.opts.journal.write(ended, rec)
     this.emitUnstaged(ended)
@@ -311,11 +327,6 @@ export class DeployEngine {
     const pending = await this.opts.journal.active()
     if (pending?.phase === 'staged') throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} is staged for the next boot: it ends after a reboot`)
     if (pending !== null) throw new NixosError('APPLY_IN_PROGRESS', `apply ${pending.id} (${pending.phase}) is unfinished; run recover() first`)
-  }
-
-  /** The newest apply that ended ok and matches. */
-  private async lastOk (match: (r: ApplyRecord) => boolean): Promise<ApplyRecord | null> {
-    return (await this.records()).reverse().find((r) => r.phase === 'ok' && match(r)) ?? null
   }
 
   /** The journal's recent applies, oldest first by when they started (ids are the caller's). */

@@ -54,6 +54,11 @@ export interface ApplyRecord {
   reported: boolean
   /** Absent or null: nothing is awaited. */
   hold?: ApplyHold | null
+  /**
+   * A revert's: the generation whose system it brought back. A later revert of that path goes
+   * to what was recorded before that generation was applied, not back to the one reverted from.
+   */
+  restores?: Generation | null
 }
 
 export type JournalOp = { type: 'put', key: string, value: string } | { type: 'del', key: string }
@@ -138,7 +143,8 @@ export function encodeRecord (rec: ApplyRecord): string {
   return JSON.stringify({
     v: rec.v, id: rec.id, target: rec.target, phase: rec.phase, previous: rec.previous,
     switched: rec.switched, startedAt: rec.startedAt, updatedAt: rec.updatedAt, reason: rec.reason,
-    tag: rec.tag, outcome: rec.outcome, reported: rec.reported, ...(rec.hold != null ? { hold: { kind: rec.hold.kind, bootId: rec.hold.bootId, windowMs: rec.hold.windowMs, sinceMs: rec.hold.sinceMs, ...(rec.hold.rebootIn !== undefined ? { rebootIn: rec.hold.rebootIn } : {}) } } : {})
+    tag: rec.tag, outcome: rec.outcome, reported: rec.reported, ...(rec.hold != null ? { hold: { kind: rec.hold.kind, bootId: rec.hold.bootId, windowMs: rec.hold.windowMs, sinceMs: rec.hold.sinceMs, ...(rec.hold.rebootIn !== undefined ? { rebootIn: rec.hold.rebootIn } : {}) } } : {}),
+    ...(rec.restores != null ? { restores: { number: rec.restores.number, path: rec.restores.path } } : {})
   })
 }
 
@@ -161,9 +167,10 @@ function validateRecord (v: unknown): ApplyRecord {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not an object')
   const r = v as Record<string, unknown>
   const allowed = ['v', 'id', 'target', 'phase', 'previous', 'switched', 'startedAt', 'updatedAt', 'reason', 'tag', 'outcome', 'reported']
-  for (const k of Object.keys(r)) if (!allowed.includes(k) && k !== 'hold') bad(`unknown field ${k}`)
+  for (const k of Object.keys(r)) if (!allowed.includes(k) && k !== 'hold' && k !== 'restores') bad(`unknown field ${k}`)
   for (const k of allowed) if (!(k in r)) bad(`missing ${k}`)
   if (r.hold != null) validateHold(r.hold)
+  if (r.restores != null && !isGeneration(r.restores)) bad('bad restores')
   if ((r.phase === 'staged') !== (r.hold != null && (r.hold as ApplyHold).kind === 'reboot')) bad('a staged apply and only it waits for a reboot')
   if (r.hold != null && (r.hold as ApplyHold).kind === 'confirm' && r.phase !== 'ok') bad('only an apply that ended ok awaits its confirmation')
   if (r.v !== 1 && r.v !== 2) bad('unsupported version')

@@ -14,7 +14,8 @@ import { RolloutMembership, type MembershipSource } from './membership.js'
 import { noteCurrent, type DeployMetrics } from './metrics.js'
 import { controlRelease, publishRelease, rollbackRelease, type PublishParams, type ReleaseDesk } from './releases.js'
 import { RecentApply } from './recent.js'
-import { RETRY, RefusedRetries, refused, retryAfter, type Pending, type RetryPolicy } from './retry.js'
+import { RETRY, retryAfter, type Pending, type RetryPolicy } from './retry.js'
+import { Rollbacks } from './rollbacks.js'
 import { attestFields, decisionChange, deployStatus, releaseList, type DeployStatus } from './status.js'
 import { OwnAttempts, reportOutcome } from './report.js'
 import { SoakWatcher } from './soak.js'
@@ -84,12 +85,10 @@ export class DeployAgent {
   private lastDecision: Decision | null = null
   /** tries to run before anything new is decided, oldest first */
   private readonly pending: Pending[] = []
-  /** soaks that failed: rolled back by the next evaluation, which owns the executor */
-  private readonly soakFailures: Array<{ watch: SoakWatch, reason: string, done?: (rolledBack: boolean) => void, tryNo?: number }> = []
+  /** soaks that failed and escalations: rolled back by the next evaluation, which owns the executor */
+  private readonly rollbacks: Rollbacks
   /** applies that ended ok and wait for a member to hold their outcome, oldest first */
   private readonly confirms: Array<Unreported & { tryNo?: number }> = []
-  /** rollbacks the engine refused (busy), waiting for their next try */
-  private readonly refusals: RefusedRetries
   /** confirm-or-revert and staged boots: with an executor that knows boots */
   private readonly confirm: ConfirmFlow | undefined
   /** the apply-ok a crash-looping agent may fail (node/agents) */
@@ -109,9 +108,17 @@ export class DeployAgent {
     this.view = new RolloutMembership(c.membership)
     this.tickMs = opts.tickMs ?? TICK_MS
     this.retry = { ...RETRY, ...opts.retry }
-    this.refusals = new RefusedRetries(this.retry, () => { this.schedule() })
     this.own = new OwnAttempts(c.self)
     this.recent = new RecentApply(c.self, this.own)
+    this.rollbacks = new Rollbacks({
+      executor: c.executor,
+      own: this.own,
+      retry: this.retry,
+      log: c.log,
+      settle: async (u) => { await this.settle(u, this.retry.tries); await noteCurrent(this.metrics, this.executor) },
+      applying: (intent) => { this.intent = intent },
+      wake: () => { this.schedule() }
+    })
     const boots = c.executor.boots
     this.confirm = boots !== undefined && c.confirm !== undefined
       ? new ConfirmFlow(c.confirm, {
@@ -134,8 +141,7 @@ export class DeployAgent {
       failed: (watch, check, output) => {
         this.log.warn({ release: watch.release, attempt: watch.attempt, check }, 'deploy: health failed during the gate soak: rolling back')
         this.metrics?.healthFailed(check)
-        this.soakFailures.push({ watch, reason: `health check ${check} failed during the gate soak: ${output}` })
-        this.schedule()
+        this.rollbacks.fail(watch, `health check ${check} failed during the gate soak: ${output}`)
       },
       onError: (err, w) => { this.log.error({ err, release: w.release }, 'deploy: gate soak watch failed') },
       log: c.log
@@ -168,7 +174,7 @@ export class DeployAgent {
     this.soak.stop()
     this.timers.stop()
     clearInterval(this.tick)
-    this.refusals.stop()
+    this.rollbacks.stop()
     this.store.off('entry', this.onEntry)
     this.unwatch?.()
     this.catchUp.off('caught-up', this.onCaughtUp)
@@ -246,31 +252,15 @@ export class DeployAgent {
   /** Waits for a member to hold the attempt's outcome: confirmed, it is written; not, the generation is rolled back. */
   private async confirmOrRevert (u: Unreported & { tryNo?: number }): Promise<void> {
     const verdict = await (this.confirm as ConfirmFlow).confirm(u)
-    if (verdict === 'confirmed') await this.settle({ intent: u.intent, outcome: u.outcome }, this.retry.tries, true)
-    else if (verdict !== 'stopped' && await this.rollbackAttempt(u.intent, verdict.rollback) === 'refused') {
+    if (verdict === 'stopped') return
+    const ended = verdict === 'confirmed' ? 'confirmed' : await this.rollbacks.attempt(u.intent, verdict.rollback)
+    // a newer generation replaced it before it could be rolled back: it ended ok, and that stands
+    if (ended === 'confirmed' || ended === 'superseded') await this.settle({ intent: u.intent, outcome: u.outcome }, this.retry.tries, true)
+    else if (ended === 'refused') {
       // still unreported in the journal: a restart meanwhile asks for its confirmation again
       const tryNo = u.tryNo ?? 1
-      this.refusals.later(tryNo, () => { this.confirms.push({ ...u, tryNo: tryNo + 1 }) }, () => {})
+      this.rollbacks.later(tryNo, () => { this.confirms.push({ ...u, tryNo: tryNo + 1 }) }, () => {})
     }
-  }
-
-  /**
-   * Rolls an apply that ended ok back to the generation recorded before it, and writes that
-   * outcome. A refusal (another apply holds the engine, or a newer one is staged) rolled nothing
-   * back and is no outcome: nothing is written, the caller tries again later (the apply's own
-   * outcome stands meanwhile, so a crash leaves one outcome per attempt).
-   */
-  private async rollbackAttempt (intent: Intent, reason: string): Promise<'rolled-back' | 'failed' | 'refused'> {
-    this.intent = intent
-    const outcome = await this.executor.rollbackSoak(intent, reason)
-    this.intent = null
-    if (refused(outcome)) {
-      this.log.warn({ release: intent.release, attempt: intent.applyId, refused: (outcome as { reason: string }).reason }, 'deploy: the engine refused the rollback (busy): nothing was rolled back; trying again later')
-      return 'refused'
-    }
-    await this.settle({ intent, outcome }, this.retry.tries)
-    await noteCurrent(this.metrics, this.executor)
-    return outcome.status === 'rolled-back' ? 'rolled-back' : 'failed'
   }
 
   private sourcesOf (release: string): string[] {
@@ -291,15 +281,7 @@ export class DeployAgent {
   }
 
   private async evaluate (): Promise<void> {
-    const failure = this.soakFailures.shift()
-    if (failure !== undefined) {
-      this.again = true
-      const ended = await this.rollbackSoak(failure.watch, failure.reason).catch((err: Error) => { failure.done?.(false); throw err })
-      const tryNo = failure.tryNo ?? 1
-      if (ended === 'refused') this.refusals.later(tryNo, () => { this.soakFailures.push({ ...failure, tryNo: tryNo + 1 }) }, () => { failure.done?.(false) })
-      else failure.done?.(ended === 'rolled-back')
-      return
-    }
+    if (this.rollbacks.queued()) { this.again = true; await this.rollbacks.runNext(); return }
     const next = this.pending.shift()
     if (next !== undefined) { await this.tryAgain(next); this.again = true; return }
     const confirm = this.confirms.shift()
@@ -363,12 +345,6 @@ export class DeployAgent {
     this.log.info({ release: w.release, attempt: w.attempt, soakMs: w.soakMs }, 'deploy: soaked: attested in the log')
   }
 
-  /** A failed gate soak fails the apply: the executor goes back to the generation it recorded before it. */
-  private async rollbackSoak (w: SoakWatch, reason: string): Promise<'rolled-back' | 'failed' | 'refused'> {
-    if (this.own.has('apply-failed', w.attempt)) return 'failed'
-    return await this.rollbackAttempt({ applyId: w.attempt, release: w.release, path: w.path, revert: false }, reason)
-  }
-
   /**
    * An agent's escalation (node/agents): this host's newest apply-ok (recent.ts), if it came
    * within `withinMs` and nothing has failed that attempt since.
@@ -380,16 +356,14 @@ export class DeployAgent {
   /**
    * Fails that apply as a failed soak does: its generation is rolled back and apply-failed with
    * `reason` is written, so it counts against the release's failure budget. True once rolled back;
-   * while the engine refuses (busy, a newer apply staged) it is tried again, nothing written.
+   * while the engine refuses (busy, a newer apply staged) it is tried again, nothing written;
+   * once a newer generation replaced its own, false, nothing written.
    */
   async failApply (attempt: string, reason: string): Promise<boolean> {
     const watch = this.recent.of(attempt)
     if (watch === undefined || this.stopped) return false
     this.log.warn({ release: watch.release, attempt, reason }, 'deploy: an agent crash-loops after this apply: rolling back')
-    return await new Promise<boolean>((resolve) => {
-      this.soakFailures.push({ watch, reason, done: resolve })
-      this.schedule()
-    })
+    return await new Promise<boolean>((resolve) => { this.rollbacks.fail(watch, reason, resolve) })
   }
 
   /**

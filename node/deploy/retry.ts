@@ -35,6 +35,15 @@ export function refused (o: ApplyOutcome): boolean {
   return o.status === 'failed' && o.transient === true && o.code === 'APPLY_IN_PROGRESS'
 }
 
+/**
+ * A rollback of an apply whose generation no longer runs (a reboot into a staged one, a local
+ * apply): the engine journalled nothing and changed nothing, and the newer generation has its own
+ * outcome, so this is no outcome of the attempt either. Only for a rollback's outcome.
+ */
+export function superseded (o: ApplyOutcome): boolean {
+  return o.status === 'failed' && o.code === 'GENERATION_NOT_FOUND'
+}
+
 /** The wait before try `tryNo + 1` of something whose try `tryNo` changed nothing. */
 export function backoff (p: RetryPolicy, tryNo: number): number {
   return Math.min(p.maxBackoffMs, p.backoffMs * 2 ** (tryNo - 1))

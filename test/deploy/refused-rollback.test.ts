@@ -8,7 +8,7 @@
 // is free (the staged apply resolved), and then write the one outcome that happened.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -44,9 +44,9 @@ async function own (h: SimHost, release: string): Promise<Array<{ kind: string, 
 test('a rollback or revert refused by a busy engine writes no outcome and is tried again', { timeout: 5 * 60_000 }, async (t) => {
   await ensureNix()
   const stamp = Date.now()
-  const [v0, v1, v2, v3, v4, bad] = await Promise.all([
+  const [v0, v1, v2, v3, v4, bad, v5, v6] = await Promise.all([
     build(`rr-v0-${stamp}`, 'good'), build(`rr-v1-${stamp}`, 'good'), build(`rr-v2-${stamp}`, 'good'), build(`rr-v3-${stamp}`, 'good'),
-    build(`rr-v4-${stamp}`, 'good', '2'), build(`rr-bad-${stamp}`, 'status500')
+    build(`rr-v4-${stamp}`, 'good', '2'), build(`rr-bad-${stamp}`, 'status500'), build(`rr-v5-${stamp}`, 'good'), build(`rr-v6-${stamp}`, 'good', '3')
   ])
   const host = await fixtureHost()
   const bootIdPath = join(host.dir, 'boot_id')
@@ -140,6 +140,25 @@ test('a rollback or revert refused by a busy engine writes no outcome and is tri
       assert.deepEqual(entries.filter((e) => e.kind === 'rollback').map((e) => [e.body.ok, e.body.to]), [[true, v0]])
       assert.equal(rolledBack, true)
       assert.equal((await executor.current())?.path, v0)
+    })
+
+    await t.test('a refused rollback whose generation a reboot replaced writes nothing: the apply-ok stands, the newer generation is its own outcome', async () => {
+      const r5 = await publish(v5, false)
+      const attempt = await applied(r5)
+      const r6 = await publish(v6, false)
+      await until(async () => (await executor.unreported()).some((u) => u.outcome.status === 'staged'), `${r6} to be staged`, WAIT_MS)
+      let rolledBack: boolean | undefined
+      const escalation = h.agent.failApply(attempt, 'agent web crash-looped').then((b) => { rolledBack = b })
+      await sleep(1_000)
+      // the reboot into the staged generation; its recovery verifies it and ends it ok
+      await writeFile(bootIdPath, 'boot-2\n')
+      await rm(currentSystem, { force: true })
+      await symlink(v6, currentSystem)
+      await until(async () => (await executor.unreported()).some((u) => u.intent.release === r6 && u.outcome.status === 'ok'), `${r6} to be verified after the boot`, WAIT_MS)
+      await escalation
+      assert.equal(rolledBack, false, 'nothing was rolled back')
+      assert.deepEqual((await own(h, r5)).map((e) => e.kind), ['apply-ok'], 'no apply-failed for a rollback that changed nothing')
+      assert.equal((await executor.current())?.path, v6)
     })
   } finally {
     await mesh.close()

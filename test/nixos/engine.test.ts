@@ -36,7 +36,7 @@ const gens: Record<string, string> = {}
 
 before(async () => {
   await ensureNix()
-  const specs = [['e1', 'good'], ['e2', 'good'], ['e-crash', 'crash'], ['e-500', 'status500'], ['e-hang', 'hang']] as const
+  const specs = [['e1', 'good'], ['e2', 'good'], ['e3', 'good'], ['e-crash', 'crash'], ['e-500', 'status500'], ['e-hang', 'hang']] as const
   for (const [v, mode] of specs) gens[v] = await buildGeneration(v, mode)
 })
 
@@ -132,6 +132,23 @@ describe('retention', () => {
       assert.deepEqual((await r.backend.list()).map(g => g.number), [2, 3, 4])
       assert.equal((await r.engine.apply({ path: gen('e2') })).status, 'ok')
       assert.deepEqual((await r.backend.list()).map(g => g.number), [4, 5])
+    } finally {
+      await r.close()
+    }
+  })
+})
+
+describe('a revert after a revert', () => {
+  it('goes back to what was recorded before the path was applied, not to the generation an earlier revert left', async () => {
+    const r = await rig()
+    try {
+      for (const v of ['e1', 'e2', 'e3']) assert.equal((await r.engine.apply({ path: gen(v) })).status, 'ok')
+      const first = await r.engine.revert({ leaving: gen('e3'), id: 'revert-1' })
+      assert.equal(first.status === 'ok' && first.generation.path, gen('e2'))
+      // the record of revert-1 (target e2, previous e3) must not stand for the apply of e2
+      const second = await r.engine.revert({ leaving: gen('e2'), id: 'revert-2' })
+      assert.equal(second.status === 'ok' && second.generation.path, gen('e1'))
+      assert.equal((await r.backend.current())?.path, gen('e1'))
     } finally {
       await r.close()
     }

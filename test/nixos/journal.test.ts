@@ -66,6 +66,8 @@ describe('Journal', () => {
     const r = rec()
     const good = encodeRecord(r)
     assert.deepEqual(decodeRecord(good), r)
+    const revert = rec({ restores: { number: 1, path: r.target } })
+    assert.deepEqual(decodeRecord(encodeRecord(revert)), revert)
     const cases: string[] = [
       good.slice(0, -5), // truncated
       'x'.repeat(70 * 1024), // oversize
@@ -83,7 +85,8 @@ describe('Journal', () => {
       JSON.stringify({ ...r, phase: 'failed', outcome: { status: 'failed', id: r.id, code: 'X', reason: 'r', extra: 1 } }),
       JSON.stringify({ ...r, outcome: { status: 'ok', id: r.id, generation: { number: 1, path: r.target } } }), // an outcome before the end
       JSON.stringify({ ...r, tag: 'x'.repeat(5000) }),
-      JSON.stringify({ ...r, reported: 'yes' })
+      JSON.stringify({ ...r, reported: 'yes' }),
+      JSON.stringify({ ...r, restores: { number: 1 } })
     ]
     for (const c of cases) assert.throws(() => decodeRecord(c), { code: 'JOURNAL_CORRUPT' }, c.slice(0, 80))
     // A version-1 record, written before tags and outcomes existed, was reported when it ended.

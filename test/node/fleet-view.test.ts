@@ -3,6 +3,8 @@
 // wave's bar is seen to advance through SSE updates alone, without a reload. The same rollout is
 // watched by `fleetmesh release status --watch` into a pipe and under a pseudo-terminal
 // (util-linux `script`): one line per change in the one, redrawn in place in the other.
+// Then the panels issue 14 asks for: pins, quarantines, a per-tag budget in use, and a host whose
+// release is staged for its next boot (pending-reboot).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -15,13 +17,21 @@ import { cliArgv, runCli, type CliResult } from '../../simulations/harness/proce
 import { agentServing, agentUrl, generationAgent } from '../../simulations/harness/agents.js'
 import type { MemberRow } from '../../node/routes.js'
 import { hostLabels } from '../../node/host-names.js'
-import { buildGeneration } from '../fixtures/nix/fixtures.js'
+import { buildGeneration, ensureNix } from '../fixtures/nix/fixtures.js'
 import { runNix } from '../../nixos/nix.js'
 import { ensureDebianTool } from './observe-apt.js'
 
 const WAIT_MS = 120_000
 const SCREENSHOTS = fileURLToPath(new URL('../../out/', import.meta.url))
 const storeName = (path: string): string => path.replace(/^\/nix\/store\/[0-9a-z]{32}-/, '')
+const TOPLEVEL = fileURLToPath(new URL('../deploy/fixtures/toplevel.nix', import.meta.url))
+
+/** A toplevel with a kernel link (test/deploy/fixtures/toplevel.nix): to a host running a plain generation, a kernel change. */
+async function kernelGeneration (version: string): Promise<string> {
+  await ensureNix()
+  const { stdout } = await runNix('nix-build', [TOPLEVEL, '--no-out-link', '--argstr', 'version', version, '--argstr', 'mode', 'good', '--argstr', 'nodeBin', process.execPath, '--argstr', 'kernel', '2'])
+  return stdout.trim()
+}
 
 /** `fleetmesh release status ID --watch` on `host` under a pseudo-terminal: what the terminal got. */
 async function watchOnTerminal (host: FleetHost, id: string): Promise<CliResult> {
@@ -83,7 +93,7 @@ async function checkMembers (page: Page, label: Map<string, string>, generation:
   }
 }
 
-test('the fleet view shows members by name with their generation, a rollout\'s waves and hosts advancing live (and release status --watch on a pipe and a terminal), the audit trail, pins and quarantines, every host\'s agents, and alerts for drift, a crash-looping agent and a halted release', { timeout: 10 * 60_000 }, async (t) => {
+test('the fleet view shows members by name with their generation, a rollout\'s waves and hosts advancing live (and release status --watch on a pipe and a terminal), the audit trail, pins and quarantines, a tag budget in use and a host pending reboot, every host\'s agents, and alerts for drift, a crash-looping agent and a halted release', { timeout: 10 * 60_000 }, async (t) => {
   const executablePath = await ensureDebianTool('/usr/bin/chromium', 'chromium')
   const workerPort = await servicePort()
   // b's agent: one crash more than its policy allows is a crash loop; it never fails a generation
@@ -97,7 +107,7 @@ test('the fleet view shows members by name with their generation, a rollout\'s w
     const a = fleet.founder
     const { url } = JSON.parse(await readFile(join(a.dataDir, 'api.json'), 'utf8')) as { url: string }
     const token = (await readFile(join(a.dataDir, 'api-token'), 'utf8')).trim()
-    const v1 = await buildGeneration(`view-v1-${Date.now()}`, 'good')
+    const [v1, staged] = await Promise.all([buildGeneration(`view-v1-${Date.now()}`, 'good'), kernelGeneration(`view-boot-${Date.now()}`)])
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     const consoleErrors: string[] = []
@@ -225,6 +235,17 @@ test('the fleet view shows members by name with their generation, a rollout\'s w
     }
     await Promise.all([pinShown(), quarantineShown(), agentFails(), driftShown()])
     await page.locator('#alerts').waitFor({ state: 'hidden', timeout: WAIT_MS })
+
+    // A per-tag budget set with the CLI, and a host waiting for its reboot: c's release of a
+    // generation whose kernel changed is only staged (the fixture's `switch-to-configuration boot`),
+    // so c stays pending-reboot, and holds a place of tag:web's budget until it boots.
+    // (two CLI processes at once: whichever entry c reads first, the budget leaves it room to start)
+    const [budgetSet, boot] = await Promise.all([a.cli(['budget', 'set', 'tag:web', '2']), a.json<{ id: string }>(['release', 'publish', '--host', c.peerId, '--path', staged])])
+    assert.equal(budgetSet.code, 0, budgetSet.stderr)
+    await page.locator(`[data-release="${boot.id}"] .host[data-host="${c.peerId}"][data-state="pending-reboot"]`).waitFor({ timeout: WAIT_MS })
+    assert.equal(await page.locator(`[data-release="${boot.id}"] .host`).textContent(), `${label.get(c.peerId)}: pending-reboot`)
+    assert.equal(await page.locator(`[data-release="${boot.id}"] .budget`).textContent(), `budget tag:web: 1 of at most 2 in flight (${label.get(c.peerId)})`)
+    assert.equal(await page.getAttribute(`[data-release="${boot.id}"]`, 'data-state'), 'rolling', 'a staged host is not done')
     assert.deepEqual(consoleErrors, [])
 
     // Without the token the page and its stream are refused.
