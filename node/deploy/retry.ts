@@ -59,26 +59,3 @@ export function retryAfter (p: RetryPolicy, intent: Intent, o: ApplyOutcome, try
   if (!transient || tryNo >= p.tries || (intent.revert && !refused(o))) return undefined
   return backoff(p, tryNo)
 }
-
-/** Rollbacks the engine refused (busy), each put back in its queue after its backoff; cancelled on stop. */
-export class RefusedRetries {
-  private readonly waiting = new Map<NodeJS.Timeout, () => void>()
-
-  constructor (private readonly policy: RetryPolicy, private readonly wake: () => void) {}
-
-  /** `requeue` after the backoff of try `tryNo`; `cancel` instead if stopped first. */
-  later (tryNo: number, requeue: () => void, cancel: () => void): void {
-    const timer = setTimeout(() => {
-      this.waiting.delete(timer)
-      requeue()
-      this.wake()
-    }, backoff(this.policy, tryNo))
-    timer.unref()
-    this.waiting.set(timer, cancel)
-  }
-
-  stop (): void {
-    for (const [timer, cancel] of this.waiting) { clearTimeout(timer); cancel() }
-    this.waiting.clear()
-  }
-}

@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import type { SoakWatch } from '../../protocols/rollout/index.js'
 import type { Executor, Intent, Unreported } from './executor.js'
 import type { OwnAttempts } from './report.js'
-import { RefusedRetries, refused, superseded, type RetryPolicy } from './retry.js'
+import { backoff, refused, superseded, type RetryPolicy } from './retry.js'
 
 export type RollbackEnd = 'rolled-back' | 'failed' | 'refused' | 'superseded'
 
@@ -29,11 +29,10 @@ interface Failure { watch: SoakWatch, reason: string, done?: (rolledBack: boolea
 export class Rollbacks {
   /** failed soaks and escalations, oldest first: rolled back by the next evaluation */
   private readonly failures: Failure[] = []
-  private readonly refusals: RefusedRetries
+  /** refused tries waiting out their backoff, each with what to do if stopped first */
+  private readonly waiting = new Map<NodeJS.Timeout, () => void>()
 
-  constructor (private readonly c: RollbackComponents) {
-    this.refusals = new RefusedRetries(c.retry, c.wake)
-  }
+  constructor (private readonly c: RollbackComponents) {}
 
   /** Queues the rollback of the watched apply; `done` hears whether it was rolled back. */
   fail (watch: SoakWatch, reason: string, done?: (rolledBack: boolean) => void): void {
@@ -59,7 +58,13 @@ export class Rollbacks {
 
   /** `requeue` after the backoff of refused try `tryNo`; `cancel` instead if stopped first. */
   later (tryNo: number, requeue: () => void, cancel: () => void): void {
-    this.refusals.later(tryNo, requeue, cancel)
+    const timer = setTimeout(() => {
+      this.waiting.delete(timer)
+      requeue()
+      this.c.wake()
+    }, backoff(this.c.retry, tryNo))
+    timer.unref()
+    this.waiting.set(timer, cancel)
   }
 
   /**
@@ -87,6 +92,7 @@ export class Rollbacks {
   }
 
   stop (): void {
-    this.refusals.stop()
+    for (const [timer, cancel] of this.waiting) { clearTimeout(timer); cancel() }
+    this.waiting.clear()
   }
 }
