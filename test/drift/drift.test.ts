@@ -133,13 +133,15 @@ test('drift: found when it appears, logged once, cleared, and repaired through t
     })
 
     await t.test('with deploy.repairDrift, the periodic check re-activates the desired generation and the drift clears', async () => {
+      const before = (await driftEntries(a)).length
       await fleet.stop('a')
       await configure(a, link, { repairDrift: true, intervalMs: 1000 })
-      await fleet.start('a')
-      const before = (await driftEntries(a)).length
+      // Both sides of the drift change while the daemon is down: a check between the two writes
+      // would see the profile's drift alone (CI caught one, 1 s apart).
       await runNix('nix-env', ['-p', profile, '--set', v2])
       await rm(link)
       await symlink(v2, link)
+      await fleet.start('a')
       await fleet.waitFor('the drift to be repaired and cleared', async () => (await driftEntries(a)).length >= before + 3, WAIT_MS)
       const entries = (await driftEntries(a)).slice(before)
       assert.deepEqual(entries.map((e) => e.state), ['detected', 'repair', 'cleared'])
